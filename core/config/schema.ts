@@ -1,0 +1,435 @@
+/**
+ * The run.json schema. Defaults are the published OpenMMReasoner numbers (shared/RECIPE.md);
+ * every one of them stays configurable. Every object is strict: an unknown key is an error,
+ * so a typo can never silently fall back to a default.
+ *
+ * Descriptions on each field are the source of docs/run-config.md (`npm run docs`).
+ */
+import { z } from "zod";
+
+/** The recipe's domains (RECIPE.md "final mix"); a source belongs to exactly one. */
+export const DOMAINS = [
+  "general_vqa",
+  "chart",
+  "geometry",
+  "image_math",
+  "text_math",
+  "multiple_choice",
+  "puzzle",
+  "science",
+] as const;
+export const Domain = z.enum(DOMAINS).describe("One of the recipe's domains.");
+export type Domain = z.infer<typeof Domain>;
+
+/** Step Functions execution names: 1-80 chars of letters, digits, '-' and '_'. The run id is one. */
+export const RunId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/, "1-80 letters, digits, '-' or '_', starting with a letter or digit")
+  .describe(
+    "Run id: names the S3 prefix `runs/<runId>/` and the Step Functions execution. 1-80 letters, digits, `-`, `_`.",
+  );
+
+const probability = z.number().min(0).max(1);
+const positiveInt = z.number().int().positive();
+
+const ColumnMapping = z
+  .strictObject({
+    question: z.string().default("question").describe("Column holding the question text."),
+    answer: z.string().default("answer").describe("Column holding the gold answer."),
+    images: z
+      .string()
+      .default("images")
+      .describe("Column holding images: a list of bytes, `{bytes}` / `{path}` objects, paths or URLs."),
+    choices: z.string().default("choices").describe("Column holding multiple-choice options (optional)."),
+    response: z
+      .string()
+      .default("response")
+      .describe("Column holding an existing response (sources of kind `traces` only)."),
+    id: z.string().optional().describe("Column holding the source's own record id, kept for lineage."),
+  })
+  .describe("Maps the source's columns onto the canonical Question fields.");
+
+export const Source = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'")
+      .describe("Short name of the source; used in record lineage, reports and data cards."),
+    uri: z
+      .string()
+      .regex(/^(s3:\/\/|file:\/\/|\.{0,2}\/|[A-Za-z0-9_])/, "an s3:// URI, file:// URI or relative path")
+      .describe(
+        "Where the source lives: `s3://bucket/prefix/` (all shards below it) or a path relative to run.json for local runs.",
+      ),
+    format: z.enum(["jsonl", "parquet"]).describe("File format of the source shards."),
+    kind: z
+      .enum(["questions", "traces"])
+      .default("questions")
+      .describe(
+        "`questions` are distilled by the teacher; `traces` already carry responses and are only verified and filtered.",
+      ),
+    domain: Domain,
+    license: z.string().min(1).describe("License of the source, copied into the data card."),
+    maxSamples: positiveInt.optional().describe("Take at most this many questions from the source (before dedup)."),
+    columns: ColumnMapping.prefault({}),
+  })
+  .describe("One input data set.");
+export type Source = z.infer<typeof Source>;
+
+export const DEFAULT_SYSTEM_PROMPT =
+  "You are a helpful assistant. When answering, first think about the reasoning process step by step " +
+  "inside <think> </think> tags, then give the final answer inside <answer> </answer> tags, and nothing else. " +
+  "For example: <think> reasoning here </think><answer> final answer here </answer>.";
+
+const Endpoint = z
+  .strictObject({
+    url: z.url().describe("Base URL of an OpenAI-compatible API, e.g. `https://host/v1`."),
+    apiKeySecretArn: z
+      .string()
+      .regex(/^arn:aws[a-z-]*:secretsmanager:/, "a Secrets Manager secret ARN")
+      .optional()
+      .describe("Secrets Manager ARN of the API key. Keys never go in run.json."),
+  })
+  .describe("A hosted OpenAI-compatible endpoint.");
+
+export const Teacher = z
+  .strictObject({
+    model: z.string().min(1).default("Qwen/Qwen3-VL-235B-A22B-Instruct").describe("Teacher model id."),
+    serving: z
+      .enum(["batch", "endpoint"])
+      .default("batch")
+      .describe("`batch`: vLLM inside the AWS Batch GPU job; `endpoint`: call `teacher.endpoint`."),
+    endpoint: Endpoint.optional(),
+    samplesPerQuestion: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(8)
+      .describe("Rejection sampling: answers drawn per question (the recipe studied 1, 2, 4, 8 and chose 8)."),
+    temperature: z.number().min(0).max(2).default(1.0).describe("Sampling temperature."),
+    topP: z.number().gt(0).max(1).default(1.0).describe("Nucleus sampling top_p."),
+    maxTokens: positiveInt.max(262144).default(16384).describe("Max new tokens per response."),
+    systemPrompt: z.string().min(1).default(DEFAULT_SYSTEM_PROMPT).describe("System prompt sent with each question."),
+    requestConcurrency: positiveInt.max(4096).default(64).describe("Requests in flight per generate job."),
+    maxAttempts: positiveInt.max(10).default(3).describe("Attempts per request before it counts as failed."),
+    requestTimeoutSeconds: positiveInt.default(1800).describe("Timeout of one request."),
+    tensorParallelSize: positiveInt.optional().describe("vLLM tensor parallelism; defaults to the job's GPU count."),
+    maxModelLen: positiveInt.optional().describe("vLLM context length; defaults to the model's."),
+    maxImagesPerPrompt: positiveInt.default(8).describe("vLLM `--limit-mm-per-prompt` image limit."),
+  })
+  .superRefine((t, ctx) => {
+    if (t.serving === "endpoint" && !t.endpoint) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["endpoint"],
+        message: "required when serving is 'endpoint'",
+        input: undefined,
+      });
+    }
+  })
+  .describe("The teacher that writes the SFT traces.");
+
+export const Judge = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe("Send answers the rules cannot decide to the LLM judge."),
+    model: z.string().min(1).default("Qwen/Qwen3-235B-A22B-Instruct-2507").describe("Judge model id."),
+    endpoint: Endpoint.optional().describe("Judge endpoint; when absent the judge runs in the generate Batch job."),
+    maxTokens: positiveInt.default(16).describe("Max tokens of the judge's 1/0 reply."),
+  })
+  .describe("LLM judge, the last resort of answer verification.");
+
+export const Verification = z
+  .strictObject({
+    extractionPreset: z
+      .enum(["strict", "recipe"])
+      .default("strict")
+      .describe(
+        "`strict`: answer only after the think block, no last-number fallback. `recipe`: the published rule, with its fallback and format scores.",
+      ),
+    numericRelativeTolerance: z
+      .number()
+      .min(0)
+      .max(0.1)
+      .default(1e-4)
+      .describe("Relative tolerance when comparing decimals."),
+    itemTimeBudgetMs: positiveInt.max(10000).default(50).describe("Time budget of one verdict."),
+    judge: Judge.prefault({}),
+  })
+  .describe("How answers are extracted and checked (one verifier for SFT filter, difficulty and RL reward).");
+
+export const Filters = z
+  .strictObject({
+    requireFormat: z
+      .boolean()
+      .default(true)
+      .describe("Reject traces without one closed `<think>` block followed by an answer."),
+    dropTruncated: z.boolean().default(true).describe("Reject traces whose finish reason is `length`."),
+    minResponseChars: z.number().int().min(0).default(1).describe("Reject responses shorter than this."),
+    maxResponseChars: positiveInt
+      .optional()
+      .describe("Reject responses longer than this. Off by default: the recipe found length filtering hurt."),
+    repetition: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe("Reject degenerate, looping responses."),
+        ngram: z.number().int().min(2).max(64).default(20).describe("Word n-gram size checked for repetition."),
+        maxRepeatedFraction: probability
+          .default(0.5)
+          .describe("Reject when repeated n-grams cover more than this fraction of the response."),
+      })
+      .prefault({}),
+  })
+  .describe(
+    "Quality filters on traces. The recipe's lesson: over-filtering hurts, so only clear defects are on by default.",
+  );
+
+export const Benchmark = z.strictObject({
+  name: z.string().min(1).describe("Benchmark name, e.g. `MathVista`."),
+  uri: z.string().min(1).describe("JSONL or Parquet of the benchmark's questions."),
+  format: z.enum(["jsonl", "parquet"]).default("jsonl"),
+  questionColumn: z.string().default("question"),
+});
+
+export const Dedup = z
+  .strictObject({
+    nearDuplicateThreshold: z
+      .number()
+      .gt(0)
+      .max(1)
+      .default(0.8)
+      .describe(
+        "Estimated Jaccard similarity of question shingles at or above which two questions are near-duplicates. (The recipe used embedding cosine >= 0.99; MinHash Jaccard 0.8 is this project's scalable equivalent.)",
+      ),
+    shingleSize: z.number().int().min(1).max(16).default(5).describe("Character or word n-gram size of shingles."),
+    minhashPermutations: z.number().int().min(16).max(1024).default(128).describe("MinHash signature length."),
+    lshBands: positiveInt.default(32).describe("LSH bands (must divide `minhashPermutations`)."),
+    imageHashMaxDistance: z
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .default(6)
+      .describe("Max Hamming distance of image perceptual hashes for two questions to count as the same image."),
+    decontamination: z
+      .strictObject({
+        benchmarks: z.array(Benchmark).default([]).describe("Benchmarks whose questions must not leak into training."),
+        ngram: z.number().int().min(3).max(50).default(13).describe("Word n-gram size of the overlap test."),
+      })
+      .prefault({}),
+  })
+  .superRefine((d, ctx) => {
+    if (d.minhashPermutations % d.lshBands !== 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["lshBands"],
+        message: `must divide minhashPermutations (${d.minhashPermutations})`,
+        input: d.lshBands,
+      });
+    }
+  })
+  .describe("Exact and near-duplicate removal, and benchmark decontamination.");
+
+export const Mixing = z
+  .strictObject({
+    seed: z.number().int().min(0).default(42).describe("Seed of the reproducible domain sampler."),
+    tracesPerQuestion: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(8)
+      .describe("Max verified traces kept per question (answer diversity)."),
+    traceNearDuplicateThreshold: probability
+      .default(0.9)
+      .describe("Two traces of one question at or above this Jaccard similarity count as copies; one is kept."),
+    ratios: z
+      .partialRecord(Domain, probability)
+      .optional()
+      .describe("Target share of the final SFT set per domain; shares must sum to 1."),
+    caps: z.partialRecord(Domain, positiveInt).optional().describe("Max rows per domain."),
+    totalRows: positiveInt.optional().describe("Target size of the SFT set; with `ratios`, rows per domain follow."),
+    blankImageForTextOnly: z
+      .boolean()
+      .default(false)
+      .describe("Add a blank placeholder image to text-only rows (works around multimodal loaders that hang)."),
+  })
+  .superRefine((m, ctx) => {
+    if (m.ratios) {
+      const sum = Object.values(m.ratios).reduce((a, b) => a + (b ?? 0), 0);
+      if (Math.abs(sum - 1) > 1e-6) {
+        ctx.addIssue({ code: "custom", path: ["ratios"], message: "shares must sum to 1", input: sum });
+      }
+    }
+  })
+  .describe("Per-question trace selection and the domain mix of the SFT set.");
+
+export const Rl = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe("Build the RL set."),
+    policyModel: z
+      .string()
+      .min(1)
+      .default("Qwen/Qwen2.5-VL-7B-Instruct")
+      .describe("Model whose rollouts estimate difficulty (the recipe's repository used the base model)."),
+    rolloutsPerQuestion: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(8)
+      .describe("Rollouts per question for difficulty estimation."),
+    temperature: z.number().min(0).max(2).default(1.0),
+    topP: z.number().gt(0).max(1).default(0.9),
+    maxTokens: positiveInt.default(8192),
+    passRateBand: z
+      .strictObject({
+        min: probability.default(0).describe("Drop questions whose pass rate is at or below this (never solved)."),
+        max: probability.default(1).describe("Drop questions whose pass rate is at or above this (always solved)."),
+        enabled: z.boolean().default(true).describe("This project's addition; the recipe publishes no threshold."),
+      })
+      .prefault({})
+      .refine((b) => b.min < b.max, { message: "min must be below max", path: ["max"] }),
+    removeSftOverlap: z.boolean().default(true).describe("Drop RL questions already in the SFT set."),
+  })
+  .describe("The RL set: difficulty estimation and the informative pass-rate band.");
+
+export const Training = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe("Run verl GSPO training at the end of the run."),
+    startModel: z
+      .string()
+      .min(1)
+      .default("Qwen/Qwen2.5-VL-7B-Instruct")
+      .describe("Model to train: the SFT cold-start checkpoint (an S3 URI or a model id)."),
+    advEstimator: z.literal("grpo").default("grpo").describe("verl `algorithm.adv_estimator` (GSPO uses grpo)."),
+    lossMode: z.enum(["gspo", "vanilla"]).default("gspo").describe("verl `policy_loss.loss_mode`."),
+    lossAggMode: z.enum(["seq-mean-token-mean", "token-mean", "seq-mean-token-sum"]).default("seq-mean-token-mean"),
+    rolloutsPerPrompt: z.number().int().min(2).max(64).default(16).describe("Rollouts per prompt (GSPO x16)."),
+    rolloutTemperature: z
+      .number()
+      .gt(0)
+      .max(1.3)
+      .default(1.0)
+      .describe("Rollout temperature; the recipe saw GSPO collapse at 1.4."),
+    rolloutTopP: z.number().gt(0).max(1).default(1.0),
+    clipRatioLow: z.number().positive().default(3e-4),
+    clipRatioHigh: z.number().positive().default(4e-4),
+    trainBatchSize: positiveInt.default(128).describe("Prompts per training batch."),
+    ppoMiniBatchSize: positiveInt.default(128),
+    learningRate: z.number().positive().max(1e-3).default(1e-6),
+    warmupSteps: z.number().int().min(0).default(25),
+    weightDecay: z.number().min(0).default(0.1),
+    gradClip: z.number().positive().default(1.0),
+    entropyCoeff: z.number().min(0).default(0),
+    useKlLoss: z.boolean().default(false),
+    useKlInReward: z.boolean().default(false),
+    maxPromptLength: positiveInt.default(4096),
+    maxResponseLength: positiveInt.default(28696),
+    dynamicBatchSize: z.boolean().default(true),
+    epochs: positiveInt.default(15),
+    totalSteps: positiveInt.default(1500),
+    saveFreq: positiveInt.default(16).describe("Checkpoint every N steps."),
+    testFreq: positiveInt.default(16).describe("Validate every N steps."),
+    nodes: positiveInt.default(1).describe("Training nodes (the published run used 8)."),
+    gpusPerNode: positiveInt.max(8).default(8),
+    checkpointSyncMinutes: positiveInt.default(15).describe("How often checkpoints are copied to S3."),
+  })
+  .superRefine((t, ctx) => {
+    if (t.clipRatioLow > 0.05 || t.clipRatioHigh > 0.05) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["clipRatioHigh"],
+        message: "GSPO clips sequence-level ratios: use values around 1e-4 (the recipe uses 3e-4/4e-4)",
+        input: t.clipRatioHigh,
+      });
+    }
+    if (t.ppoMiniBatchSize > t.trainBatchSize) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["ppoMiniBatchSize"],
+        message: `must not exceed trainBatchSize (${t.trainBatchSize})`,
+        input: t.ppoMiniBatchSize,
+      });
+    }
+  })
+  .describe("verl GSPO training (RECIPE.md stage 2).");
+
+export const Batch = z
+  .strictObject({
+    instanceTypes: z
+      .array(z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "an EC2 instance type such as g6e.12xlarge"))
+      .min(1)
+      .default(["g6e.12xlarge", "p4d.24xlarge", "p5.48xlarge"])
+      .describe("GPU instance types the compute environments may launch."),
+    maxVcpus: positiveInt.default(1024).describe("Max vCPUs of each compute environment."),
+    capacity: z
+      .enum(["spot", "on-demand", "spot-then-on-demand"])
+      .default("spot-then-on-demand")
+      .describe("Which job queue the GPU jobs use."),
+    gpusPerJob: positiveInt.max(8).default(8).describe("GPUs per generate job (tensor parallelism)."),
+    questionsPerShard: positiveInt.max(100000).default(2000).describe("Questions per shard, i.e. per array child."),
+    maxArraySize: z.number().int().min(2).max(10000).default(10000).describe("Max Batch array size."),
+    jobTimeoutHours: positiveInt.max(336).default(24),
+  })
+  .describe("AWS Batch sizing of the GPU jobs.");
+
+export const Orchestration = z
+  .strictObject({
+    mapMaxConcurrency: positiveInt.max(10000).default(200).describe("Distributed Map MaxConcurrency."),
+    toleratedFailurePercentage: z
+      .number()
+      .min(0)
+      .max(100)
+      .default(0)
+      .describe("Distributed Map ToleratedFailurePercentage."),
+  })
+  .describe("Step Functions fan-out settings.");
+
+export const RunConfig = z
+  .strictObject({
+    $schema: z.string().optional().describe("Optional JSON Schema reference for editors."),
+    runId: RunId,
+    description: z.string().optional().describe("Free text, copied into data cards."),
+    sources: z
+      .strictObject({
+        sft: z.array(Source).default([]).describe("SFT sources, in processing (dedup priority) order."),
+        rl: z.array(Source).default([]).describe("RL sources, in processing (dedup priority) order."),
+      })
+      .refine((s) => s.sft.length + s.rl.length > 0, { message: "at least one SFT or RL source is needed" })
+      .superRefine((s, ctx) => {
+        const seen = new Set<string>();
+        for (const [branch, list] of [
+          ["sft", s.sft],
+          ["rl", s.rl],
+        ] as const) {
+          list.forEach((src, i) => {
+            const key = `${branch}/${src.name}`;
+            if (seen.has(key)) {
+              ctx.addIssue({
+                code: "custom",
+                path: [branch, i, "name"],
+                message: "source names must be unique",
+                input: src.name,
+              });
+            }
+            seen.add(key);
+          });
+        }
+      })
+      .describe("Input data sets."),
+    teacher: Teacher.prefault({}),
+    verification: Verification.prefault({}),
+    filters: Filters.prefault({}),
+    dedup: Dedup.prefault({}),
+    mixing: Mixing.prefault({}),
+    rl: Rl.prefault({}),
+    training: Training.prefault({}),
+    batch: Batch.prefault({}),
+    orchestration: Orchestration.prefault({}),
+  })
+  .describe("A recipe-pipeline run.");
+
+/** What the user writes (defaults optional). */
+export type RunConfigInput = z.input<typeof RunConfig>;
+/** The resolved config (every default filled in). */
+export type RunConfig = z.output<typeof RunConfig>;

@@ -1,0 +1,91 @@
+/**
+ * The only place S3 keys are built (DESIGN.md "S3 layout"). Deterministic: the same run config
+ * writes the same keys, which is what makes reruns skip finished work.
+ */
+import { InvariantError } from "../errors.ts";
+
+export const STAGES = [
+  "validate-config",
+  "ingest-sft",
+  "ingest-rl",
+  "dedup-sft",
+  "dedup-rl",
+  "plan-distill",
+  "distill",
+  "verify-traces",
+  "select-and-mix",
+  "write-sft-dataset",
+  "plan-rollouts",
+  "estimate-difficulty",
+  "filter-rl",
+  "write-rl-dataset",
+  "train-rl",
+  "report",
+] as const;
+export type Stage = (typeof STAGES)[number];
+
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+export const SHARD_DIGITS = 5;
+export const MAX_SHARDS = 10 ** SHARD_DIGITS;
+
+function assertRunId(runId: string): void {
+  if (!RUN_ID.test(runId)) throw new InvariantError(`not a valid run id: ${JSON.stringify(runId)}`);
+}
+
+function assertStage(stage: string): asserts stage is Stage {
+  if (!(STAGES as readonly string[]).includes(stage)) throw new InvariantError(`unknown stage: ${stage}`);
+}
+
+export function shardName(index: number): string {
+  if (!Number.isInteger(index) || index < 0 || index >= MAX_SHARDS) {
+    throw new InvariantError(`shard index out of range: ${index}`);
+  }
+  return String(index).padStart(SHARD_DIGITS, "0");
+}
+
+export function runPrefix(runId: string): string {
+  assertRunId(runId);
+  return `runs/${runId}/`;
+}
+
+export const keys = {
+  runConfig: (runId: string) => `${runPrefix(runId)}run.json`,
+  resolvedConfig: (runId: string) => `${runPrefix(runId)}config.json`,
+  failure: (runId: string) => `${runPrefix(runId)}failure.json`,
+  stagePrefix(runId: string, stage: Stage): string {
+    assertStage(stage);
+    return `${runPrefix(runId)}${stage}/`;
+  },
+  shard: (runId: string, stage: Stage, index: number) =>
+    `${keys.stagePrefix(runId, stage)}shards/${shardName(index)}.jsonl.gz`,
+  shardsPrefix: (runId: string, stage: Stage) => `${keys.stagePrefix(runId, stage)}shards/`,
+  rejects: (runId: string, stage: Stage, index: number) =>
+    `${keys.stagePrefix(runId, stage)}rejects/${shardName(index)}.jsonl.gz`,
+  stats: (runId: string, stage: Stage, index: number) =>
+    `${keys.stagePrefix(runId, stage)}stats/${shardName(index)}.json`,
+  statsPrefix: (runId: string, stage: Stage) => `${keys.stagePrefix(runId, stage)}stats/`,
+  manifest: (runId: string, stage: Stage) => `${keys.stagePrefix(runId, stage)}manifest.json`,
+  success: (runId: string, stage: Stage) => `${keys.stagePrefix(runId, stage)}_SUCCESS`,
+  dataset: (runId: string, branch: "sft" | "rl", file: string) => {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file)) throw new InvariantError(`bad dataset file name: ${file}`);
+    return `${runPrefix(runId)}datasets/${branch}/${file}`;
+  },
+  report: (runId: string, file: "report.json" | "report.html") => `${runPrefix(runId)}report/${file}`,
+  /** Images are stored once by content hash, shared by all runs. */
+  image: (sha256: string) => {
+    if (!SHA256.test(sha256)) throw new InvariantError(`not a sha256: ${sha256}`);
+    return `images/${sha256.slice(0, 2)}/${sha256}`;
+  },
+  /** One model response, keyed by what determines it (DESIGN.md generation cache). */
+  generationCache: (sha256: string) => {
+    if (!SHA256.test(sha256)) throw new InvariantError(`not a sha256: ${sha256}`);
+    return `cache/generate/${sha256.slice(0, 2)}/${sha256}.json`;
+  },
+} as const;
+
+/** Parses a `runs/<id>/run.json` key (the S3 trigger); null for any other key. */
+export function runIdFromConfigKey(key: string): string | null {
+  const m = /^runs\/([^/]+)\/run\.json$/.exec(key);
+  return m && RUN_ID.test(m[1]!) ? m[1]! : null;
+}

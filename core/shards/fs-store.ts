@@ -1,0 +1,115 @@
+import { randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { InvariantError } from "../errors.ts";
+import { type Body, type ByteStore, NotFoundError } from "./byte-store.ts";
+
+const TMP_MARK = ".tmp-";
+
+/** A ByteStore over a local directory. Writes go to a temp file in the same folder, then rename. */
+export class FsStore implements ByteStore {
+  readonly root: string;
+  readonly location: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+    this.location = `file://${this.root}`;
+  }
+
+  private path(key: string): string {
+    if (key.length === 0 || key.startsWith("/") || key.split("/").includes("..") || key.includes(TMP_MARK)) {
+      throw new InvariantError(`bad key: ${JSON.stringify(key)}`);
+    }
+    return join(this.root, ...key.split("/"));
+  }
+
+  private tempPath(final: string): string {
+    return `${final}${TMP_MARK}${process.pid}-${randomBytes(6).toString("hex")}`;
+  }
+
+  async read(key: string): Promise<Readable> {
+    const p = this.path(key);
+    try {
+      await stat(p);
+    } catch {
+      throw new NotFoundError(key);
+    }
+    return createReadStream(p);
+  }
+
+  async readBytes(key: string): Promise<Buffer | null> {
+    try {
+      return await readFile(this.path(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw err;
+    }
+  }
+
+  async write(key: string, body: Body): Promise<void> {
+    const final = this.path(key);
+    await mkdir(dirname(final), { recursive: true });
+    const tmp = this.tempPath(final);
+    try {
+      if (typeof body === "string" || body instanceof Uint8Array) await writeFile(tmp, body);
+      else await pipeline(body, createWriteStream(tmp));
+      await rename(tmp, final);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async writeIfAbsent(key: string, body: Uint8Array | string): Promise<boolean> {
+    const final = this.path(key);
+    await mkdir(dirname(final), { recursive: true });
+    const tmp = this.tempPath(final);
+    await writeFile(tmp, body);
+    try {
+      await link(tmp, final); // link() fails with EEXIST instead of replacing: an atomic create
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw err;
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      return (await stat(this.path(key))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const all: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries: import("node:fs").Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        const full = join(dir, e.name);
+        if (e.isDirectory()) await walk(full);
+        else if (e.isFile() && !e.name.includes(TMP_MARK)) all.push(relative(this.root, full).split(sep).join("/"));
+      }
+    };
+    // Walk only the deepest folder the prefix names, not the whole store.
+    const folder = prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "";
+    await walk(folder ? join(this.root, ...folder.split("/")) : this.root);
+    all.sort();
+    for (const key of all) if (key.startsWith(prefix)) yield key;
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.path(key), { force: true });
+  }
+}

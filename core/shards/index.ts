@@ -1,0 +1,3 @@
+export * from "./byte-store.ts";
+export { FsStore } from "./fs-store.ts";
+export * from "./jsonl.ts";

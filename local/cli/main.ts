@@ -1,0 +1,90 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { Command, CommanderError } from "commander";
+import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
+import { runConfigJsonSchema, runConfigReference } from "../../core/config/reference.ts";
+
+/** Exit codes: 0 ok, 1 failure, 2 invalid input (config or arguments). */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_INVALID = 2;
+
+export const DOCS_REFERENCE = "docs/run-config.md";
+export const DOCS_SCHEMA = "docs/run.schema.json";
+
+interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+const defaultIo: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+async function validateCommand(file: string, opts: { quiet?: boolean }, io: Io): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    io.err(`cannot read ${file}: ${(err as Error).message}\n`);
+    return EXIT_INVALID;
+  }
+  const result = parseRunConfigText(text);
+  if (!result.ok) {
+    io.err(`${file}: INVALID, ${result.problems.length} problem(s)\n${formatProblems(result.problems)}\n`);
+    return EXIT_INVALID;
+  }
+  io.out(`${file}: OK\n`);
+  if (!opts.quiet) io.out(`${JSON.stringify(result.config, null, 2)}\n`);
+  return EXIT_OK;
+}
+
+async function docsCommand(opts: { write?: boolean }, io: Io): Promise<number> {
+  const reference = runConfigReference();
+  const schema = `${JSON.stringify(runConfigJsonSchema(), null, 2)}\n`;
+  if (opts.write) {
+    await writeFile(DOCS_REFERENCE, reference);
+    await writeFile(DOCS_SCHEMA, schema);
+    io.out(`wrote ${DOCS_REFERENCE} and ${DOCS_SCHEMA}\n`);
+  } else {
+    io.out(reference);
+  }
+  return EXIT_OK;
+}
+
+export function buildProgram(io: Io, setCode: (code: number) => void): Command {
+  const program = new Command("recipe")
+    .description("recipe-pipeline: verified reasoning data from a teacher model, and GSPO RL sets, on AWS")
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
+
+  program
+    .command("validate")
+    .description("check a run.json; print the resolved config, or every problem with its JSON path (exit 2)")
+    .argument("<run.json>", "the run config")
+    .option("-q, --quiet", "print only OK, not the resolved config")
+    .action(async (file: string, opts: { quiet?: boolean }) => setCode(await validateCommand(file, opts, io)));
+
+  program
+    .command("docs")
+    .description(`print the run.json reference generated from the schema (--write updates ${DOCS_REFERENCE})`)
+    .option("--write", `write ${DOCS_REFERENCE} and ${DOCS_SCHEMA}`)
+    .action(async (opts: { write?: boolean }) => setCode(await docsCommand(opts, io)));
+
+  return program;
+}
+
+export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
+  let code = EXIT_OK;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT_OK : EXIT_INVALID;
+    io.err(`error: ${(err as Error).stack ?? String(err)}\n`);
+    return EXIT_FAILURE;
+  }
+  return code;
+}
