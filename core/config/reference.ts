@@ -29,7 +29,8 @@ type JsonSchema = {
 };
 
 export function runConfigJsonSchema(): JsonSchema & Record<string, unknown> {
-  return z.toJSONSchema(RunConfig, { io: "input", unrepresentable: "any" }) as JsonSchema & Record<string, unknown>;
+  return z.toJSONSchema(RunConfig, { io: "input", unrepresentable: "any" }) as JsonSchema &
+    Record<string, unknown>;
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;

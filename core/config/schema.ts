@@ -24,7 +24,10 @@ export type Domain = z.infer<typeof Domain>;
 /** Step Functions execution names: 1-80 chars of letters, digits, '-' and '_'. The run id is one. */
 export const RunId = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/, "1-80 letters, digits, '-' or '_', starting with a letter or digit")
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/,
+    "1-80 letters, digits, '-' or '_', starting with a letter or digit",
+  )
   .describe(
     "Run id: names the S3 prefix `runs/<runId>/` and the Step Functions execution. 1-80 letters, digits, `-`, `_`.",
   );
@@ -70,7 +73,9 @@ export const Source = z
       ),
     domain: Domain,
     license: z.string().min(1).describe("License of the source, copied into the data card."),
-    maxSamples: positiveInt.optional().describe("Take at most this many questions from the source (before dedup)."),
+    maxSamples: positiveInt
+      .optional()
+      .describe("Take at most this many questions from the source (before dedup)."),
     columns: ColumnMapping.prefault({}),
   })
   .describe("One input data set.");
@@ -106,15 +111,23 @@ export const Teacher = z
       .min(1)
       .max(64)
       .default(8)
-      .describe("Rejection sampling: answers drawn per question (the recipe studied 1, 2, 4, 8 and chose 8)."),
+      .describe(
+        "Rejection sampling: answers drawn per question (the recipe studied 1, 2, 4, 8 and chose 8).",
+      ),
     temperature: z.number().min(0).max(2).default(1.0).describe("Sampling temperature."),
     topP: z.number().gt(0).max(1).default(1.0).describe("Nucleus sampling top_p."),
     maxTokens: positiveInt.max(262144).default(16384).describe("Max new tokens per response."),
-    systemPrompt: z.string().min(1).default(DEFAULT_SYSTEM_PROMPT).describe("System prompt sent with each question."),
+    systemPrompt: z
+      .string()
+      .min(1)
+      .default(DEFAULT_SYSTEM_PROMPT)
+      .describe("System prompt sent with each question."),
     requestConcurrency: positiveInt.max(4096).default(64).describe("Requests in flight per generate job."),
     maxAttempts: positiveInt.max(10).default(3).describe("Attempts per request before it counts as failed."),
     requestTimeoutSeconds: positiveInt.default(1800).describe("Timeout of one request."),
-    tensorParallelSize: positiveInt.optional().describe("vLLM tensor parallelism; defaults to the job's GPU count."),
+    tensorParallelSize: positiveInt
+      .optional()
+      .describe("vLLM tensor parallelism; defaults to the job's GPU count."),
     maxModelLen: positiveInt.optional().describe("vLLM context length; defaults to the model's."),
     maxImagesPerPrompt: positiveInt.default(8).describe("vLLM `--limit-mm-per-prompt` image limit."),
   })
@@ -134,7 +147,9 @@ export const Judge = z
   .strictObject({
     enabled: z.boolean().default(true).describe("Send answers the rules cannot decide to the LLM judge."),
     model: z.string().min(1).default("Qwen/Qwen3-235B-A22B-Instruct-2507").describe("Judge model id."),
-    endpoint: Endpoint.optional().describe("Judge endpoint; when absent the judge runs in the generate Batch job."),
+    endpoint: Endpoint.optional().describe(
+      "Judge endpoint; when absent the judge runs in the generate Batch job.",
+    ),
     maxTokens: positiveInt.default(16).describe("Max tokens of the judge's 1/0 reply."),
   })
   .describe("LLM judge, the last resort of answer verification.");
@@ -172,7 +187,13 @@ export const Filters = z
     repetition: z
       .strictObject({
         enabled: z.boolean().default(true).describe("Reject degenerate, looping responses."),
-        ngram: z.number().int().min(2).max(64).default(20).describe("Word n-gram size checked for repetition."),
+        ngram: z
+          .number()
+          .int()
+          .min(2)
+          .max(64)
+          .default(20)
+          .describe("Word n-gram size checked for repetition."),
         maxRepeatedFraction: probability
           .default(0.5)
           .describe("Reject when repeated n-grams cover more than this fraction of the response."),
@@ -200,8 +221,20 @@ export const Dedup = z
       .describe(
         "Estimated Jaccard similarity of question shingles at or above which two questions are near-duplicates. (The recipe used embedding cosine >= 0.99; MinHash Jaccard 0.8 is this project's scalable equivalent.)",
       ),
-    shingleSize: z.number().int().min(1).max(16).default(5).describe("Character or word n-gram size of shingles."),
-    minhashPermutations: z.number().int().min(16).max(1024).default(128).describe("MinHash signature length."),
+    shingleSize: z
+      .number()
+      .int()
+      .min(1)
+      .max(16)
+      .default(5)
+      .describe("Character or word n-gram size of shingles."),
+    minhashPermutations: z
+      .number()
+      .int()
+      .min(16)
+      .max(1024)
+      .default(128)
+      .describe("MinHash signature length."),
     lshBands: positiveInt.default(32).describe("LSH bands (must divide `minhashPermutations`)."),
     imageHashMaxDistance: z
       .number()
@@ -209,10 +242,15 @@ export const Dedup = z
       .min(0)
       .max(64)
       .default(6)
-      .describe("Max Hamming distance of image perceptual hashes for two questions to count as the same image."),
+      .describe(
+        "Max Hamming distance of image perceptual hashes for two questions to count as the same image.",
+      ),
     decontamination: z
       .strictObject({
-        benchmarks: z.array(Benchmark).default([]).describe("Benchmarks whose questions must not leak into training."),
+        benchmarks: z
+          .array(Benchmark)
+          .default([])
+          .describe("Benchmarks whose questions must not leak into training."),
         ngram: z.number().int().min(3).max(50).default(13).describe("Word n-gram size of the overlap test."),
       })
       .prefault({}),
@@ -241,17 +279,23 @@ export const Mixing = z
       .describe("Max verified traces kept per question (answer diversity)."),
     traceNearDuplicateThreshold: probability
       .default(0.9)
-      .describe("Two traces of one question at or above this Jaccard similarity count as copies; one is kept."),
+      .describe(
+        "Two traces of one question at or above this Jaccard similarity count as copies; one is kept.",
+      ),
     ratios: z
       .partialRecord(Domain, probability)
       .optional()
       .describe("Target share of the final SFT set per domain; shares must sum to 1."),
     caps: z.partialRecord(Domain, positiveInt).optional().describe("Max rows per domain."),
-    totalRows: positiveInt.optional().describe("Target size of the SFT set; with `ratios`, rows per domain follow."),
+    totalRows: positiveInt
+      .optional()
+      .describe("Target size of the SFT set; with `ratios`, rows per domain follow."),
     blankImageForTextOnly: z
       .boolean()
       .default(false)
-      .describe("Add a blank placeholder image to text-only rows (works around multimodal loaders that hang)."),
+      .describe(
+        "Add a blank placeholder image to text-only rows (works around multimodal loaders that hang).",
+      ),
   })
   .superRefine((m, ctx) => {
     if (m.ratios) {
@@ -283,9 +327,16 @@ export const Rl = z
     maxTokens: positiveInt.default(8192),
     passRateBand: z
       .strictObject({
-        min: probability.default(0).describe("Drop questions whose pass rate is at or below this (never solved)."),
-        max: probability.default(1).describe("Drop questions whose pass rate is at or above this (always solved)."),
-        enabled: z.boolean().default(true).describe("This project's addition; the recipe publishes no threshold."),
+        min: probability
+          .default(0)
+          .describe("Drop questions whose pass rate is at or below this (never solved)."),
+        max: probability
+          .default(1)
+          .describe("Drop questions whose pass rate is at or above this (always solved)."),
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe("This project's addition; the recipe publishes no threshold."),
       })
       .prefault({})
       .refine((b) => b.min < b.max, { message: "min must be below max", path: ["max"] }),
@@ -301,10 +352,21 @@ export const Training = z
       .min(1)
       .default("Qwen/Qwen2.5-VL-7B-Instruct")
       .describe("Model to train: the SFT cold-start checkpoint (an S3 URI or a model id)."),
-    advEstimator: z.literal("grpo").default("grpo").describe("verl `algorithm.adv_estimator` (GSPO uses grpo)."),
+    advEstimator: z
+      .literal("grpo")
+      .default("grpo")
+      .describe("verl `algorithm.adv_estimator` (GSPO uses grpo)."),
     lossMode: z.enum(["gspo", "vanilla"]).default("gspo").describe("verl `policy_loss.loss_mode`."),
-    lossAggMode: z.enum(["seq-mean-token-mean", "token-mean", "seq-mean-token-sum"]).default("seq-mean-token-mean"),
-    rolloutsPerPrompt: z.number().int().min(2).max(64).default(16).describe("Rollouts per prompt (GSPO x16)."),
+    lossAggMode: z
+      .enum(["seq-mean-token-mean", "token-mean", "seq-mean-token-sum"])
+      .default("seq-mean-token-mean"),
+    rolloutsPerPrompt: z
+      .number()
+      .int()
+      .min(2)
+      .max(64)
+      .default(16)
+      .describe("Rollouts per prompt (GSPO x16)."),
     rolloutTemperature: z
       .number()
       .gt(0)
@@ -367,7 +429,10 @@ export const Batch = z
       .default("spot-then-on-demand")
       .describe("Which job queue the GPU jobs use."),
     gpusPerJob: positiveInt.max(8).default(8).describe("GPUs per generate job (tensor parallelism)."),
-    questionsPerShard: positiveInt.max(100000).default(2000).describe("Questions per shard, i.e. per array child."),
+    questionsPerShard: positiveInt
+      .max(100000)
+      .default(2000)
+      .describe("Questions per shard, i.e. per array child."),
     maxArraySize: z.number().int().min(2).max(10000).default(10000).describe("Max Batch array size."),
     jobTimeoutHours: positiveInt.max(336).default(24),
   })

@@ -99,7 +99,8 @@ export class FsStore implements ByteStore {
       for (const e of entries) {
         const full = join(dir, e.name);
         if (e.isDirectory()) await walk(full);
-        else if (e.isFile() && !e.name.includes(TMP_MARK)) all.push(relative(this.root, full).split(sep).join("/"));
+        else if (e.isFile() && !e.name.includes(TMP_MARK))
+          all.push(relative(this.root, full).split(sep).join("/"));
       }
     };
     // Walk only the deepest folder the prefix names, not the whole store.

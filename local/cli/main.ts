@@ -63,7 +63,9 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .description("check a run.json; print the resolved config, or every problem with its JSON path (exit 2)")
     .argument("<run.json>", "the run config")
     .option("-q, --quiet", "print only OK, not the resolved config")
-    .action(async (file: string, opts: { quiet?: boolean }) => setCode(await validateCommand(file, opts, io)));
+    .action(async (file: string, opts: { quiet?: boolean }) =>
+      setCode(await validateCommand(file, opts, io)),
+    );
 
   program
     .command("docs")

@@ -1,0 +1,172 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import {
+  configHash,
+  parseRunConfigText,
+  resolveRunConfig,
+  validateRunConfig,
+} from "../../core/config/index.ts";
+import { ConfigError } from "../../core/errors.ts";
+
+const minimal = {
+  runId: "run-1",
+  sources: { sft: [{ name: "a", uri: "s3://bucket/a/", format: "jsonl", domain: "chart", license: "MIT" }] },
+};
+
+function problems(input: unknown) {
+  const result = validateRunConfig(input);
+  if (result.ok) throw new Error("expected the config to be invalid");
+  return result.problems;
+}
+
+describe("run config", () => {
+  it("fills every default from the recipe into a minimal config", () => {
+    const result = validateRunConfig(minimal);
+
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const c = result.config;
+    expect(c.teacher.samplesPerQuestion).toBe(8);
+    expect(c.teacher.temperature).toBe(1);
+    expect(c.teacher.maxTokens).toBe(16384);
+    expect(c.teacher.model).toBe("Qwen/Qwen3-VL-235B-A22B-Instruct");
+    expect(c.training.rolloutsPerPrompt).toBe(16);
+    expect(c.training.clipRatioLow).toBe(3e-4);
+    expect(c.training.clipRatioHigh).toBe(4e-4);
+    expect(c.training.learningRate).toBe(1e-6);
+    expect(c.training.maxResponseLength).toBe(28696);
+    expect(c.training.lossAggMode).toBe("seq-mean-token-mean");
+    expect(c.training.useKlLoss).toBe(false);
+    expect(c.rl.rolloutsPerQuestion).toBe(8);
+    expect(c.rl.topP).toBe(0.9);
+    expect(c.verification.extractionPreset).toBe("strict");
+    expect(c.sources.sft[0]!.kind).toBe("questions");
+    expect(c.sources.sft[0]!.columns.question).toBe("question");
+    expect(c.filters.maxResponseChars).toBeUndefined();
+  });
+
+  it("reports a missing required field with its path", () => {
+    const found = problems({ sources: minimal.sources });
+
+    expect(found).toEqual([
+      expect.objectContaining({ path: "$.runId", expected: "string", found: "undefined (missing)" }),
+    ]);
+  });
+
+  it("reports a wrong type with the expected and found values", () => {
+    const found = problems({ ...minimal, teacher: { samplesPerQuestion: "8" } });
+
+    expect(found).toEqual([
+      expect.objectContaining({ path: "$.teacher.samplesPerQuestion", expected: "number", found: '"8"' }),
+    ]);
+  });
+
+  it("reports an out-of-range value", () => {
+    const found = problems({ ...minimal, teacher: { temperature: 3.5 } });
+
+    expect(found).toEqual([
+      expect.objectContaining({ path: "$.teacher.temperature", expected: "number <= 2", found: "3.5" }),
+    ]);
+  });
+
+  it("treats an unknown key as an error so a typo never falls back to a default", () => {
+    const found = problems({ ...minimal, teacher: { samplesPerQuestoin: 4 } });
+
+    expect(found).toEqual([
+      expect.objectContaining({
+        path: "$.teacher.samplesPerQuestoin",
+        found: "4",
+        message: 'unknown key "samplesPerQuestoin"',
+      }),
+    ]);
+  });
+
+  it("lists three independent mistakes at once", () => {
+    const found = problems({
+      runId: "has spaces",
+      sources: { sft: [{ ...minimal.sources.sft[0], format: "csv" }] },
+      mixing: { sed: 3 },
+    });
+
+    expect(found.map((p) => p.path).sort()).toEqual(["$.mixing.sed", "$.runId", "$.sources.sft[0].format"]);
+  });
+
+  it("requires an endpoint when the teacher is served by an endpoint", () => {
+    const found = problems({ ...minimal, teacher: { serving: "endpoint" } });
+
+    expect(found.map((p) => p.path)).toEqual(["$.teacher.endpoint"]);
+  });
+
+  it("rejects mixing ratios that do not sum to one", () => {
+    const found = problems({ ...minimal, mixing: { ratios: { chart: 0.5, text_math: 0.4 } } });
+
+    expect(found).toEqual([expect.objectContaining({ path: "$.mixing.ratios", found: "0.9" })]);
+  });
+
+  it("rejects an LSH band count that does not divide the MinHash length", () => {
+    const found = problems({ ...minimal, dedup: { minhashPermutations: 128, lshBands: 30 } });
+
+    expect(found.map((p) => p.path)).toEqual(["$.dedup.lshBands"]);
+  });
+
+  it("rejects a pass-rate band whose minimum is not below its maximum", () => {
+    const found = problems({ ...minimal, rl: { passRateBand: { min: 0.6, max: 0.5 } } });
+
+    expect(found.map((p) => p.path)).toEqual(["$.rl.passRateBand.max"]);
+  });
+
+  it("rejects duplicate source names within a branch", () => {
+    const src = minimal.sources.sft[0]!;
+    const found = problems({ ...minimal, sources: { sft: [src, { ...src }] } });
+
+    expect(found.map((p) => p.path)).toEqual(["$.sources.sft[1].name"]);
+  });
+
+  it("reports text that is not JSON as one problem at the root", () => {
+    const result = parseRunConfigText('{"runId": "x",');
+
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems).toHaveLength(1);
+    expect(result.problems[0]!.path).toBe("$");
+  });
+
+  it("throws a ConfigError carrying every problem from resolveRunConfig", () => {
+    const act = () => resolveRunConfig({ runId: "" });
+
+    expect(act).toThrow(ConfigError);
+    try {
+      act();
+    } catch (err) {
+      expect((err as ConfigError).problems.map((p) => p.path)).toEqual(["$.runId", "$.sources"]);
+    }
+  });
+
+  it("hashes equal configs equally regardless of key order", () => {
+    const a = resolveRunConfig(minimal);
+    const b = resolveRunConfig({ sources: minimal.sources, runId: "run-1" });
+    const c = resolveRunConfig({ ...minimal, teacher: { temperature: 0.7 } });
+
+    expect(configHash(a)).toBe(configHash(b));
+    expect(configHash(a)).not.toBe(configHash(c));
+  });
+
+  it.each(["examples/run.sample.json", "examples/openmmreasoner.run.json"])(
+    "accepts the shipped example %s",
+    (file) => {
+      const result = parseRunConfigText(readFileSync(file, "utf8"));
+
+      expect(result.ok ? [] : result.problems).toEqual([]);
+    },
+  );
+
+  it("encodes the published recipe's mix and sampling in the openmmreasoner example", () => {
+    const c = resolveRunConfig(JSON.parse(readFileSync("examples/openmmreasoner.run.json", "utf8")));
+
+    expect(c.teacher.samplesPerQuestion).toBe(8);
+    expect(c.mixing.ratios).toEqual({ general_vqa: 0.659, image_math: 0.236, text_math: 0.105 });
+    expect(c.mixing.totalRows).toBe(874357);
+    expect(c.training.rolloutsPerPrompt).toBe(16);
+    expect(c.sources.rl.map((s) => s.name)).toContain("thinklite-vl-hard");
+  });
+});

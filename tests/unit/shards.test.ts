@@ -1,0 +1,180 @@
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ByteStore, listAll, NotFoundError } from "../../core/shards/byte-store.ts";
+import { FsStore } from "../../core/shards/fs-store.ts";
+import { readShard, ShardWriter, writeShard } from "../../core/shards/jsonl.ts";
+import { type S3Emulator, startS3Emulator } from "../helpers/s3-emulator.ts";
+
+const RECORDS = 100_000;
+const PAD = "x".repeat(900); // ~1 KB per record: 100 MB of JSON if anything held the shard whole
+
+function record(i: number) {
+  return { i, text: `${PAD}${i}` };
+}
+
+/**
+ * Writes and reads back 100k records, sampling RSS after 10k and after 100k records on each side.
+ * Growth between the two samples is what "flat memory" means: it must not scale with the shard.
+ */
+async function roundTrip(store: ByteStore, key: string) {
+  const writer = new ShardWriter(store, key);
+  let rssAt10k = 0;
+  for (let i = 0; i < RECORDS; i++) {
+    await writer.write(record(i));
+    if (i === 10_000) rssAt10k = process.memoryUsage().rss;
+  }
+  const summary = await writer.close();
+  const rssAfterWrite = process.memoryUsage().rss;
+  let next = 0;
+  let mismatches = 0;
+  let rssRead10k = 0;
+  for await (const line of readShard(store, key)) {
+    if (
+      !line.ok ||
+      (line.value as { i: number }).i !== next ||
+      (line.value as { text: string }).text !== `${PAD}${next}`
+    ) {
+      mismatches += 1;
+    }
+    next += 1;
+    if (next === 10_000) rssRead10k = process.memoryUsage().rss;
+  }
+  const rssAfterRead = process.memoryUsage().rss;
+  const mb = (n: number) => Math.round(n / 1e6);
+  console.log(
+    `[shards ${store.location}] ${RECORDS} records: RSS write 10k=${mb(rssAt10k)}MB end=${mb(rssAfterWrite)}MB; ` +
+      `read 10k=${mb(rssRead10k)}MB end=${mb(rssAfterRead)}MB`,
+  );
+  return {
+    summary,
+    read: next,
+    mismatches,
+    writeGrowth: rssAfterWrite - rssAt10k,
+    readGrowth: rssAfterRead - rssRead10k,
+  };
+}
+
+function behavesAsAShardStore(
+  name: string,
+  open: () => Promise<{ store: ByteStore; close(): Promise<void> }>,
+) {
+  describe(name, () => {
+    let store: ByteStore;
+    let close: () => Promise<void>;
+    beforeAll(async () => {
+      ({ store, close } = await open());
+    });
+    afterAll(async () => close());
+
+    it("round-trips 100k records in order with flat memory", async () => {
+      const result = await roundTrip(store, "runs/t/distill/shards/00000.jsonl.gz");
+
+      expect(result.summary.records).toBe(RECORDS);
+      expect(result.read).toBe(RECORDS);
+      expect(result.mismatches).toBe(0);
+      // 90k more records (~90 MB of JSON) may not grow RSS by more than a bounded buffer.
+      expect(result.writeGrowth).toBeLessThan(48e6);
+      expect(result.readGrowth).toBeLessThan(48e6);
+    });
+
+    it("shows nothing at the key until the writer closes", async () => {
+      const key = "runs/t/distill/shards/00001.jsonl.gz";
+      const writer = new ShardWriter(store, key);
+      for (let i = 0; i < 1000; i++) await writer.write(record(i));
+
+      expect(await store.exists(key)).toBe(false);
+      await writer.close();
+      expect(await store.exists(key)).toBe(true);
+    });
+
+    it("leaves no object behind when a writer is aborted", async () => {
+      const key = "runs/t/distill/shards/00002.jsonl.gz";
+      const writer = new ShardWriter(store, key);
+      for (let i = 0; i < 1000; i++) await writer.write(record(i));
+
+      await writer.abort();
+
+      expect(await store.exists(key)).toBe(false);
+      expect(await listAll(store, "runs/t/distill/shards/")).not.toContain(key);
+    });
+
+    it("yields a malformed line as an error entry and keeps reading", async () => {
+      const key = "runs/t/ingest-sft/shards/00000.jsonl";
+      await store.write(key, '{"a":1}\n{"a":\n\n{"a":3}\n');
+
+      const lines = [];
+      for await (const l of readShard(store, key)) lines.push(l);
+
+      expect(lines.map((l) => l.ok)).toEqual([true, false, true]);
+      expect(lines.map((l) => l.line)).toEqual([1, 2, 4]);
+    });
+
+    it("reads an empty shard as no records", async () => {
+      const key = "runs/t/ingest-sft/shards/00001.jsonl.gz";
+      await writeShard(store, key, []);
+
+      const lines = [];
+      for await (const l of readShard(store, key)) lines.push(l);
+
+      expect(lines).toEqual([]);
+    });
+
+    it("throws NotFoundError for a missing shard and returns null bytes for a missing object", async () => {
+      await expect(readShard(store, "runs/t/none.jsonl.gz").next()).rejects.toBeInstanceOf(NotFoundError);
+      expect(await store.readBytes("runs/t/none.json")).toBeNull();
+    });
+
+    it("lists keys under a prefix in order", async () => {
+      await store.write("runs/l/a/2", "x");
+      await store.write("runs/l/a/1", "x");
+      await store.write("runs/l/b/1", "x");
+
+      expect(await listAll(store, "runs/l/a/")).toEqual(["runs/l/a/1", "runs/l/a/2"]);
+    });
+
+    it("streams a large body through write()", async () => {
+      const chunks = Array.from({ length: 20 }, (_, i) => Buffer.alloc(1 << 20, i));
+      await store.write("runs/t/blob", Readable.from(chunks));
+
+      const bytes = await store.readBytes("runs/t/blob");
+
+      expect(bytes?.length).toBe(20 << 20);
+      expect(bytes?.[19 << 20]).toBe(19);
+    });
+  });
+}
+
+behavesAsAShardStore("filesystem store", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "recipe-fs-"));
+  return { store: new FsStore(dir), close: () => rm(dir, { recursive: true, force: true }) };
+});
+
+let emulator: S3Emulator;
+behavesAsAShardStore("S3 store against an S3 emulator over HTTP", async () => {
+  emulator = await startS3Emulator();
+  return { store: emulator.store, close: () => emulator.stop() };
+});
+
+describe("filesystem store specifics", () => {
+  it("creates a key once with writeIfAbsent and refuses the second writer", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "recipe-fs-"));
+    const store = new FsStore(dir);
+
+    const first = await store.writeIfAbsent("cache/generate/ab/x.json", "first");
+    const second = await store.writeIfAbsent("cache/generate/ab/x.json", "second");
+
+    expect([first, second]).toEqual([true, false]);
+    expect((await store.readBytes("cache/generate/ab/x.json"))?.toString()).toBe("first");
+    expect(await readdir(join(dir, "cache/generate/ab"))).toEqual(["x.json"]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("refuses keys that would escape the root", async () => {
+    const store = new FsStore(tmpdir());
+
+    await expect(store.write("../etc/x", "x")).rejects.toThrow(/bad key/);
+  });
+});
