@@ -1,7 +1,8 @@
 import { readFile, writeFile } from "node:fs/promises";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
 import { runConfigJsonSchema, runConfigReference } from "../../core/config/reference.ts";
+import { verifyCommand } from "./verify.ts";
 
 /** Exit codes: 0 ok, 1 failure, 2 invalid input (config or arguments). */
 export const EXIT_OK = 0;
@@ -72,6 +73,28 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .description(`print the run.json reference generated from the schema (--write updates ${DOCS_REFERENCE})`)
     .option("--write", `write ${DOCS_REFERENCE} and ${DOCS_SCHEMA}`)
     .action(async (opts: { write?: boolean }) => setCode(await docsCommand(opts, io)));
+
+  program
+    .command("verify")
+    .description("verify responses against gold answers: JSON lines in, one verdict line out per input line")
+    .requiredOption(
+      "--input <file>",
+      "JSON lines {id, response, answer, choices?, answerType?}; '-' reads stdin",
+    )
+    .addOption(
+      new Option("--preset <preset>", "answer extraction preset")
+        .choices(["strict", "recipe"])
+        .default("strict"),
+    )
+    .option("--judge", "report answers the rules cannot decide as 'undecided' (for an LLM judge)", false)
+    .action(async (opts: { input: string; preset: "strict" | "recipe"; judge: boolean }) => {
+      try {
+        setCode(await verifyCommand(opts, io.out));
+      } catch (err) {
+        io.err(`cannot read ${opts.input}: ${(err as Error).message}\n`);
+        setCode(EXIT_INVALID);
+      }
+    });
 
   return program;
 }

@@ -1,0 +1,219 @@
+/**
+ * The answer verifier: one implementation for SFT filtering, difficulty estimation and the RL reward.
+ * Pure and synchronous; never throws; every verdict carries a snake_case reason.
+ *
+ *   verify({ response, answer, choices }, options) -> { correct, undecided, extracted, reason, format, score }
+ *   reward = 0.9 * accuracy + 0.1 * format   (RECIPE.md)
+ */
+
+import { close } from "./expr.ts";
+import { extractAnswer, formatScore, LONG_RESPONSE_CHARS, type Preset } from "./extract.ts";
+import { normalizeAnswer, textForm } from "./normalize.ts";
+import { compareValues, isList, parseValue } from "./value.ts";
+
+export type { Preset } from "./extract.ts";
+export { extractAnswer, formatScore } from "./extract.ts";
+
+export interface VerifyInput {
+  response: string;
+  /** The gold answer. */
+  answer: string;
+  /** Multiple-choice options, in letter order (A, B, C, ...). */
+  choices?: readonly string[] | null;
+  answerType?: string | null;
+}
+
+export interface VerifyOptions {
+  preset?: Preset;
+  /** When true, answers the rules cannot decide come back `undecided` for an LLM judge. */
+  judge?: boolean;
+  relativeTolerance?: number;
+  timeBudgetMs?: number;
+  now?: () => number;
+}
+
+export interface VerifyResult {
+  correct: boolean;
+  /** Rules could not decide and a judge is allowed: reason is `undecided`. */
+  undecided: boolean;
+  extracted: string | null;
+  reason: string;
+  format: number;
+  /** 0.9 * accuracy + 0.1 * format. */
+  score: number;
+}
+
+export const ACCURACY_WEIGHT = 0.9;
+export const FORMAT_WEIGHT = 0.1;
+
+export function reward(accuracy: number, format: number): number {
+  return ACCURACY_WEIGHT * accuracy + FORMAT_WEIGHT * format;
+}
+
+const LETTERS = "ABCDEFGH";
+
+/** Reads a choice letter from an answer: `B`, `(B)`, `b`, `B.`, `B. 12`, `(B) 12`, `Option B`. */
+export function choiceLetter(answer: string): { letter: string } | { hedge: true } | null {
+  const s = answer.trim().replace(/^(?:option|choice|answer)\s*:?\s*/i, "");
+  let m = /^\(?([A-Ha-h])\)?[.:]?$/.exec(s);
+  if (m) return { letter: m[1]!.toUpperCase() };
+  m = /^(?:\(([A-Ha-h])\)|([A-H])[.:)])\s+\S/.exec(s);
+  if (m) return { letter: (m[1] ?? m[2])!.toUpperCase() };
+  if (/^\(?[A-Ha-h]\)?(?:\s*(?:,|and|or|\/|&)\s*\(?[A-Ha-h]\)?)+$/i.test(s)) {
+    const letters = new Set(s.toUpperCase().match(/\b[A-H]\b/g) ?? []);
+    if (letters.size > 1) return { hedge: true };
+    if (letters.size === 1) return { letter: [...letters][0]! };
+  }
+  return null;
+}
+
+function isGoldLetter(gold: string, input: VerifyInput): boolean {
+  const bare = gold.trim().replace(/^\((.)\)$/, "$1");
+  if (!/^[A-Ha-h]$/.test(bare)) return false;
+  return /^[A-H]$/.test(bare) || (input.choices?.length ?? 0) > 0 || input.answerType === "multiple_choice";
+}
+
+interface Decision {
+  correct: boolean;
+  undecided?: boolean;
+  reason: string;
+}
+
+interface Context {
+  input: VerifyInput;
+  preset: Preset;
+  judge: boolean;
+  tolerance: number;
+  deadline: number;
+  now: () => number;
+}
+
+function equivalent(gold: string, pred: string, ctx: Context): Decision {
+  const gn = normalizeAnswer(gold);
+  const pn = normalizeAnswer(pred);
+  if (gn.text === pn.text || gn.text.replace(/\s+/g, "") === pn.text.replace(/\s+/g, "")) {
+    return { correct: true, reason: "match_exact" };
+  }
+  const opts = { relativeTolerance: ctx.tolerance, deadline: ctx.deadline, now: ctx.now };
+  const gv = parseValue(gn);
+  const pv = parseValue(pn);
+  if (!isList(gv) && pv.kind === "list" && pv.open === "") return { correct: false, reason: "hedged_answer" };
+  const match = compareValues(gv, pv, opts);
+  if (match) return { correct: true, reason: match };
+  if ((gn.percent || pn.percent) && gv.kind === "number" && pv.kind === "number") {
+    // 30% may be given as 0.3, and 0.3 as 30%.
+    if ([100, 0.01].some((k) => close(gv.approx, pv.approx * k, ctx.tolerance))) {
+      return { correct: true, reason: "match_numeric" };
+    }
+  }
+  const gt = textForm(gn.text);
+  const pt = textForm(pn.text);
+  const textual = gv.kind === "text" || pv.kind === "text";
+  if (textual && gt !== "" && gt === pt) return { correct: true, reason: "match_text" };
+  if (ctx.preset === "recipe" && relaxedMatch(gt, pt)) return { correct: true, reason: "match_relaxed" };
+  if (ctx.now() > ctx.deadline) return { correct: false, reason: "verifier_timeout" };
+  if (ctx.judge && gv.kind === "text" && pv.kind === "text" && !(singleWord(gt) && singleWord(pt))) {
+    return { correct: false, undecided: true, reason: "undecided" };
+  }
+  return { correct: false, reason: "answer_mismatch" };
+}
+
+function singleWord(s: string): boolean {
+  return !/\s/.test(s);
+}
+
+/** The published relaxed exact match: one string contains the other and is at least 90 % of its length. */
+function relaxedMatch(a: string, b: string): boolean {
+  if (a === "" || b === "") return false;
+  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
+  return long.includes(short) && short.length >= 0.9 * long.length;
+}
+
+function decide(pred: string, ctx: Context): Decision {
+  const { input } = ctx;
+  const gold = input.answer;
+  const choices = input.choices ?? [];
+  if (isGoldLetter(gold, input)) {
+    const goldLetter = gold
+      .trim()
+      .replace(/^\((.)\)$/, "$1")
+      .toUpperCase();
+    const picked = choiceLetter(normalizeAnswer(pred).text);
+    if (picked && "hedge" in picked) return { correct: false, reason: "hedged_answer" };
+    if (picked) {
+      return picked.letter === goldLetter
+        ? { correct: true, reason: "match_choice" }
+        : { correct: false, reason: "answer_mismatch" };
+    }
+    // No letter: compare the answer with the options' contents.
+    const hits = choices.flatMap((c, i) =>
+      equivalent(c, pred, { ...ctx, judge: false }).correct ? [LETTERS[i]!] : [],
+    );
+    if (hits.length === 1) {
+      return hits[0] === goldLetter
+        ? { correct: true, reason: "match_choice_content" }
+        : { correct: false, reason: "answer_mismatch" };
+    }
+    return { correct: false, reason: hits.length > 1 ? "hedged_answer" : "answer_mismatch" };
+  }
+  if (choices.length > 0) {
+    // A free-form gold with options: a letter answer stands for its option's content.
+    const picked = choiceLetter(normalizeAnswer(pred).text);
+    if (picked && "hedge" in picked) return { correct: false, reason: "hedged_answer" };
+    if (picked) {
+      const content = choices[LETTERS.indexOf(picked.letter)];
+      if (content !== undefined) {
+        const d = equivalent(gold, content, { ...ctx, judge: false });
+        return d.correct
+          ? { correct: true, reason: "match_choice" }
+          : { correct: false, reason: "answer_mismatch" };
+      }
+    }
+  }
+  return equivalent(gold, pred, ctx);
+}
+
+/** Verifies one response against its gold answer. Never throws. */
+export function verify(input: VerifyInput, options: VerifyOptions = {}): VerifyResult {
+  const preset = options.preset ?? "strict";
+  const now = options.now ?? (() => performance.now());
+  const ctx: Context = {
+    input,
+    preset,
+    judge: options.judge ?? false,
+    tolerance: options.relativeTolerance ?? 1e-4,
+    deadline: now() + (options.timeBudgetMs ?? 50),
+    now,
+  };
+  try {
+    const response = typeof input.response === "string" ? input.response : "";
+    const format = formatScore(response, preset);
+    if (typeof input.answer !== "string" || input.answer.trim() === "") {
+      return result(false, false, null, "invalid_gold", format);
+    }
+    const extraction = extractAnswer(response, preset);
+    if (!extraction.ok) {
+      const short = response.trim().length > 0 && response.trim().length < LONG_RESPONSE_CHARS;
+      if (preset === "recipe" && ctx.judge && short && format === 0) {
+        // The published rule lets the judge read a short unformatted response whole.
+        return result(false, true, response.trim(), "undecided", format);
+      }
+      return result(false, false, null, extraction.reason, format);
+    }
+    const d = decide(extraction.answer, ctx);
+    return result(d.correct, d.undecided ?? false, extraction.answer, d.reason, format);
+  } catch (err) {
+    // Rules are written not to throw; this is the last line of defence and is counted by its reason.
+    return result(false, false, null, err instanceof RangeError ? "verifier_timeout" : "verifier_error", 0);
+  }
+}
+
+function result(
+  correct: boolean,
+  undecided: boolean,
+  extracted: string | null,
+  reason: string,
+  format: number,
+): VerifyResult {
+  return { correct, undecided, extracted, reason, format, score: reward(correct ? 1 : 0, format) };
+}
