@@ -53,7 +53,7 @@ function constraints(s: JsonSchema): string {
   if (s.maximum !== undefined && s.maximum < MAX_SAFE) out.push(`<= ${s.maximum}`);
   if (s.minLength) out.push(`min length ${s.minLength}`);
   if (s.minItems) out.push(`min items ${s.minItems}`);
-  if (s.pattern) out.push(`pattern \`${s.pattern.replaceAll("|", "\\|")}\``);
+  if (s.pattern) out.push(`pattern \`${s.pattern}\``);
   return out.join(", ");
 }
 

@@ -150,6 +150,32 @@ const UNIT_WORDS = [
   "USD",
 ];
 
+/** Words after a number that change its meaning, so the number is not read alone. */
+const NOT_A_NOUN = new Set([
+  "or",
+  "and",
+  "to",
+  "more",
+  "less",
+  "than",
+  "not",
+  "only",
+  "at",
+  "least",
+  "most",
+  "times",
+  "of",
+  "percent",
+  "plus",
+  "minus",
+  "x",
+  "y",
+  "z",
+  "n",
+  "i",
+  "pi",
+]);
+
 const UNIT_SUFFIX = new RegExp(
   `^(.*?[\\d}).])\\s*(?:${UNIT_WORDS.map((w) => w.replace(/[/.]/g, "\\$&")).join("|")})(?:\\s*\\^\\s*\\{?[23]\\}?)?$`,
 );
@@ -216,6 +242,9 @@ export function normalizeAnswer(raw: string): Normalized {
     if (!m) break;
     s = m[1]!.trim();
   }
+  // A count followed by a plain noun ("3 apples", "12 red balls") is the count.
+  const counted = /^(-?\d+(?:[.,/]\d+)*)\s+([A-Za-z]+(?:\s+[A-Za-z]+)?)$/.exec(s);
+  if (counted && !counted[2]!.split(/\s+/).some((w) => NOT_A_NOUN.has(w.toLowerCase()))) s = counted[1]!;
   if (/^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/,/g, "");
   s = s.replace(/\.+$/, "").trim();
   return { text: s, percent, degrees };

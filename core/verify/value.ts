@@ -52,10 +52,18 @@ function numberValue(exact: Rational | null, approx: number, literal?: string): 
 
 /** Exact parse of plain numbers, fractions, mixed numbers, scientific notation and integer powers. */
 function parseNumber(s: string): Value | null {
+  // Mixed numbers: 1\frac{1}{2} and "1 1/2" are 1.5 (a whole number directly before the fraction).
+  let m =
+    /^(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}$/.exec(s.trim()) ?? /^(-?)(\d+)\s+(\d+)\/(\d+)$/.exec(s.trim());
+  if (m && !/^0+$/.test(m[4]!)) {
+    let r = new Rational(BigInt(m[2]!)).add(new Rational(BigInt(m[3]!), BigInt(m[4]!)));
+    if (m[1]) r = r.neg();
+    return numberValue(r, r.toNumber());
+  }
   const t = s.replace(/\s+/g, "");
   const dec = Rational.parseDecimal(t);
   if (dec) return numberValue(dec, dec.toNumber(), t);
-  let m = /^(-?)(\d+)\/(\d+)$/.exec(t);
+  m = /^(-?)(\d+)\/(\d+)$/.exec(t);
   if (m && m[3] !== "0" && !/^0+$/.test(m[3]!)) {
     const r = new Rational(BigInt(m[2]!) * (m[1] ? -1n : 1n), BigInt(m[3]!));
     return numberValue(r, r.toNumber());
@@ -63,13 +71,6 @@ function parseNumber(s: string): Value | null {
   m = /^(-?)\\frac\{(\d+)\}\{(\d+)\}$/.exec(t);
   if (m && !/^0+$/.test(m[3]!)) {
     const r = new Rational(BigInt(m[2]!) * (m[1] ? -1n : 1n), BigInt(m[3]!));
-    return numberValue(r, r.toNumber());
-  }
-  // Mixed numbers: 1\frac{1}{2} and "1 1/2" are 1.5 (a digit directly before the fraction).
-  m = /^(-?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$/.exec(t) ?? /^(-?)(\d+)\s+(\d+)\/(\d+)$/.exec(s.trim());
-  if (m && !/^0+$/.test(m[4]!)) {
-    let r = new Rational(BigInt(m[2]!)).add(new Rational(BigInt(m[3]!), BigInt(m[4]!)));
-    if (m[1]) r = r.neg();
     return numberValue(r, r.toNumber());
   }
   // a \times 10^{n}, a \cdot 10^n, 10^{n}, b^{n} with integers.
@@ -137,8 +138,9 @@ function parseRelation(s: string): Value | null {
     [lhs, rhs] = [rhs, lhs];
     rel = op === ">" ? "<" : "<=";
   }
-  // `x = 5` assigns a value to a variable: it also compares with a bare `5`.
-  const assigned = rel === "=" && /^\s*[A-Za-z](?:_\{?\w+\}?)?\s*$/.test(parts[0]!) ? parts[1]!.trim() : null;
+  // `x = 5` (or `f(x) = 2x`) gives a value to a name: it also compares with a bare `5` (`2x`).
+  const named = /^\s*(?:[A-Za-z](?:_\{?\w+\}?)?|[A-Za-z]\s*\(\s*[A-Za-z]\s*\))\s*$/;
+  const assigned = rel === "=" && named.test(parts[0]!) ? parts[1]!.trim() : null;
   return { kind: "relation", op: rel, lhs, rhs, text: s, assigned };
 }
 
@@ -186,13 +188,20 @@ export function parseValue(norm: Normalized | string, depth = 0): Value {
     }
   }
   if (balanced(s)) {
+    // A bare list ("-3, 3", "x = 1 or x = 2") is a list of values; prose with commas stays text.
     const items = splitTopLevel(s);
-    if (items.length >= 2) {
-      return { kind: "list", open: "", close: "", items: items.map((p) => parseValue(p, depth + 1)) };
-    }
-    const alternatives = s.split(/\s+(?:or|and)\s+|\\(?:pm|mp)(?![A-Za-z])/);
+    const alternatives = items.length >= 2 ? items : s.split(/\s+(?:or|and)\s+/);
     if (alternatives.length >= 2 && alternatives.every((a) => a.trim() !== "")) {
-      return { kind: "list", open: "", close: "", items: alternatives.map((p) => parseValue(p, depth + 1)) };
+      const values = alternatives.map((p) => parseValue(p, depth + 1));
+      if (values.every((v) => v.kind !== "text")) return { kind: "list", open: "", close: "", items: values };
+      return { kind: "text", text: s };
+    }
+    const pm = s.split(/\\(?:pm|mp)(?![A-Za-z])/);
+    if (pm.length === 2 && pm[0]!.trim() !== "" && pm[1]!.trim() !== "") {
+      // a \pm b is the two values a + b and a - b.
+      const [a, b] = [pm[0]!.trim(), pm[1]!.trim()];
+      const items = [parseValue(`${a}+${b}`, depth + 1), parseValue(`${a}-(${b})`, depth + 1)];
+      if (items.every((v) => v.kind !== "text")) return { kind: "list", open: "", close: "", items };
     }
   }
   const num = parseNumber(s);
