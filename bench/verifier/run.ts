@@ -1,0 +1,179 @@
+/**
+ * bench/verifier: throughput and latency of the verifier on one core, side by side with Math-Verify
+ * (the Python reference library) on the same items in the same run.
+ *
+ *   npm run bench -- verifier [--mix 20000] [--mv-sample 2000] [--no-math-verify]
+ *
+ * Targets (issue 4): >= 10x Math-Verify's throughput, p99 <= 10 ms, no item over 100 ms, and no
+ * disagreement with Math-Verify on the regression table where our verdict is the wrong one.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { type Preset, verify } from "../../core/verify/index.ts";
+import { checkTargets, fmt, percentile, type Target, writeResult } from "../lib/stats.ts";
+import { generateMix, type MixCase } from "./mix.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    mix: { type: "string", default: "20000" },
+    "mv-sample": { type: "string", default: "2000" },
+    "no-math-verify": { type: "boolean", default: false },
+  },
+});
+
+interface TableCase extends MixCase {
+  preset?: Preset;
+  judge?: boolean;
+  note: string;
+  expect: { correct: boolean; reason?: string };
+}
+
+const MATH_VERIFY_VERSION = "0.9.0";
+const VENV = join("bench", ".venv-math-verify");
+
+function loadTable(): TableCase[] {
+  return readFileSync("tests/fixtures/verify-cases.jsonl", "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+}
+
+function timeOurs(items: readonly (MixCase & { preset?: Preset; judge?: boolean })[], rounds: number) {
+  const latencies: number[] = [];
+  const verdicts = new Map<string, boolean>();
+  const start = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    for (const c of items) {
+      const t0 = performance.now();
+      const v = verify(c, { preset: c.preset ?? "strict", judge: c.judge ?? false });
+      latencies.push(performance.now() - t0);
+      verdicts.set(c.id, v.correct);
+    }
+  }
+  const seconds = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    items: latencies.length,
+    perSecond: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    max: latencies.at(-1) ?? 0,
+    verdicts,
+  };
+}
+
+function ensureMathVerify(): string | null {
+  const python = join(VENV, "bin", "python");
+  if (!existsSync(python)) {
+    console.log(`creating ${VENV} with math-verify==${MATH_VERIFY_VERSION} ...`);
+    try {
+      execFileSync("python3", ["-m", "venv", VENV], { stdio: "inherit" });
+      execFileSync(python, ["-m", "pip", "install", "-q", `math-verify==${MATH_VERIFY_VERSION}`], { stdio: "inherit" });
+    } catch (err) {
+      console.log(`Math-Verify unavailable: ${(err as Error).message}`);
+      return null;
+    }
+  }
+  return python;
+}
+
+function runMathVerify(python: string, items: readonly MixCase[]) {
+  const input = items.map((c) => JSON.stringify({ id: c.id, response: c.response, answer: c.answer })).join("\n");
+  const out = spawnSync(python, ["bench/verifier/math_verify_ref.py"], {
+    input,
+    encoding: "utf8",
+    maxBuffer: 1 << 28,
+  });
+  if (out.status !== 0) throw new Error(`math-verify run failed: ${out.stderr}`);
+  const lines = out.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  const summary = lines.pop().summary as { items: number; seconds: number };
+  const verdicts = new Map<string, boolean>(lines.map((l) => [l.id, l.correct]));
+  return { perSecond: summary.items / summary.seconds, verdicts };
+}
+
+const table = loadTable();
+const mix = generateMix(Number(args.mix));
+console.log(`verifier bench: table ${table.length} cases, generated mix ${mix.length} cases, node ${process.version}`);
+
+timeOurs(table, 1); // warm-up
+const oursTable = timeOurs(table, 5);
+const oursMix = timeOurs(mix, 1);
+const sample = mix.filter((_, i) => i % Math.max(1, Math.floor(mix.length / Number(args["mv-sample"]))) === 0);
+const oursSample = timeOurs(sample, 1);
+
+console.log("\nours (one core)");
+for (const [name, r] of [
+  ["table x5", oursTable],
+  ["generated mix", oursMix],
+] as const) {
+  console.log(
+    `  ${name.padEnd(14)} ${fmt(r.perSecond).padStart(8)} verdicts/s  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  max ${fmt(r.max)} ms`,
+  );
+}
+
+const result: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  node: process.version,
+  table: { cases: table.length, ...strip(oursTable) },
+  mix: { cases: mix.length, ...strip(oursMix) },
+};
+const targets: Target[] = [
+  { name: "p99 latency (ms), table and mix", value: Math.max(oursTable.p99, oursMix.p99), limit: 10, kind: "max" },
+  { name: "max latency (ms), table and mix", value: Math.max(oursTable.max, oursMix.max), limit: 100, kind: "max" },
+];
+
+const python = args["no-math-verify"] ? null : ensureMathVerify();
+if (python) {
+  const mvTable = runMathVerify(python, table);
+  const mvSample = runMathVerify(python, sample);
+  const ratioTable = oursTable.perSecond / mvTable.perSecond;
+  const ratioSample = oursSample.perSecond / mvSample.perSecond;
+  console.log(`\nMath-Verify ${MATH_VERIFY_VERSION} (same items, per-item time inside Python)`);
+  console.log(`  table          ${fmt(mvTable.perSecond).padStart(8)} verdicts/s   ours/theirs ${fmt(ratioTable)}x`);
+  console.log(`  mix sample     ${fmt(mvSample.perSecond).padStart(8)} verdicts/s   ours/theirs ${fmt(ratioSample)}x  (${sample.length} items)`);
+
+  const disagreements = table
+    .filter((c) => mvTable.verdicts.get(c.id) !== oursTable.verdicts.get(c.id))
+    .map((c) => ({
+      id: c.id,
+      note: c.note,
+      answer: c.answer,
+      response: c.response.length > 160 ? `${c.response.slice(0, 160)}...` : c.response,
+      ours: oursTable.verdicts.get(c.id),
+      mathVerify: mvTable.verdicts.get(c.id),
+      expected: c.expect.correct,
+      oursRight: oursTable.verdicts.get(c.id) === c.expect.correct,
+    }));
+  const oursWrong = disagreements.filter((d) => !d.oursRight);
+  console.log(`\n${disagreements.length} disagreements on the table; ours wrong in ${oursWrong.length}:`);
+  for (const d of disagreements) {
+    console.log(`  ${d.oursRight ? "ours right " : "OURS WRONG "} ${d.id.padEnd(16)} ours=${d.ours} mv=${d.mathVerify}  ${d.note}`);
+  }
+  writeResult("bench/results/verifier-disagreements.json", disagreements);
+  Object.assign(result, {
+    mathVerify: { version: MATH_VERIFY_VERSION, tablePerSecond: mvTable.perSecond, samplePerSecond: mvSample.perSecond },
+    ratio: { table: ratioTable, mixSample: ratioSample },
+    disagreements: disagreements.length,
+    oursWrong: oursWrong.length,
+  });
+  targets.push(
+    { name: "throughput vs Math-Verify, table", value: ratioTable, limit: 10, kind: "min" },
+    { name: "throughput vs Math-Verify, mix sample", value: ratioSample, limit: 10, kind: "min" },
+    { name: "disagreements where ours is wrong", value: oursWrong.length, limit: 0, kind: "max" },
+  );
+}
+
+console.log("\ntargets");
+const ok = checkTargets(targets);
+writeResult("bench/results/verifier.json", result);
+process.exitCode = ok ? 0 : 1;
+
+function strip(r: ReturnType<typeof timeOurs>) {
+  const { verdicts: _v, ...rest } = r;
+  return rest;
+}
