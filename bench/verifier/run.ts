@@ -70,7 +70,9 @@ function ensureMathVerify(): string | null {
     console.log(`creating ${VENV} with math-verify==${MATH_VERIFY_VERSION} ...`);
     try {
       execFileSync("python3", ["-m", "venv", VENV], { stdio: "inherit" });
-      execFileSync(python, ["-m", "pip", "install", "-q", `math-verify==${MATH_VERIFY_VERSION}`], { stdio: "inherit" });
+      execFileSync(python, ["-m", "pip", "install", "-q", `math-verify==${MATH_VERIFY_VERSION}`], {
+        stdio: "inherit",
+      });
     } catch (err) {
       console.log(`Math-Verify unavailable: ${(err as Error).message}`);
       return null;
@@ -80,7 +82,9 @@ function ensureMathVerify(): string | null {
 }
 
 function runMathVerify(python: string, items: readonly MixCase[]) {
-  const input = items.map((c) => JSON.stringify({ id: c.id, response: c.response, answer: c.answer })).join("\n");
+  const input = items
+    .map((c) => JSON.stringify({ id: c.id, response: c.response, answer: c.answer }))
+    .join("\n");
   const out = spawnSync(python, ["bench/verifier/math_verify_ref.py"], {
     input,
     encoding: "utf8",
@@ -98,12 +102,16 @@ function runMathVerify(python: string, items: readonly MixCase[]) {
 
 const table = loadTable();
 const mix = generateMix(Number(args.mix));
-console.log(`verifier bench: table ${table.length} cases, generated mix ${mix.length} cases, node ${process.version}`);
+console.log(
+  `verifier bench: table ${table.length} cases, generated mix ${mix.length} cases, node ${process.version}`,
+);
 
 timeOurs(table, 1); // warm-up
 const oursTable = timeOurs(table, 5);
 const oursMix = timeOurs(mix, 1);
-const sample = mix.filter((_, i) => i % Math.max(1, Math.floor(mix.length / Number(args["mv-sample"]))) === 0);
+const sample = mix.filter(
+  (_, i) => i % Math.max(1, Math.floor(mix.length / Number(args["mv-sample"]))) === 0,
+);
 const oursSample = timeOurs(sample, 1);
 
 console.log("\nours (one core)");
@@ -123,8 +131,18 @@ const result: Record<string, unknown> = {
   mix: { cases: mix.length, ...strip(oursMix) },
 };
 const targets: Target[] = [
-  { name: "p99 latency (ms), table and mix", value: Math.max(oursTable.p99, oursMix.p99), limit: 10, kind: "max" },
-  { name: "max latency (ms), table and mix", value: Math.max(oursTable.max, oursMix.max), limit: 100, kind: "max" },
+  {
+    name: "p99 latency (ms), table and mix",
+    value: Math.max(oursTable.p99, oursMix.p99),
+    limit: 10,
+    kind: "max",
+  },
+  {
+    name: "max latency (ms), table and mix",
+    value: Math.max(oursTable.max, oursMix.max),
+    limit: 100,
+    kind: "max",
+  },
 ];
 
 const python = args["no-math-verify"] ? null : ensureMathVerify();
@@ -134,8 +152,12 @@ if (python) {
   const ratioTable = oursTable.perSecond / mvTable.perSecond;
   const ratioSample = oursSample.perSecond / mvSample.perSecond;
   console.log(`\nMath-Verify ${MATH_VERIFY_VERSION} (same items, per-item time inside Python)`);
-  console.log(`  table          ${fmt(mvTable.perSecond).padStart(8)} verdicts/s   ours/theirs ${fmt(ratioTable)}x`);
-  console.log(`  mix sample     ${fmt(mvSample.perSecond).padStart(8)} verdicts/s   ours/theirs ${fmt(ratioSample)}x  (${sample.length} items)`);
+  console.log(
+    `  table          ${fmt(mvTable.perSecond).padStart(8)} verdicts/s   ours/theirs ${fmt(ratioTable)}x`,
+  );
+  console.log(
+    `  mix sample     ${fmt(mvSample.perSecond).padStart(8)} verdicts/s   ours/theirs ${fmt(ratioSample)}x  (${sample.length} items)`,
+  );
 
   const disagreements = table
     .filter((c) => mvTable.verdicts.get(c.id) !== oursTable.verdicts.get(c.id))
@@ -152,11 +174,17 @@ if (python) {
   const oursWrong = disagreements.filter((d) => !d.oursRight);
   console.log(`\n${disagreements.length} disagreements on the table; ours wrong in ${oursWrong.length}:`);
   for (const d of disagreements) {
-    console.log(`  ${d.oursRight ? "ours right " : "OURS WRONG "} ${d.id.padEnd(16)} ours=${d.ours} mv=${d.mathVerify}  ${d.note}`);
+    console.log(
+      `  ${d.oursRight ? "ours right " : "OURS WRONG "} ${d.id.padEnd(16)} ours=${d.ours} mv=${d.mathVerify}  ${d.note}`,
+    );
   }
   writeResult("bench/results/verifier-disagreements.json", disagreements);
   Object.assign(result, {
-    mathVerify: { version: MATH_VERIFY_VERSION, tablePerSecond: mvTable.perSecond, samplePerSecond: mvSample.perSecond },
+    mathVerify: {
+      version: MATH_VERIFY_VERSION,
+      tablePerSecond: mvTable.perSecond,
+      samplePerSecond: mvSample.perSecond,
+    },
     ratio: { table: ratioTable, mixSample: ratioSample },
     disagreements: disagreements.length,
     oursWrong: oursWrong.length,
