@@ -2,9 +2,16 @@
 // `npm run bench [-- name ...]`: runs the named benchmarks (default: all) with their targets.
 import { spawnSync } from "node:child_process";
 
-const BENCHES = { verifier: "bench/verifier/run.ts", shards: "bench/shards/run.ts" };
-const names = process.argv.slice(2).filter((a) => !a.startsWith("-"));
-const flags = process.argv.slice(2).filter((a) => a.startsWith("-"));
+const BENCHES = {
+  verifier: "bench/verifier/run.ts",
+  shards: "bench/shards/run.ts",
+  dedup: "bench/dedup/run.ts",
+};
+// Bench names come first; everything from the first --flag on is passed to each bench.
+const argv = process.argv.slice(2);
+const firstFlag = argv.findIndex((a) => a.startsWith("-"));
+const names = firstFlag < 0 ? argv : argv.slice(0, firstFlag);
+const flags = firstFlag < 0 ? [] : argv.slice(firstFlag);
 let failed = 0;
 for (const name of names.length ? names : Object.keys(BENCHES)) {
   if (!BENCHES[name]) {

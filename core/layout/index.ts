@@ -65,6 +65,11 @@ export const keys = {
   stats: (runId: string, stage: Stage, index: number) =>
     `${keys.stagePrefix(runId, stage)}stats/${shardName(index)}.json`,
   statsPrefix: (runId: string, stage: Stage) => `${keys.stagePrefix(runId, stage)}stats/`,
+  /** A second record stream of a stage (e.g. the traces that trace-kind sources carry into ingest). */
+  side: (runId: string, stage: Stage, stream: "traces" | "index" | "counts", index: number) =>
+    `${keys.stagePrefix(runId, stage)}${stream}/${shardName(index)}.jsonl.gz`,
+  sidePrefix: (runId: string, stage: Stage, stream: "traces" | "index" | "counts") =>
+    `${keys.stagePrefix(runId, stage)}${stream}/`,
   manifest: (runId: string, stage: Stage) => `${keys.stagePrefix(runId, stage)}manifest.json`,
   success: (runId: string, stage: Stage) => `${keys.stagePrefix(runId, stage)}_SUCCESS`,
   dataset: (runId: string, branch: "sft" | "rl", file: string) => {

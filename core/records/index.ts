@@ -15,6 +15,11 @@ export const ImageRef = z.strictObject({
   width: z.number().int().positive(),
   height: z.number().int().positive(),
   bytes: z.number().int().positive().describe("Size of the image in bytes."),
+  dhash: z
+    .string()
+    .regex(/^[0-9a-f]{16}$/)
+    .nullable()
+    .describe("64-bit difference hash for near-duplicate checks; null for types not decoded (WebP, GIF)."),
 });
 export type ImageRef = z.infer<typeof ImageRef>;
 

@@ -19,6 +19,10 @@ export interface ByteStore {
   /** Atomic create: returns false (and changes nothing) when the key already exists. */
   writeIfAbsent(key: string, body: Uint8Array | string, options?: WriteOptions): Promise<boolean>;
   exists(key: string): Promise<boolean>;
+  /** Size in bytes, or null when the key does not exist. */
+  size(key: string): Promise<number | null>;
+  /** Bytes [start, end) of an object (Parquet footers and column chunks are read this way). */
+  readRange(key: string, start: number, end: number): Promise<Buffer>;
   /** Keys under a prefix, in lexicographic order. */
   list(prefix: string): AsyncIterable<string>;
   delete(key: string): Promise<void>;

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -84,6 +84,31 @@ export class FsStore implements ByteStore {
       return (await stat(this.path(key))).isFile();
     } catch {
       return false;
+    }
+  }
+
+  async size(key: string): Promise<number | null> {
+    try {
+      const st = await stat(this.path(key));
+      return st.isFile() ? st.size : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async readRange(key: string, start: number, end: number): Promise<Buffer> {
+    let handle: import("node:fs/promises").FileHandle;
+    try {
+      handle = await open(this.path(key), "r");
+    } catch {
+      throw new NotFoundError(key);
+    }
+    try {
+      const buffer = Buffer.alloc(Math.max(0, end - start));
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
     }
   }
 

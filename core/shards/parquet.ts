@@ -1,0 +1,32 @@
+/**
+ * Parquet over a ByteStore: rows are read with hyparquet through range reads (footer, then one row
+ * group at a time), so a large file is never loaded whole.
+ */
+import { type AsyncBuffer, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
+import { compressors } from "hyparquet-compressors";
+import { type ByteStore, NotFoundError } from "./byte-store.ts";
+
+export async function storeAsyncBuffer(store: ByteStore, key: string): Promise<AsyncBuffer> {
+  const byteLength = await store.size(key);
+  if (byteLength === null) throw new NotFoundError(key);
+  return {
+    byteLength,
+    async slice(start: number, end?: number) {
+      const bytes = await store.readRange(key, start, end ?? byteLength);
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    },
+  };
+}
+
+/** Yields the rows of a Parquet file, one row group at a time. */
+export async function* readParquetRows(store: ByteStore, key: string): AsyncGenerator<Record<string, unknown>> {
+  const file = await storeAsyncBuffer(store, key);
+  const metadata = await parquetMetadataAsync(file);
+  let rowStart = 0;
+  for (const group of metadata.row_groups) {
+    const rowEnd = rowStart + Number(group.num_rows);
+    const rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd, compressors });
+    for (const row of rows) yield row as Record<string, unknown>;
+    rowStart = rowEnd;
+  }
+}

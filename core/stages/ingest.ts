@@ -1,0 +1,203 @@
+/**
+ * ingest-source: one shard of one source into canonical Questions (and, for `traces` sources,
+ * Traces). Every row becomes a question or a reject with a reason; images are checked, hashed and
+ * stored once by content hash.
+ */
+import type { Source } from "../config/schema.ts";
+import { checkImage } from "../images/index.ts";
+import {
+  type AnswerType,
+  type ImageRef,
+  normalizeQuestionText,
+  type Question,
+  questionId,
+  type Trace,
+} from "../records/index.ts";
+import type { ShardRun } from "./stage.ts";
+
+/** A raw row from a source file, or a line that could not be parsed. */
+export type SourceRow = { origin: string; ok: true; value: unknown } | { origin: string; ok: false; error: string };
+
+export interface ImageIo {
+  /** Bytes of an image named by a source row (relative path, s3:// or https:// URL, data: URL); null if missing. */
+  load(ref: string): Promise<Uint8Array | null>;
+  /** Stores an image by content hash (once). */
+  save(ref: ImageRef, bytes: Uint8Array): Promise<void>;
+}
+
+const ANSWER_TAG = /<answer>([\s\S]*?)<\/answer>/i;
+const LETTER = /^\(?([A-H])\)?\.?$/;
+
+/** The gold answer of a source row: its `<answer>` tag when there is one (RECIPE.md "normalize"). */
+export function goldAnswer(raw: string): string {
+  const m = ANSWER_TAG.exec(raw);
+  return (m ? m[1]! : raw).trim();
+}
+
+export function inferAnswerType(answer: string, choices: readonly string[] | undefined): AnswerType {
+  if (choices && choices.length > 0 && LETTER.test(answer)) return "multiple_choice";
+  if (/^(?:yes|no|true|false)$/i.test(answer)) return "boolean";
+  if (/^[-+]?\d[\d,]*(?:\.\d+)?%?$/.test(answer)) return "numeric";
+  if (/[\\^_=<>()[\]{}]|\d/.test(answer) && !/\s[A-Za-z]{3,}\s/.test(answer)) return "expression";
+  return "text";
+}
+
+function text(v: unknown): string | null {
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") return String(v);
+  return null;
+}
+
+/** Image column values: a list or one of: bytes, {bytes}, {path}, a path or URL string. */
+function imageEntries(v: unknown): (Uint8Array | string)[] | "invalid" {
+  if (v === null || v === undefined) return [];
+  const list = Array.isArray(v) ? v : [v];
+  const out: (Uint8Array | string)[] = [];
+  for (const item of list) {
+    if (item instanceof Uint8Array) out.push(item);
+    else if (typeof item === "string") out.push(item);
+    else if (item && typeof item === "object") {
+      const o = item as { bytes?: unknown; path?: unknown; url?: unknown };
+      if (o.bytes instanceof Uint8Array && o.bytes.length > 0) out.push(o.bytes);
+      else if (typeof o.bytes === "string" && o.bytes.length > 0) out.push(`data:;base64,${o.bytes}`);
+      else if (typeof o.path === "string" && o.path) out.push(o.path);
+      else if (typeof o.url === "string" && o.url) out.push(o.url);
+      else return "invalid";
+    } else return "invalid";
+  }
+  return out;
+}
+
+function choicesOf(v: unknown): string[] | undefined | "invalid" {
+  if (v === null || v === undefined) return undefined;
+  if (!Array.isArray(v)) return "invalid";
+  const out = v.map(text);
+  if (out.some((c) => c === null)) return "invalid";
+  return out.length > 0 ? (out as string[]) : undefined;
+}
+
+export interface IngestOptions {
+  source: Source;
+  systemPrompt: string;
+  /** Rows after this many questions are skipped (source `maxSamples`, counted across the source). */
+  remaining?: number;
+}
+
+/** Ingests rows into `run`; returns how many questions were emitted. */
+export async function ingestRows(
+  rows: AsyncIterable<SourceRow>,
+  options: IngestOptions,
+  images: ImageIo,
+  run: ShardRun,
+): Promise<number> {
+  const { source } = options;
+  const cols = source.columns;
+  let emitted = 0;
+  // Trace sample indexes stay unique across shards of a source: shard * 1e6 + ordinal in the shard.
+  let traceIndex = run.shard * 1_000_000;
+  for await (const row of rows) {
+    run.seen();
+    if (options.remaining !== undefined && emitted >= options.remaining) {
+      await run.reject({ reason: "over_sample_cap", origin: row.origin });
+      continue;
+    }
+    if (!row.ok) {
+      await run.reject({ reason: "invalid_json", origin: row.origin, detail: row.error });
+      continue;
+    }
+    const r = row.value as Record<string, unknown>;
+    if (!r || typeof r !== "object" || Array.isArray(r)) {
+      await run.reject({ reason: "invalid_record", origin: row.origin, detail: "not an object" });
+      continue;
+    }
+    const rawQuestion = text(r[cols.question]);
+    const question = rawQuestion === null ? "" : normalizeQuestionText(rawQuestion);
+    if (question === "") {
+      await run.reject({ reason: "missing_question", origin: row.origin, record: r });
+      continue;
+    }
+    const rawAnswer = text(r[cols.answer]);
+    const answer = rawAnswer === null ? "" : goldAnswer(rawAnswer);
+    if (answer === "") {
+      await run.reject({ reason: "missing_answer", origin: row.origin, record: r });
+      continue;
+    }
+    const choices = choicesOf(r[cols.choices]);
+    if (choices === "invalid") {
+      await run.reject({ reason: "invalid_choices", origin: row.origin, record: r });
+      continue;
+    }
+    let response: string | null = null;
+    if (source.kind === "traces") {
+      response = text(r[cols.response]);
+      if (!response) {
+        await run.reject({ reason: "missing_response", origin: row.origin });
+        continue;
+      }
+    }
+    const entries = imageEntries(r[cols.images]);
+    if (entries === "invalid") {
+      await run.reject({ reason: "invalid_image_field", origin: row.origin });
+      continue;
+    }
+    const refs: ImageRef[] = [];
+    let imageProblem: string | null = null;
+    for (const entry of entries) {
+      const bytes = typeof entry === "string" ? await images.load(entry) : entry;
+      if (!bytes) {
+        imageProblem = "image_not_found";
+        break;
+      }
+      const checked = checkImage(bytes);
+      if (!checked.ok) {
+        imageProblem = checked.reason;
+        break;
+      }
+      await images.save(checked.ref, bytes);
+      refs.push(checked.ref);
+    }
+    if (imageProblem) {
+      await run.reject({ reason: imageProblem, origin: row.origin });
+      continue;
+    }
+    const q: Question = {
+      id: questionId(question, refs.map((i) => i.sha256)),
+      source: source.name,
+      domain: source.domain,
+      question,
+      images: refs,
+      answer,
+      answerType: inferAnswerType(answer, choices),
+    };
+    const sourceId = cols.id ? text(r[cols.id]) : null;
+    if (sourceId) q.sourceRecordId = sourceId;
+    if (choices) q.choices = choices;
+    await run.emit(q);
+    emitted += 1;
+    if (response !== null) {
+      const trace: Trace = {
+        questionId: q.id,
+        sampleIndex: traceIndex++,
+        model: `source:${source.name}`,
+        messages: [
+          { role: "system", content: options.systemPrompt },
+          { role: "user", content: userContent(q) },
+        ],
+        response,
+        finishReason: "stop",
+        usage: { promptTokens: 0, completionTokens: 0 },
+      };
+      await run.side("traces").write(trace);
+    }
+  }
+  run.count("questions", emitted);
+  return emitted;
+}
+
+/** The user turn: images (by content hash) first, then the question and its options. */
+export function userContent(q: Question): Trace["messages"][number]["content"] {
+  const textPart = q.choices?.length
+    ? `${q.question}\n${q.choices.map((c, i) => `${"ABCDEFGH"[i]}. ${c}`).join("\n")}`
+    : q.question;
+  return [...q.images.map((i) => ({ type: "image" as const, sha256: i.sha256 })), { type: "text" as const, text: textPart }];
+}

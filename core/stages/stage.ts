@@ -1,0 +1,165 @@
+/**
+ * What every stage shares (datatrove style): records out, rejects with a reason code out, stats
+ * per shard written last, and `_SUCCESS` for the stage once every shard is done. Counts must add
+ * up: records in = records out + rejects, or the shard fails as a bug.
+ */
+import { InvariantError } from "../errors.ts";
+import { keys, type Stage } from "../layout/index.ts";
+import type { Reject } from "../records/index.ts";
+import { type ByteStore, listAll, readJson, writeJson } from "../shards/byte-store.ts";
+import { ShardWriter } from "../shards/jsonl.ts";
+
+export interface ShardStats {
+  stage: Stage;
+  shard: number;
+  in: number;
+  out: number;
+  rejected: number;
+  reasons: Record<string, number>;
+  /** Stage-specific counters (tokens, judge calls, per-domain counts, ...). */
+  extra: Record<string, number>;
+  seconds: number;
+}
+
+export interface StageSummary {
+  stage: Stage;
+  shards: number;
+  in: number;
+  out: number;
+  rejected: number;
+  reasons: Record<string, number>;
+  extra: Record<string, number>;
+  seconds: number;
+}
+
+/** Writers and counters for one shard of one stage. */
+export class ShardRun {
+  readonly records: ShardWriter;
+  readonly rejects: ShardWriter;
+  private readonly started = Date.now();
+  private inCount = 0;
+  private readonly reasons: Record<string, number> = {};
+  readonly extra: Record<string, number> = {};
+  private readonly sides = new Map<string, ShardWriter>();
+
+  constructor(
+    readonly store: ByteStore,
+    readonly runId: string,
+    readonly stage: Stage,
+    readonly shard: number,
+  ) {
+    this.records = new ShardWriter(store, keys.shard(runId, stage, shard));
+    this.rejects = new ShardWriter(store, keys.rejects(runId, stage, shard));
+  }
+
+  /** Counts one record read from the input. */
+  seen(n = 1): void {
+    this.inCount += n;
+  }
+
+  async emit(record: unknown): Promise<void> {
+    await this.records.write(record);
+  }
+
+  async reject(reject: Omit<Reject, "stage">): Promise<void> {
+    this.reasons[reject.reason] = (this.reasons[reject.reason] ?? 0) + 1;
+    await this.rejects.write({ stage: this.stage, ...reject });
+  }
+
+  count(name: string, n = 1): void {
+    this.extra[name] = (this.extra[name] ?? 0) + n;
+  }
+
+  /** A secondary output stream of this shard (written atomically with the rest). */
+  side(stream: "traces" | "index" | "counts"): ShardWriter {
+    let w = this.sides.get(stream);
+    if (!w) {
+      w = new ShardWriter(this.store, keys.side(this.runId, this.stage, stream, this.shard));
+      this.sides.set(stream, w);
+    }
+    return w;
+  }
+
+  /** Closes every output, checks that counts add up, then writes stats (the shard's done marker). */
+  async finish(): Promise<ShardStats> {
+    const out = await this.records.close();
+    const rej = await this.rejects.close();
+    for (const w of this.sides.values()) await w.close();
+    if (this.inCount !== out.records + rej.records) {
+      throw new InvariantError(
+        `${this.stage} shard ${this.shard}: ${this.inCount} in != ${out.records} out + ${rej.records} rejected`,
+      );
+    }
+    const stats: ShardStats = {
+      stage: this.stage,
+      shard: this.shard,
+      in: this.inCount,
+      out: out.records,
+      rejected: rej.records,
+      reasons: this.reasons,
+      extra: this.extra,
+      seconds: (Date.now() - this.started) / 1000,
+    };
+    await writeJson(this.store, keys.stats(this.runId, this.stage, this.shard), stats);
+    return stats;
+  }
+
+  async abort(err: Error): Promise<void> {
+    await this.records.abort(err);
+    await this.rejects.abort(err);
+    for (const w of this.sides.values()) await w.abort(err);
+  }
+}
+
+/** Runs `body` over one shard; a shard whose stats exist is already done and is skipped. */
+export async function runShard(
+  store: ByteStore,
+  runId: string,
+  stage: Stage,
+  shard: number,
+  body: (run: ShardRun) => Promise<void>,
+): Promise<{ skipped: boolean; stats: ShardStats }> {
+  const existing = await readJson<ShardStats>(store, keys.stats(runId, stage, shard));
+  if (existing) return { skipped: true, stats: existing };
+  const run = new ShardRun(store, runId, stage, shard);
+  try {
+    await body(run);
+  } catch (err) {
+    await run.abort(err as Error);
+    throw err;
+  }
+  return { skipped: false, stats: await run.finish() };
+}
+
+export async function stageDone(store: ByteStore, runId: string, stage: Stage): Promise<boolean> {
+  return store.exists(keys.success(runId, stage));
+}
+
+/** Sums the shard stats of a stage. */
+export async function summarizeStage(store: ByteStore, runId: string, stage: Stage): Promise<StageSummary> {
+  const summary: StageSummary = { stage, shards: 0, in: 0, out: 0, rejected: 0, reasons: {}, extra: {}, seconds: 0 };
+  for (const key of await listAll(store, keys.statsPrefix(runId, stage))) {
+    const s = await readJson<ShardStats>(store, key);
+    if (!s) continue;
+    summary.shards += 1;
+    summary.in += s.in;
+    summary.out += s.out;
+    summary.rejected += s.rejected;
+    summary.seconds += s.seconds;
+    for (const [k, v] of Object.entries(s.reasons)) summary.reasons[k] = (summary.reasons[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(s.extra)) summary.extra[k] = (summary.extra[k] ?? 0) + v;
+  }
+  return summary;
+}
+
+/** Writes `_SUCCESS` (with the stage summary) last; reruns skip the stage from then on. */
+export async function markStageDone(store: ByteStore, runId: string, stage: Stage): Promise<StageSummary> {
+  const summary = await summarizeStage(store, runId, stage);
+  await writeJson(store, keys.success(runId, stage), summary);
+  return summary;
+}
+
+/** Shard keys of a stage's output, in shard order. */
+export async function stageShards(store: ByteStore, runId: string, stage: Stage): Promise<string[]> {
+  return (await listAll(store, keys.shardsPrefix(runId, stage))).filter((k) => k.endsWith(".jsonl.gz"));
+}

@@ -1,0 +1,153 @@
+/**
+ * verify-traces: the verifier and the quality filters over one shard of traces. Accepted traces go
+ * on with their verdict; every other trace is a reject with the first reason that dropped it; per
+ * question counts (samples, correct) feed pass rates and the report.
+ *
+ * In `rollouts` mode (difficulty estimation) no trace is filtered: every rollout is scored and only
+ * the per-question counts matter.
+ */
+import { z } from "zod";
+import type { RunConfig } from "../config/schema.ts";
+import { Question, Trace, Verdict } from "../records/index.ts";
+import { verify } from "../verify/index.ts";
+import type { SourceRow } from "./ingest.ts";
+import type { ShardRun } from "./stage.ts";
+
+export const VerifiedTrace = Trace.extend({
+  verdict: Verdict,
+  domain: Question.shape.domain,
+  source: z.string(),
+});
+export type VerifiedTrace = z.infer<typeof VerifiedTrace>;
+
+export interface QuestionCount {
+  questionId: string;
+  domain: string;
+  source: string;
+  samples: number;
+  correct: number;
+  passRate: number;
+}
+
+/** An LLM judge for answers the rules cannot decide (wired in by the adapter; absent = no judge). */
+export type Judge = (input: {
+  question: string;
+  gold: string;
+  prediction: string;
+}) => Promise<{ verdict: boolean; reason: string; model: string }>;
+
+/** Fraction of word n-grams that repeat an earlier n-gram: a looping, degenerate response scores high. */
+export function repeatedFraction(text: string, n: number): number {
+  const words = text.split(/\s+/).filter(Boolean);
+  if (words.length < n * 2) return 0;
+  const seen = new Set<string>();
+  let repeated = 0;
+  const total = words.length - n + 1;
+  for (let i = 0; i < total; i++) {
+    const gram = words.slice(i, i + n).join(" ");
+    if (seen.has(gram)) repeated++;
+    else seen.add(gram);
+  }
+  return repeated / total;
+}
+
+/** The first quality filter a trace fails, or null. */
+export function qualityReason(trace: Trace, config: RunConfig, format: number): string | null {
+  const f = config.filters;
+  if (f.dropTruncated && trace.finishReason === "length") return "truncated";
+  if (trace.finishReason === "error" || trace.finishReason === "content_filter") return `finish_${trace.finishReason}`;
+  if (trace.response.length < f.minResponseChars) return "response_too_short";
+  if (f.maxResponseChars !== undefined && trace.response.length > f.maxResponseChars) return "response_too_long";
+  if (f.repetition.enabled && repeatedFraction(trace.response, f.repetition.ngram) > f.repetition.maxRepeatedFraction) {
+    return "repetitive_response";
+  }
+  if (f.requireFormat && format < 1) return "bad_format";
+  return null;
+}
+
+export interface VerifyShardOptions {
+  config: RunConfig;
+  mode: "sft" | "rollouts";
+  /** Questions of this shard by id (gold answers, choices, domain). */
+  questions: ReadonlyMap<string, Question>;
+  judge?: Judge;
+}
+
+export async function verifyTraces(rows: AsyncIterable<SourceRow>, opts: VerifyShardOptions, run: ShardRun): Promise<void> {
+  const { config } = opts;
+  const counts = new Map<string, QuestionCount>();
+  const judgeEnabled = config.verification.judge.enabled && opts.judge !== undefined;
+  for await (const row of rows) {
+    run.seen();
+    if (!row.ok) {
+      await run.reject({ reason: "invalid_json", origin: row.origin, detail: row.error });
+      continue;
+    }
+    const parsed = Trace.safeParse(row.value);
+    if (!parsed.success) {
+      await run.reject({ reason: "invalid_trace", origin: row.origin, detail: parsed.error.issues[0]?.message });
+      continue;
+    }
+    const trace = parsed.data;
+    const q = opts.questions.get(trace.questionId);
+    if (!q) {
+      await run.reject({ reason: "unknown_question", origin: row.origin, questionId: trace.questionId });
+      continue;
+    }
+    let count = counts.get(q.id);
+    if (!count) {
+      count = { questionId: q.id, domain: q.domain, source: q.source, samples: 0, correct: 0, passRate: 0 };
+      counts.set(q.id, count);
+    }
+    const v = verify(
+      { response: trace.response, answer: q.answer, choices: q.choices, answerType: q.answerType },
+      {
+        preset: config.verification.extractionPreset,
+        judge: judgeEnabled,
+        relativeTolerance: config.verification.numericRelativeTolerance,
+        timeBudgetMs: config.verification.itemTimeBudgetMs,
+      },
+    );
+    const verdict: Verdict = {
+      questionId: q.id,
+      sampleIndex: trace.sampleIndex,
+      correct: v.correct,
+      extracted: v.extracted,
+      reason: v.reason,
+      format: v.format,
+    };
+    if (v.undecided && opts.judge) {
+      run.count("judge_calls");
+      try {
+        const j = await opts.judge({ question: q.question, gold: q.answer, prediction: v.extracted ?? trace.response });
+        verdict.correct = j.verdict;
+        verdict.reason = j.verdict ? "match_judge" : "judge_mismatch";
+        verdict.judged = { model: j.model, verdict: j.verdict, reason: j.reason };
+      } catch (err) {
+        run.count("judge_errors");
+        verdict.reason = "judge_unavailable";
+        verdict.judged = { model: config.verification.judge.model, verdict: false, reason: (err as Error).message };
+      }
+    }
+    count.samples += 1;
+    if (verdict.correct) count.correct += 1;
+    if (opts.mode === "rollouts") {
+      await run.emit({ ...trace, verdict, domain: q.domain, source: q.source } satisfies VerifiedTrace);
+      continue;
+    }
+    const quality = qualityReason(trace, config, v.format);
+    const reason = quality ?? (verdict.correct ? null : verdict.reason);
+    if (reason) {
+      await run.reject({ reason, origin: row.origin, questionId: q.id, record: { sampleIndex: trace.sampleIndex, verdict } });
+      continue;
+    }
+    run.count("completion_tokens", trace.usage.completionTokens);
+    await run.emit({ ...trace, verdict, domain: q.domain, source: q.source } satisfies VerifiedTrace);
+  }
+  const side = run.side("counts");
+  for (const c of counts.values()) {
+    c.passRate = c.samples === 0 ? 0 : c.correct / c.samples;
+    await side.write(c);
+  }
+  run.count("questions", counts.size);
+}
