@@ -13,7 +13,10 @@ import { shingleText } from "../../core/dedup/minhash.ts";
 import { checkTargets, fmt, seeded, writeResult } from "../lib/stats.ts";
 
 const { values: args } = parseArgs({
-  options: { questions: { type: "string", default: "1000000" }, planted: { type: "string", default: "50000" } },
+  options: {
+    questions: { type: "string", default: "1000000" },
+    planted: { type: "string", default: "50000" },
+  },
 });
 const N = Number(args.questions);
 const PLANTED = Number(args.planted);
@@ -136,5 +139,14 @@ const ok = checkTargets([
   { name: "recall on planted pairs at J >= 0.8", value: recall, limit: 0.95, kind: "min" },
   { name: "precision of drops", value: precision, limit: 0.99, kind: "min" },
 ]);
-writeResult("bench/results/dedup.json", { questions: N, planted: planted.length, positives: positives.length, seconds, peakRssMiB: peakRss / 2 ** 20, recall, precision, dropped });
+writeResult("bench/results/dedup.json", {
+  questions: N,
+  planted: planted.length,
+  positives: positives.length,
+  seconds,
+  peakRssMiB: peakRss / 2 ** 20,
+  recall,
+  precision,
+  dropped,
+});
 process.exitCode = ok ? 0 : 1;

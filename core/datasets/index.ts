@@ -39,7 +39,11 @@ const IMAGES = list("images", [
   str("path"),
 ]);
 const MESSAGES = (name: string) =>
-  list(name, [{ name: "element", repetition_type: "OPTIONAL", num_children: 2 }, str("role"), str("content")]);
+  list(name, [
+    { name: "element", repetition_type: "OPTIONAL", num_children: 2 },
+    str("role"),
+    str("content"),
+  ]);
 
 /** verl's RL row schema (RECIPE.md "verl row"). */
 export const VERL_SCHEMA: SchemaElement[] = [
@@ -98,7 +102,10 @@ export class ParquetParts {
 
   async flush(): Promise<void> {
     if (this.rows.length === 0 && this.parts.length > 0) return;
-    const columnData = topLevelNames(this.schema).map((name) => ({ name, data: this.rows.map((r) => r[name]) }));
+    const columnData = topLevelNames(this.schema).map((name) => ({
+      name,
+      data: this.rows.map((r) => r[name]),
+    }));
     // biome-ignore lint/suspicious/noExplicitAny: hyparquet-writer's SchemaElement type is structural
     const buffer = parquetWriteBuffer({ columnData: columnData as any, schema: this.schema as any });
     const key = this.keyOf(this.parts.length);
@@ -144,7 +151,9 @@ export interface ImageSource {
 
 /** The user turn as text: one `<image>` marker per image, then the question and its options. */
 export function userText(q: Pick<Question, "question" | "choices">, images: number): string {
-  const options = q.choices?.length ? `\n${q.choices.map((c, i) => `${"ABCDEFGH"[i]}. ${c}`).join("\n")}` : "";
+  const options = q.choices?.length
+    ? `\n${q.choices.map((c, i) => `${"ABCDEFGH"[i]}. ${c}`).join("\n")}`
+    : "";
   return `${"<image>".repeat(images)}${q.question}${options}`;
 }
 
@@ -196,7 +205,11 @@ export async function writeSftDataset(
 ): Promise<{ rows: number; jsonl: string; parquet: string[]; images: number; responseChars: number[] }> {
   const jsonlKey = options.keyOf("sft.jsonl.gz");
   const jsonl = new ShardWriter(options.store, jsonlKey);
-  const parquet = new ParquetParts(options.store, (p) => options.keyOf(`sft-${String(p).padStart(5, "0")}.parquet`), SFT_SCHEMA);
+  const parquet = new ParquetParts(
+    options.store,
+    (p) => options.keyOf(`sft-${String(p).padStart(5, "0")}.parquet`),
+    SFT_SCHEMA,
+  );
   const copied = new Set<string>();
   const responseChars: number[] = [];
   let rows = 0;
@@ -220,7 +233,13 @@ export async function writeSftDataset(
   }
   await jsonl.close();
   await parquet.flush();
-  return { rows, jsonl: jsonlKey, parquet: parquet.parts.map((p) => p.key), images: copied.size, responseChars };
+  return {
+    rows,
+    jsonl: jsonlKey,
+    parquet: parquet.parts.map((p) => p.key),
+    images: copied.size,
+    responseChars,
+  };
 }
 
 /** One verl row for an RL question. */

@@ -64,7 +64,13 @@ export function createMinHasher(permutations: number, shingleSize: number, seed 
 }
 
 /** Estimated Jaccard similarity: the fraction of equal signature slots. */
-export function estimateJaccard(x: Uint32Array, xOffset: number, y: Uint32Array, yOffset: number, length: number): number {
+export function estimateJaccard(
+  x: Uint32Array,
+  xOffset: number,
+  y: Uint32Array,
+  yOffset: number,
+  length: number,
+): number {
   let same = 0;
   for (let i = 0; i < length; i++) if (x[xOffset + i] === y[yOffset + i]) same++;
   return same / length;

@@ -20,7 +20,11 @@ type MediaType = ImageRef["mediaType"];
 export function sniffType(b: Uint8Array): MediaType | null {
   if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return "image/png";
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image/jpeg";
-  if (b.length >= 12 && String.fromCharCode(...b.subarray(0, 4)) === "RIFF" && String.fromCharCode(...b.subarray(8, 12)) === "WEBP") {
+  if (
+    b.length >= 12 &&
+    String.fromCharCode(...b.subarray(0, 4)) === "RIFF" &&
+    String.fromCharCode(...b.subarray(8, 12)) === "WEBP"
+  ) {
     return "image/webp";
   }
   if (b.length >= 6 && String.fromCharCode(...b.subarray(0, 4)) === "GIF8") return "image/gif";
@@ -37,7 +41,8 @@ function dims(b: Uint8Array, type: MediaType): [number, number] | null {
     if (type === "image/gif") return [dv.getUint16(6, true), dv.getUint16(8, true)];
     if (type === "image/webp") {
       const chunk = String.fromCharCode(...b.subarray(12, 16));
-      if (chunk === "VP8X") return [1 + (dv.getUint32(24, true) & 0xffffff), 1 + (dv.getUint32(27, true) & 0xffffff)];
+      if (chunk === "VP8X")
+        return [1 + (dv.getUint32(24, true) & 0xffffff), 1 + (dv.getUint32(27, true) & 0xffffff)];
       if (chunk === "VP8L") {
         const bits = dv.getUint32(21, true);
         return [1 + (bits & 0x3fff), 1 + ((bits >> 14) & 0x3fff)];
@@ -81,7 +86,8 @@ function decodeGray(b: Uint8Array, type: MediaType): { w: number; h: number; gra
     for (let p = 0; p < w * h; p++) {
       const a = data[p * 4 + 3]! / 255;
       // Transparent pixels count as white, the colour they show on a page.
-      gray[p] = (0.299 * data[p * 4]! + 0.587 * data[p * 4 + 1]! + 0.114 * data[p * 4 + 2]!) * a + 255 * (1 - a);
+      gray[p] =
+        (0.299 * data[p * 4]! + 0.587 * data[p * 4 + 1]! + 0.114 * data[p * 4 + 2]!) * a + 255 * (1 - a);
     }
     return { w, h, gray };
   } catch {
@@ -107,7 +113,8 @@ function dhash(img: { w: number; h: number; gray: Float64Array }): string {
   }
   let bits = 0n;
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < 8; c++) bits = (bits << 1n) | (cell[r * cols + c]! > cell[r * cols + c + 1]! ? 1n : 0n);
+    for (let c = 0; c < 8; c++)
+      bits = (bits << 1n) | (cell[r * cols + c]! > cell[r * cols + c + 1]! ? 1n : 0n);
   }
   return bits.toString(16).padStart(16, "0");
 }
@@ -139,6 +146,13 @@ export function checkImage(bytes: Uint8Array): ImageCheck {
   }
   return {
     ok: true,
-    ref: { sha256: sha256Hex(bytes), mediaType, width: size[0], height: size[1], bytes: bytes.length, dhash: hash },
+    ref: {
+      sha256: sha256Hex(bytes),
+      mediaType,
+      width: size[0],
+      height: size[1],
+      bytes: bytes.length,
+      dhash: hash,
+    },
   };
 }

@@ -19,7 +19,10 @@ export async function storeAsyncBuffer(store: ByteStore, key: string): Promise<A
 }
 
 /** Yields the rows of a Parquet file, one row group at a time. */
-export async function* readParquetRows(store: ByteStore, key: string): AsyncGenerator<Record<string, unknown>> {
+export async function* readParquetRows(
+  store: ByteStore,
+  key: string,
+): AsyncGenerator<Record<string, unknown>> {
   const file = await storeAsyncBuffer(store, key);
   const metadata = await parquetMetadataAsync(file);
   let rowStart = 0;

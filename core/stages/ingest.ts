@@ -16,7 +16,9 @@ import {
 import type { ShardRun } from "./stage.ts";
 
 /** A raw row from a source file, or a line that could not be parsed. */
-export type SourceRow = { origin: string; ok: true; value: unknown } | { origin: string; ok: false; error: string };
+export type SourceRow =
+  | { origin: string; ok: true; value: unknown }
+  | { origin: string; ok: false; error: string };
 
 export interface ImageIo {
   /** Bytes of an image named by a source row (relative path, s3:// or https:// URL, data: URL); null if missing. */
@@ -161,7 +163,10 @@ export async function ingestRows(
       continue;
     }
     const q: Question = {
-      id: questionId(question, refs.map((i) => i.sha256)),
+      id: questionId(
+        question,
+        refs.map((i) => i.sha256),
+      ),
       source: source.name,
       domain: source.domain,
       question,
@@ -199,5 +204,8 @@ export function userContent(q: Question): Trace["messages"][number]["content"] {
   const textPart = q.choices?.length
     ? `${q.question}\n${q.choices.map((c, i) => `${"ABCDEFGH"[i]}. ${c}`).join("\n")}`
     : q.question;
-  return [...q.images.map((i) => ({ type: "image" as const, sha256: i.sha256 })), { type: "text" as const, text: textPart }];
+  return [
+    ...q.images.map((i) => ({ type: "image" as const, sha256: i.sha256 })),
+    { type: "text" as const, text: textPart },
+  ];
 }

@@ -35,7 +35,8 @@ export function mixKey(seed: number, questionId: string, sampleIndex: number): n
 export function trigramSet(text: string): Set<number> {
   const words = text.toLowerCase().split(/\s+/).filter(Boolean);
   const out = new Set<number>();
-  for (let i = 0; i + 3 <= words.length; i++) out.add(fnv1a(`${words[i]} ${words[i + 1]} ${words[i + 2]}`, 0));
+  for (let i = 0; i + 3 <= words.length; i++)
+    out.add(fnv1a(`${words[i]} ${words[i + 1]} ${words[i + 2]}`, 0));
   if (out.size === 0 && words.length > 0) out.add(fnv1a(words.join(" "), 0));
   return out;
 }
@@ -58,7 +59,11 @@ export interface MixIndexEntry {
  * Pass 1 over one verified-trace shard: picks traces per question and writes them, plus their
  * mix keys to the shard's `index` side stream.
  */
-export async function selectTraces(rows: AsyncIterable<SourceRow>, config: RunConfig, run: ShardRun): Promise<void> {
+export async function selectTraces(
+  rows: AsyncIterable<SourceRow>,
+  config: RunConfig,
+  run: ShardRun,
+): Promise<void> {
   const byQuestion = new Map<string, { trace: VerifiedTrace; origin: string }[]>();
   for await (const row of rows) {
     run.seen();
@@ -68,7 +73,11 @@ export async function selectTraces(rows: AsyncIterable<SourceRow>, config: RunCo
     }
     const parsed = VerifiedTrace.safeParse(row.value);
     if (!parsed.success) {
-      await run.reject({ reason: "invalid_trace", origin: row.origin, detail: parsed.error.issues[0]?.message });
+      await run.reject({
+        reason: "invalid_trace",
+        origin: row.origin,
+        detail: parsed.error.issues[0]?.message,
+      });
       continue;
     }
     const list = byQuestion.get(parsed.data.questionId) ?? [];
@@ -93,7 +102,10 @@ export async function selectTraces(rows: AsyncIterable<SourceRow>, config: RunCo
       }
       kept.push(grams);
       await run.emit(trace);
-      await index.write({ domain: trace.domain, key: mixKey(seed, qid, trace.sampleIndex) } satisfies MixIndexEntry);
+      await index.write({
+        domain: trace.domain,
+        key: mixKey(seed, qid, trace.sampleIndex),
+      } satisfies MixIndexEntry);
     }
   }
 }
@@ -106,7 +118,10 @@ export interface MixPlan {
 }
 
 /** The number of traces to take from each domain, given what is available. */
-export function mixTargets(available: Partial<Record<Domain, number>>, config: RunConfig): Partial<Record<Domain, number>> {
+export function mixTargets(
+  available: Partial<Record<Domain, number>>,
+  config: RunConfig,
+): Partial<Record<Domain, number>> {
   const { ratios, caps, totalRows } = config.mixing;
   const targets: Partial<Record<Domain, number>> = {};
   const domains = Object.keys(available) as Domain[];
@@ -120,7 +135,9 @@ export function mixTargets(available: Partial<Record<Domain, number>>, config: R
   } else {
     for (const d of domains) targets[d] = available[d] ?? 0;
   }
-  if (caps) for (const [d, cap] of Object.entries(caps) as [Domain, number][]) targets[d] = Math.min(targets[d] ?? 0, cap);
+  if (caps)
+    for (const [d, cap] of Object.entries(caps) as [Domain, number][])
+      targets[d] = Math.min(targets[d] ?? 0, cap);
   return targets;
 }
 
@@ -150,7 +167,12 @@ export function planMix(entries: Iterable<MixIndexEntry>, config: RunConfig): Mi
 }
 
 /** Pass 2 over one selected shard: keeps the traces the plan takes. */
-export async function applyMix(rows: AsyncIterable<SourceRow>, plan: MixPlan, config: RunConfig, run: ShardRun): Promise<void> {
+export async function applyMix(
+  rows: AsyncIterable<SourceRow>,
+  plan: MixPlan,
+  config: RunConfig,
+  run: ShardRun,
+): Promise<void> {
   for await (const row of rows) {
     run.seen();
     if (!row.ok) throw new InvariantError(`selected shard has a malformed line: ${row.origin}`);

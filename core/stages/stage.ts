@@ -137,7 +137,16 @@ export async function stageDone(store: ByteStore, runId: string, stage: Stage): 
 
 /** Sums the shard stats of a stage. */
 export async function summarizeStage(store: ByteStore, runId: string, stage: Stage): Promise<StageSummary> {
-  const summary: StageSummary = { stage, shards: 0, in: 0, out: 0, rejected: 0, reasons: {}, extra: {}, seconds: 0 };
+  const summary: StageSummary = {
+    stage,
+    shards: 0,
+    in: 0,
+    out: 0,
+    rejected: 0,
+    reasons: {},
+    extra: {},
+    seconds: 0,
+  };
   for (const key of await listAll(store, keys.statsPrefix(runId, stage))) {
     const s = await readJson<ShardStats>(store, key);
     if (!s) continue;

@@ -55,10 +55,15 @@ export function repeatedFraction(text: string, n: number): number {
 export function qualityReason(trace: Trace, config: RunConfig, format: number): string | null {
   const f = config.filters;
   if (f.dropTruncated && trace.finishReason === "length") return "truncated";
-  if (trace.finishReason === "error" || trace.finishReason === "content_filter") return `finish_${trace.finishReason}`;
+  if (trace.finishReason === "error" || trace.finishReason === "content_filter")
+    return `finish_${trace.finishReason}`;
   if (trace.response.length < f.minResponseChars) return "response_too_short";
-  if (f.maxResponseChars !== undefined && trace.response.length > f.maxResponseChars) return "response_too_long";
-  if (f.repetition.enabled && repeatedFraction(trace.response, f.repetition.ngram) > f.repetition.maxRepeatedFraction) {
+  if (f.maxResponseChars !== undefined && trace.response.length > f.maxResponseChars)
+    return "response_too_long";
+  if (
+    f.repetition.enabled &&
+    repeatedFraction(trace.response, f.repetition.ngram) > f.repetition.maxRepeatedFraction
+  ) {
     return "repetitive_response";
   }
   if (f.requireFormat && format < 1) return "bad_format";
@@ -73,7 +78,11 @@ export interface VerifyShardOptions {
   judge?: Judge;
 }
 
-export async function verifyTraces(rows: AsyncIterable<SourceRow>, opts: VerifyShardOptions, run: ShardRun): Promise<void> {
+export async function verifyTraces(
+  rows: AsyncIterable<SourceRow>,
+  opts: VerifyShardOptions,
+  run: ShardRun,
+): Promise<void> {
   const { config } = opts;
   const counts = new Map<string, QuestionCount>();
   const judgeEnabled = config.verification.judge.enabled && opts.judge !== undefined;
@@ -85,7 +94,11 @@ export async function verifyTraces(rows: AsyncIterable<SourceRow>, opts: VerifyS
     }
     const parsed = Trace.safeParse(row.value);
     if (!parsed.success) {
-      await run.reject({ reason: "invalid_trace", origin: row.origin, detail: parsed.error.issues[0]?.message });
+      await run.reject({
+        reason: "invalid_trace",
+        origin: row.origin,
+        detail: parsed.error.issues[0]?.message,
+      });
       continue;
     }
     const trace = parsed.data;
@@ -119,14 +132,22 @@ export async function verifyTraces(rows: AsyncIterable<SourceRow>, opts: VerifyS
     if (v.undecided && opts.judge) {
       run.count("judge_calls");
       try {
-        const j = await opts.judge({ question: q.question, gold: q.answer, prediction: v.extracted ?? trace.response });
+        const j = await opts.judge({
+          question: q.question,
+          gold: q.answer,
+          prediction: v.extracted ?? trace.response,
+        });
         verdict.correct = j.verdict;
         verdict.reason = j.verdict ? "match_judge" : "judge_mismatch";
         verdict.judged = { model: j.model, verdict: j.verdict, reason: j.reason };
       } catch (err) {
         run.count("judge_errors");
         verdict.reason = "judge_unavailable";
-        verdict.judged = { model: config.verification.judge.model, verdict: false, reason: (err as Error).message };
+        verdict.judged = {
+          model: config.verification.judge.model,
+          verdict: false,
+          reason: (err as Error).message,
+        };
       }
     }
     count.samples += 1;
@@ -138,7 +159,12 @@ export async function verifyTraces(rows: AsyncIterable<SourceRow>, opts: VerifyS
     const quality = qualityReason(trace, config, v.format);
     const reason = quality ?? (verdict.correct ? null : verdict.reason);
     if (reason) {
-      await run.reject({ reason, origin: row.origin, questionId: q.id, record: { sampleIndex: trace.sampleIndex, verdict } });
+      await run.reject({
+        reason,
+        origin: row.origin,
+        questionId: q.id,
+        record: { sampleIndex: trace.sampleIndex, verdict },
+      });
       continue;
     }
     run.count("completion_tokens", trace.usage.completionTokens);
