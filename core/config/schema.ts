@@ -240,10 +240,10 @@ export const Dedup = z
       .number()
       .int()
       .min(0)
-      .max(64)
-      .default(6)
+      .max(256)
+      .default(2)
       .describe(
-        "Max Hamming distance of image perceptual hashes for two questions to count as the same image.",
+        "Max Hamming distance between two images' 256-bit perceptual hashes (dHash) for them to count as the same image. A resized or re-encoded copy is within 1-2; two charts of one layout with other values differ by 4 or more.",
       ),
     decontamination: z
       .strictObject({

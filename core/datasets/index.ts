@@ -6,6 +6,7 @@
  */
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { PNG } from "pngjs";
+import { sniffType } from "../images/index.ts";
 import type { ImageRef, Question } from "../records/index.ts";
 import type { ByteStore } from "../shards/byte-store.ts";
 import { ShardWriter } from "../shards/jsonl.ts";
@@ -213,13 +214,20 @@ export async function writeSftDataset(
   const copied = new Set<string>();
   const responseChars: number[] = [];
   let rows = 0;
+  const mediaTypes = new Map(options.mediaTypes);
   for await (const trace of traces) {
-    const row = sftRow(trace, options);
+    const loaded = new Map<string, Uint8Array>();
+    for (const sha of userTurn(trace).images) {
+      const data = await options.images.bytes(sha);
+      loaded.set(sha, data);
+      if (!mediaTypes.has(sha)) mediaTypes.set(sha, sniffType(data) ?? "image/png");
+    }
+    const row = sftRow(trace, { ...options, mediaTypes });
     await jsonl.write(row);
     const embedded: ParquetImage[] = [];
     let bytes = trace.response.length;
     for (const path of row.images) {
-      const data = path === BLANK_IMAGE_PATH ? blankImage() : await options.images.bytes(path.slice(7, 71));
+      const data = path === BLANK_IMAGE_PATH ? blankImage() : loaded.get(path.slice(7, 71))!;
       embedded.push({ bytes: data, path });
       bytes += data.length;
       if (!copied.has(path)) {

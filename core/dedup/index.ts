@@ -3,6 +3,9 @@
  * image perceptual hash so the same text over another image is kept), and benchmark
  * decontamination (word n-gram overlap).
  *
+ * Near duplicates must also have the same gold answer (after whitespace and case): a figure whose
+ * numbers changed looks the same to a perceptual hash but asks another question.
+ *
  * Items are added in priority order (sources in configured order, rows in file order). Near-duplicate
  * candidates that verify are joined into groups; the earliest member of each group is kept and every
  * other member is dropped naming it. Memory: one signature per item (4 bytes x permutations) plus one
@@ -37,6 +40,7 @@ export class NearDuplicateFinder {
   private sigs: Uint32Array;
   private readonly ids: string[] = [];
   private readonly images: (DedupImage[] | null)[] = [];
+  private readonly answers: string[] = [];
   private readonly reference: boolean[] = [];
   private readonly exact = new Map<string, number>();
   private exactOf: Int32Array = new Int32Array(1024);
@@ -60,7 +64,7 @@ export class NearDuplicateFinder {
    * Adds an item in priority order. `reference` items (e.g. the SFT set when building the RL set)
    * are only ever kept: they make later items duplicates but are not outputs themselves.
    */
-  add(id: string, text: string, images: readonly DedupImage[], reference = false): number {
+  add(id: string, text: string, images: readonly DedupImage[], reference = false, answer = ""): number {
     const i = this.ids.length;
     const perms = this.settings.minhashPermutations;
     if ((i + 1) * perms > this.sigs.length) {
@@ -73,6 +77,7 @@ export class NearDuplicateFinder {
     }
     this.ids.push(id);
     this.images.push(images.length > 0 ? [...images] : null);
+    this.answers.push(answer.replace(/\s+/g, "").toLowerCase());
     this.reference.push(reference);
     const first = this.exact.get(id);
     this.exactOf[i] = first ?? -1;
@@ -120,7 +125,13 @@ export class NearDuplicateFinder {
   private similar(a: number, b: number): boolean {
     const perms = this.settings.minhashPermutations;
     const j = estimateJaccard(this.sigs, a * perms, this.sigs, b * perms, perms);
-    return j >= this.settings.nearDuplicateThreshold && this.imagesMatch(a, b);
+    // Same wording over the same-looking figure with another gold answer is another question
+    // (a diagram whose numbers changed): perceptual hashes cannot read the numbers, answers can.
+    return (
+      j >= this.settings.nearDuplicateThreshold &&
+      this.answers[a] === this.answers[b] &&
+      this.imagesMatch(a, b)
+    );
   }
 
   /** Finds the groups. Call once, after every item is added. */

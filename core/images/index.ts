@@ -95,10 +95,15 @@ function decodeGray(b: Uint8Array, type: MediaType): { w: number; h: number; gra
   }
 }
 
-/** dHash: 9x8 area-averaged grayscale, one bit per horizontal gradient; 16 hex chars. */
+/**
+ * dHash on a 17x16 grid of area-averaged grayscale: one bit per horizontal gradient, 256 bits
+ * (64 hex chars). The common 9x8 grid cannot tell two charts of the same layout apart; 16x16 sees
+ * changed bars and labels while staying stable under re-encoding and resizing.
+ */
+export const DHASH_BITS = 256;
 function dhash(img: { w: number; h: number; gray: Float64Array }): string {
-  const cols = 9;
-  const rows = 8;
+  const cols = 17;
+  const rows = 16;
   const cell = new Float64Array(cols * rows);
   for (let r = 0; r < rows; r++) {
     const y0 = Math.floor((r * img.h) / rows);

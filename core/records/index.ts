@@ -17,9 +17,9 @@ export const ImageRef = z.strictObject({
   bytes: z.number().int().positive().describe("Size of the image in bytes."),
   dhash: z
     .string()
-    .regex(/^[0-9a-f]{16}$/)
+    .regex(/^[0-9a-f]{64}$/)
     .nullable()
-    .describe("64-bit difference hash for near-duplicate checks; null for types not decoded (WebP, GIF)."),
+    .describe("256-bit difference hash for near-duplicate checks; null for types not decoded (WebP, GIF)."),
 });
 export type ImageRef = z.infer<typeof ImageRef>;
 

@@ -42,14 +42,19 @@ export class ShardRun {
   readonly extra: Record<string, number> = {};
   private readonly sides = new Map<string, ShardWriter>();
 
+  private readonly statsKey: string;
+
+  /** `at` redirects the outputs (a stage's internal pass); by default they follow core/layout. */
   constructor(
     readonly store: ByteStore,
     readonly runId: string,
     readonly stage: Stage,
     readonly shard: number,
+    private readonly at?: { records: string; rejects: string; stats: string; index?: string },
   ) {
-    this.records = new ShardWriter(store, keys.shard(runId, stage, shard));
-    this.rejects = new ShardWriter(store, keys.rejects(runId, stage, shard));
+    this.records = new ShardWriter(store, at?.records ?? keys.shard(runId, stage, shard));
+    this.rejects = new ShardWriter(store, at?.rejects ?? keys.rejects(runId, stage, shard));
+    this.statsKey = at?.stats ?? keys.stats(runId, stage, shard);
   }
 
   /** Counts one record read from the input. */
@@ -74,7 +79,11 @@ export class ShardRun {
   side(stream: "traces" | "index" | "counts"): ShardWriter {
     let w = this.sides.get(stream);
     if (!w) {
-      w = new ShardWriter(this.store, keys.side(this.runId, this.stage, stream, this.shard));
+      const key =
+        stream === "index" && this.at?.index
+          ? this.at.index
+          : keys.side(this.runId, this.stage, stream, this.shard);
+      w = new ShardWriter(this.store, key);
       this.sides.set(stream, w);
     }
     return w;
@@ -100,7 +109,7 @@ export class ShardRun {
       extra: this.extra,
       seconds: (Date.now() - this.started) / 1000,
     };
-    await writeJson(this.store, keys.stats(this.runId, this.stage, this.shard), stats);
+    await writeJson(this.store, this.statsKey, stats);
     return stats;
   }
 
@@ -136,7 +145,12 @@ export async function stageDone(store: ByteStore, runId: string, stage: Stage): 
 }
 
 /** Sums the shard stats of a stage. */
-export async function summarizeStage(store: ByteStore, runId: string, stage: Stage): Promise<StageSummary> {
+export async function summarizeStage(
+  store: ByteStore,
+  runId: string,
+  stage: Stage,
+  statsFolder = "stats/",
+): Promise<StageSummary> {
   const summary: StageSummary = {
     stage,
     shards: 0,
@@ -147,7 +161,7 @@ export async function summarizeStage(store: ByteStore, runId: string, stage: Sta
     extra: {},
     seconds: 0,
   };
-  for (const key of await listAll(store, keys.statsPrefix(runId, stage))) {
+  for (const key of await listAll(store, `${keys.stagePrefix(runId, stage)}${statsFolder}`)) {
     const s = await readJson<ShardStats>(store, key);
     if (!s) continue;
     summary.shards += 1;

@@ -1,0 +1,119 @@
+/**
+ * The cost model behind `recipe estimate` and the report: GPU hours from token counts and a serving
+ * throughput per instance type, at public on-demand list prices. It is an estimate, labelled as one
+ * everywhere it is shown; every assumption is an input.
+ */
+import type { RunConfig } from "./config/schema.ts";
+
+/** us-east-1 on-demand list prices (USD per hour), as published in mid-2025. Spot is usually far lower. */
+export const ON_DEMAND_USD_PER_HOUR: Record<string, number> = {
+  "g6e.xlarge": 1.861,
+  "g6e.2xlarge": 2.242,
+  "g6e.12xlarge": 10.493,
+  "g6e.24xlarge": 15.066,
+  "g6e.48xlarge": 30.131,
+  "p4d.24xlarge": 21.958,
+  "p5.48xlarge": 55.04,
+};
+
+/** Assumed output tokens per second one job's vLLM server sustains, by instance type (override per run). */
+export const ASSUMED_TOKENS_PER_SECOND: Record<string, number> = {
+  "g6e.xlarge": 800,
+  "g6e.2xlarge": 900,
+  "g6e.12xlarge": 2500,
+  "g6e.24xlarge": 3000,
+  "g6e.48xlarge": 5000,
+  "p4d.24xlarge": 6000,
+  "p5.48xlarge": 12000,
+};
+
+export const SPOT_DISCOUNT = 0.6;
+const LAMBDA_USD_PER_GB_SECOND = 0.0000133334; // arm64
+const S3_USD_PER_GB_MONTH = 0.023;
+
+export interface EstimateInput {
+  sftQuestions: number;
+  rlQuestions: number;
+  avgTeacherTokens: number;
+  avgRolloutTokens: number;
+  tokensPerSecond?: number;
+}
+
+export interface CostLine {
+  stage: string;
+  what: string;
+  hours: number;
+  usd: number;
+}
+
+export interface Estimate {
+  label: string;
+  instanceType: string;
+  lines: CostLine[];
+  totalUsd: number;
+  assumptions: Record<string, number | string>;
+}
+
+export function estimateCost(config: RunConfig, input: EstimateInput): Estimate {
+  const instanceType = config.batch.instanceTypes[0]!;
+  const price = ON_DEMAND_USD_PER_HOUR[instanceType] ?? 30;
+  const effective = config.batch.capacity === "spot" ? price * (1 - SPOT_DISCOUNT) : price;
+  const tps = input.tokensPerSecond ?? ASSUMED_TOKENS_PER_SECOND[instanceType] ?? 3000;
+  const teacherTokens = input.sftQuestions * config.teacher.samplesPerQuestion * input.avgTeacherTokens;
+  const rolloutTokens = config.rl.enabled
+    ? input.rlQuestions * config.rl.rolloutsPerQuestion * input.avgRolloutTokens
+    : 0;
+  const lines: CostLine[] = [];
+  const gpu = (stage: string, tokens: number, what: string) => {
+    const hours = tokens / tps / 3600;
+    lines.push({ stage, what, hours, usd: hours * effective });
+  };
+  gpu("distill", teacherTokens, `${teacherTokens.toExponential(2)} teacher tokens on ${instanceType}`);
+  gpu(
+    "estimate-difficulty",
+    rolloutTokens,
+    `${rolloutTokens.toExponential(2)} rollout tokens on ${instanceType}`,
+  );
+  if (config.training.enabled) {
+    // GSPO step time grows with rollouts x response length; 10 minutes per step on the published 64 GPUs.
+    const gpus = config.training.nodes * config.training.gpusPerNode;
+    const hours = (config.training.totalSteps * 10 * (64 / gpus)) / 60;
+    const nodePrice = ON_DEMAND_USD_PER_HOUR["p5.48xlarge"]!;
+    lines.push({
+      stage: "train-rl",
+      what: `${config.training.totalSteps} GSPO steps on ${config.training.nodes} x 8 GPU nodes`,
+      hours,
+      usd: hours * nodePrice * config.training.nodes,
+    });
+  }
+  const records =
+    input.sftQuestions * config.teacher.samplesPerQuestion +
+    input.rlQuestions * config.rl.rolloutsPerQuestion;
+  const lambdaGbSeconds = records * 0.002 * 2; // ~2 ms per record at 2 GB
+  lines.push({
+    stage: "lambdas",
+    what: `${lambdaGbSeconds.toFixed(0)} GB-seconds`,
+    hours: 0,
+    usd: lambdaGbSeconds * LAMBDA_USD_PER_GB_SECOND,
+  });
+  const gb = (teacherTokens + rolloutTokens) * 4 * 1.2e-9 + records * 2e-6;
+  lines.push({
+    stage: "s3",
+    what: `${gb.toFixed(1)} GB for a month`,
+    hours: 0,
+    usd: gb * S3_USD_PER_GB_MONTH,
+  });
+  return {
+    label: "ESTIMATE: list prices and assumed throughput, not a quote",
+    instanceType,
+    lines,
+    totalUsd: lines.reduce((a, l) => a + l.usd, 0),
+    assumptions: {
+      "USD per instance hour": effective,
+      "output tokens per second per job": tps,
+      "average teacher tokens per response": input.avgTeacherTokens,
+      "average rollout tokens": input.avgRolloutTokens,
+      capacity: config.batch.capacity,
+    },
+  };
+}

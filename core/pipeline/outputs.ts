@@ -1,0 +1,261 @@
+/**
+ * The run's outputs: the SFT dataset, the RL dataset (pass-rate band), their data cards.
+ */
+import { configHash } from "../config/index.ts";
+import { blankImage, ParquetParts, VERL_SCHEMA, verlRow, writeSftDataset } from "../datasets/index.ts";
+import { keys, STAGES, type Stage } from "../layout/index.ts";
+import type { ImageRef, Question } from "../records/index.ts";
+import { readJson, writeJson } from "../shards/byte-store.ts";
+import { readShard } from "../shards/jsonl.ts";
+import type { StageSummary } from "../stages/stage.ts";
+import type { QuestionCount, VerifiedTrace } from "../stages/verify-traces.ts";
+import type { RunContext } from "./context.ts";
+import { readManifest } from "./context.ts";
+import { loadQuestionSlice, type VerifyItem } from "./steps.ts";
+
+async function* records<T>(ctx: RunContext, stage: Stage, shards: number): AsyncGenerator<T> {
+  for (let i = 0; i < shards; i++) {
+    const key = keys.shard(ctx.runId, stage, i);
+    if (!(await ctx.store.exists(key))) continue;
+    for await (const line of readShard(ctx.store, key)) if (line.ok) yield line.value as T;
+  }
+}
+
+function imageSource(ctx: RunContext) {
+  return {
+    async bytes(sha256: string) {
+      const b = await ctx.store.readBytes(keys.image(sha256));
+      if (!b) throw new Error(`image ${sha256} is missing from the store`);
+      return new Uint8Array(b);
+    },
+  };
+}
+
+export function percentiles(values: number[]): Record<string, number> {
+  if (values.length === 0) return {};
+  const s = [...values].sort((a, b) => a - b);
+  const at = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+  return { min: s[0]!, p10: at(0.1), p50: at(0.5), p90: at(0.9), p99: at(0.99), max: s.at(-1)! };
+}
+
+/** Summaries of every finished stage, in flow order. */
+export async function stageSummaries(ctx: RunContext): Promise<StageSummary[]> {
+  const out: StageSummary[] = [];
+  for (const stage of STAGES) {
+    const s = await readJson<StageSummary>(ctx.store, keys.success(ctx.runId, stage));
+    if (s && typeof s.in === "number") out.push(s);
+  }
+  return out;
+}
+
+function dataCard(ctx: RunContext, title: string, body: string[], summaries: StageSummary[]): string {
+  const c = ctx.config;
+  const lines = [
+    `# ${title}`,
+    "",
+    `Run \`${ctx.runId}\`${c.description ? `: ${c.description}` : ""}`,
+    "",
+    `Config hash (sha256 of the resolved run.json): \`${configHash(c)}\``,
+    "",
+  ];
+  if (ctx.replayTeacher) {
+    lines.push(
+      "> **Replay teacher.** The responses in this set were served by the bundled replay server from recorded",
+      "> sample responses, not by a live teacher model. It exists to exercise the pipeline; do not train on it.",
+      "",
+    );
+  }
+  lines.push(
+    ...body,
+    "",
+    "## Funnel",
+    "",
+    "| stage | in | out | rejected | top reject reasons |",
+    "| --- | --- | --- | --- | --- |",
+  );
+  for (const s of summaries) {
+    const top = Object.entries(s.reasons)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 4)
+      .map(([r, n]) => `${r} ${n}`)
+      .join(", ");
+    lines.push(`| ${s.stage} | ${s.in} | ${s.out} | ${s.rejected} | ${top} |`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function sourcesTable(ctx: RunContext, branch: "sft" | "rl", counts: Map<string, number>): string[] {
+  const rows = ["| source | domain | kind | license | rows |", "| --- | --- | --- | --- | --- |"];
+  for (const s of ctx.config.sources[branch]) {
+    rows.push(`| ${s.name} | ${s.domain} | ${s.kind} | ${s.license} | ${counts.get(s.name) ?? 0} |`);
+  }
+  return rows;
+}
+
+/** write-sft-dataset: chat JSONL, Parquet parts with embedded images, images folder, data card. */
+export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
+  const stage: Stage = "write-sft-dataset";
+  const done = await readJson<Record<string, unknown>>(ctx.store, keys.success(ctx.runId, stage));
+  if (done) return done;
+  const mediaTypes = new Map<string, ImageRef["mediaType"]>();
+  const counts = new Map<string, number>();
+  const domains = new Map<string, number>();
+  const traces = async function* (): AsyncGenerator<VerifiedTrace> {
+    for await (const t of records<VerifiedTrace>(ctx, "select-and-mix", mixShards)) {
+      counts.set(t.source, (counts.get(t.source) ?? 0) + 1);
+      domains.set(t.domain, (domains.get(t.domain) ?? 0) + 1);
+      yield t;
+    }
+  };
+  const images = imageSource(ctx);
+  const result = await writeSftDataset(traces(), {
+    store: ctx.store,
+    keyOf: (file) => keys.dataset(ctx.runId, "sft", file),
+    images,
+    systemPrompt: ctx.config.teacher.systemPrompt,
+    blankImageForTextOnly: ctx.config.mixing.blankImageForTextOnly,
+    mediaTypes,
+  });
+  if (ctx.config.mixing.blankImageForTextOnly)
+    await ctx.store.write(keys.dataset(ctx.runId, "sft", "images/blank.png"), blankImage());
+  const lengths = percentiles(result.responseChars);
+  const summary = {
+    stage,
+    in: result.rows,
+    out: result.rows,
+    rejected: 0,
+    reasons: {},
+    extra: { rows: result.rows, images: result.images, parquetParts: result.parquet.length },
+    seconds: 0,
+    shards: 1,
+    files: { jsonl: result.jsonl, parquet: result.parquet },
+    responseChars: lengths,
+    perSource: Object.fromEntries(counts),
+    perDomain: Object.fromEntries(domains),
+  };
+  const card = dataCard(
+    ctx,
+    "SFT dataset",
+    [
+      `${result.rows} rows: system prompt, user turn (\`<image>\` markers, \`images\` list), verified assistant turn.`,
+      "Files: `sft.jsonl.gz` (chat JSONL for LLaMA-Factory / lmms-engine style loaders), `sft-*.parquet` (same rows, images embedded as bytes), `images/`.",
+      "",
+      "## Sources",
+      "",
+      ...sourcesTable(ctx, "sft", counts),
+      "",
+      "## Domains",
+      "",
+      ...[...domains].map(
+        ([d, n]) => `- ${d}: ${n} (${((100 * n) / Math.max(1, result.rows)).toFixed(1)} %)`,
+      ),
+      "",
+      "## Response length (characters)",
+      "",
+      Object.entries(lengths)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ") || "no rows",
+    ],
+    await stageSummaries(ctx),
+  );
+  await ctx.store.write(keys.dataset(ctx.runId, "sft", "README.md"), card, { contentType: "text/markdown" });
+  await writeJson(ctx.store, keys.success(ctx.runId, stage), summary);
+  return summary;
+}
+
+/**
+ * write-rl-dataset: pass rates from the difficulty rollouts, the configured band (drop questions
+ * every rollout solves or none does), verl Parquet, data card.
+ */
+export async function writeRlDatasetStep(ctx: RunContext) {
+  const stage: Stage = "write-rl-dataset";
+  const done = await readJson<Record<string, unknown>>(ctx.store, keys.success(ctx.runId, stage));
+  if (done) return done;
+  const items = await readManifest<VerifyItem>(ctx.store, keys.manifest(ctx.runId, "filter-rl"));
+  const band = ctx.config.rl.passRateBand;
+  const passRates: number[] = [];
+  const reasons: Record<string, number> = {};
+  const counts = new Map<string, number>();
+  const parts = new ParquetParts(
+    ctx.store,
+    (p) => keys.dataset(ctx.runId, "rl", `rl-${String(p).padStart(5, "0")}.parquet`),
+    VERL_SCHEMA,
+  );
+  const images = imageSource(ctx);
+  let index = 0;
+  let seen = 0;
+  for (const item of items) {
+    const rates = new Map<string, QuestionCount>();
+    const countsKey = keys.side(ctx.runId, "filter-rl", "counts", item.shard);
+    if (await ctx.store.exists(countsKey)) {
+      for await (const l of readShard(ctx.store, countsKey))
+        if (l.ok) rates.set((l.value as QuestionCount).questionId, l.value as QuestionCount);
+    }
+    for (const q of await loadQuestionSlice(ctx.store, item.questions)) {
+      seen++;
+      const c = rates.get(q.id);
+      if (!c || c.samples === 0) {
+        reasons.no_rollouts = (reasons.no_rollouts ?? 0) + 1;
+        continue;
+      }
+      passRates.push(c.passRate);
+      if (band.enabled && c.passRate <= band.min) {
+        reasons.never_solved = (reasons.never_solved ?? 0) + 1;
+        continue;
+      }
+      if (band.enabled && c.passRate >= band.max) {
+        reasons.always_solved = (reasons.always_solved ?? 0) + 1;
+        continue;
+      }
+      const embedded = [];
+      let bytes = 0;
+      for (const img of q.images) {
+        const data = await images.bytes(img.sha256);
+        bytes += data.length;
+        embedded.push({ bytes: data, path: null });
+      }
+      await parts.add(
+        verlRow(q as Question, index++, ctx.config.teacher.systemPrompt, embedded),
+        bytes + q.question.length,
+      );
+      counts.set(q.source, (counts.get(q.source) ?? 0) + 1);
+    }
+  }
+  await parts.flush();
+  const histogram = Array.from(
+    { length: 11 },
+    (_, i) => passRates.filter((r) => Math.round(r * 10) === i).length,
+  );
+  const summary = {
+    stage,
+    shards: 1,
+    in: seen,
+    out: index,
+    rejected: seen - index,
+    reasons,
+    extra: { rows: index },
+    seconds: 0,
+    files: { parquet: parts.parts.map((p) => p.key) },
+    passRateHistogram: histogram,
+  };
+  const card = dataCard(
+    ctx,
+    "RL dataset (verl)",
+    [
+      `${index} rows in verl's Parquet schema: data_source, prompt (chat list), images, ability, reward_model {style, ground_truth}, extra_info {index, answer_type, choices, question_id, question}.`,
+      `Pass-rate band: ${band.enabled ? `keep ${band.min} < pass rate < ${band.max}` : "off (all questions kept)"}, from ${ctx.config.rl.rolloutsPerQuestion} rollouts of ${ctx.config.rl.policyModel} per question.`,
+      "",
+      "## Sources",
+      "",
+      ...sourcesTable(ctx, "rl", counts),
+      "",
+      "## Pass rate histogram (tenths)",
+      "",
+      histogram.map((n, i) => `${(i / 10).toFixed(1)}: ${n}`).join(", "),
+    ],
+    await stageSummaries(ctx),
+  );
+  await ctx.store.write(keys.dataset(ctx.runId, "rl", "README.md"), card, { contentType: "text/markdown" });
+  await writeJson(ctx.store, keys.success(ctx.runId, stage), summary);
+  return summary;
+}

@@ -1,0 +1,111 @@
+/**
+ * report: report.json and a static report.html (inline SVG, no server, no scripts): the funnel per
+ * stage, reject reasons, response lengths, pass rates, domains, time per stage, and the cost estimate.
+ */
+import { configHash } from "../config/index.ts";
+import { estimateCost } from "../cost.ts";
+import { keys } from "../layout/index.ts";
+import { writeJson } from "../shards/byte-store.ts";
+import type { StageSummary } from "../stages/stage.ts";
+import type { RunContext } from "./context.ts";
+import { stageSummaries } from "./outputs.ts";
+
+function esc(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+}
+
+/** A horizontal bar chart as inline SVG. */
+export function barChart(title: string, bars: [string, number][]): string {
+  if (bars.length === 0) return `<h3>${esc(title)}</h3><p>none</p>`;
+  const max = Math.max(1, ...bars.map(([, v]) => v));
+  const row = 22;
+  const h = bars.length * row + 10;
+  const body = bars
+    .map(([label, v], i) => {
+      const w = Math.max(1, Math.round((v / max) * 360));
+      const y = 5 + i * row;
+      return `<text x="0" y="${y + 15}" font-size="12">${esc(label)}</text><rect x="220" y="${y + 3}" width="${w}" height="15" fill="#4a7ab5"/><text x="${226 + w}" y="${y + 15}" font-size="12">${v}</text>`;
+    })
+    .join("");
+  return `<h3>${esc(title)}</h3><svg xmlns="http://www.w3.org/2000/svg" width="660" height="${h}" role="img" aria-label="${esc(title)}">${body}</svg>`;
+}
+
+export async function writeReport(ctx: RunContext) {
+  const stages = await stageSummaries(ctx);
+  const find = (name: string) =>
+    stages.find((s) => s.stage === name) as (StageSummary & Record<string, unknown>) | undefined;
+  const sft = find("write-sft-dataset");
+  const rl = find("write-rl-dataset");
+  const rejectReasons: Record<string, number> = {};
+  for (const s of stages)
+    for (const [r, n] of Object.entries(s.reasons)) rejectReasons[`${s.stage}: ${r}`] = n;
+  const sftQuestions = find("dedup-sft")?.out ?? 0;
+  const rlQuestions = find("dedup-rl")?.out ?? 0;
+  const distill = find("distill");
+  const completion = distill?.extra.completion_tokens ?? 0;
+  const responses = distill?.extra.responses ?? 0;
+  const cost = estimateCost(ctx.config, {
+    sftQuestions,
+    rlQuestions,
+    avgTeacherTokens: responses > 0 ? completion / responses : 2000,
+    avgRolloutTokens: 1500,
+  });
+  const report = {
+    runId: ctx.runId,
+    configHash: configHash(ctx.config),
+    teacher: ctx.replayTeacher
+      ? "replay (recorded sample responses, not a live model)"
+      : ctx.config.teacher.model,
+    stages,
+    rejectReasons,
+    sft: sft
+      ? { rows: sft.out, perDomain: sft.perDomain, responseChars: sft.responseChars, files: sft.files }
+      : null,
+    rl: rl ? { rows: rl.out, passRateHistogram: rl.passRateHistogram, files: rl.files } : null,
+    cost,
+  };
+  await writeJson(ctx.store, keys.report(ctx.runId, "report.json"), report);
+  const funnel = stages
+    .map(
+      (s) =>
+        `<tr><td>${esc(s.stage)}</td><td>${s.in}</td><td>${s.out}</td><td>${s.rejected}</td><td>${s.seconds.toFixed(1)}</td></tr>`,
+    )
+    .join("");
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>recipe-pipeline report: ${esc(ctx.runId)}</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:980px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}.warn{background:#fff3cd;padding:8px;border:1px solid #e0c36b}</style></head><body>
+<h1>Run ${esc(ctx.runId)}</h1>
+<p>Config hash <code>${report.configHash}</code>. Teacher: ${esc(report.teacher)}.</p>
+${ctx.replayTeacher ? '<p class="warn"><b>Replay teacher:</b> responses came from the bundled replay server (recorded sample responses). This run exercises the pipeline; its data is not for training.</p>' : ""}
+<h2>Funnel</h2><table><tr><th>stage</th><th>in</th><th>out</th><th>rejected</th><th>seconds</th></tr>${funnel}</table>
+${barChart(
+  "Reject reasons",
+  Object.entries(rejectReasons).sort((a, b) => b[1] - a[1]),
+)}
+${barChart("SFT rows per domain", Object.entries((sft?.perDomain as Record<string, number>) ?? {}))}
+${barChart("SFT response length, characters (percentiles)", Object.entries((sft?.responseChars as Record<string, number>) ?? {}))}
+${barChart(
+  "RL pass rate (tenths)",
+  ((rl?.passRateHistogram as number[]) ?? []).map((n, i) => [(i / 10).toFixed(1), n] as [string, number]),
+)}
+<h2>Cost (${esc(cost.label)})</h2><table><tr><th>stage</th><th>what</th><th>hours</th><th>USD</th></tr>${cost.lines
+    .map(
+      (l) =>
+        `<tr><td>${esc(l.stage)}</td><td>${esc(l.what)}</td><td>${l.hours.toFixed(2)}</td><td>${l.usd.toFixed(2)}</td></tr>`,
+    )
+    .join("")}<tr><td>total</td><td></td><td></td><td>${cost.totalUsd.toFixed(2)}</td></tr></table>
+<p>Assumptions: ${esc(JSON.stringify(cost.assumptions))}</p>
+</body></html>
+`;
+  await ctx.store.write(keys.report(ctx.runId, "report.html"), html, { contentType: "text/html" });
+  await writeJson(ctx.store, keys.success(ctx.runId, "report"), {
+    stage: "report",
+    shards: 1,
+    in: 0,
+    out: 0,
+    rejected: 0,
+    reasons: {},
+    extra: {},
+    seconds: 0,
+  });
+  return report;
+}
