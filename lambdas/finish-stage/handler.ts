@@ -1,0 +1,13 @@
+/** finish-stage: after a stage's Map or Batch job, sums its shard stats and writes `_SUCCESS` last. */
+import { z } from "zod";
+import { STAGES } from "../../core/layout/index.ts";
+import { markStageDone } from "../../core/stages/stage.ts";
+import { handler, publishStage, runStore } from "../shared/runtime.ts";
+
+export const Event = z.object({ runId: z.string(), stage: z.enum(STAGES) });
+
+export const handle = handler("finish-stage", Event, async ({ runId, stage }) => {
+  const s = await markStageDone(runStore(), runId, stage);
+  publishStage(s);
+  return { stage, shards: s.shards, in: s.in, out: s.out, rejected: s.rejected };
+});

@@ -1,0 +1,22 @@
+/** verify-shard: verifier and quality filters over one trace shard (a Distributed Map child). */
+import { z } from "zod";
+import { verifyShard } from "../../core/pipeline/steps.ts";
+import { handler, runContext } from "../shared/runtime.ts";
+
+const Slice = z.object({
+  questions: z.string(),
+  skip: z.number().int().min(0),
+  take: z.number().int().min(0),
+});
+
+export const Event = z.object({
+  runId: z.string(),
+  stage: z.enum(["verify-traces", "filter-rl"]),
+  mode: z.enum(["sft", "rollouts"]),
+  item: z.object({ shard: z.number().int().min(0), traces: z.string(), questions: Slice }),
+});
+
+export const handle = handler("verify-shard", Event, async ({ runId, stage, mode, item }) => {
+  const { skipped, stats } = await verifyShard(await runContext(runId), item, stage, mode);
+  return { shard: item.shard, skipped, in: stats.in, out: stats.out, rejected: stats.rejected };
+});
