@@ -14,14 +14,7 @@ import { readParquetRows } from "../shards/parquet.ts";
 import { ingestRows, type SourceRow } from "../stages/ingest.ts";
 import { applyMix, type MixIndexEntry, type MixPlan, planMix, selectTraces } from "../stages/select-mix.ts";
 
-import {
-  markStageDone,
-  runShard,
-  ShardRun,
-  type StageSummary,
-  stageDone,
-  summarizeStage,
-} from "../stages/stage.ts";
+import { markStageDone, runShard, ShardRun, type StageSummary, summarizeStage } from "../stages/stage.ts";
 import { verifyTraces } from "../stages/verify-traces.ts";
 import { type RunContext, readManifest, sourceFiles, writeManifest } from "./context.ts";
 

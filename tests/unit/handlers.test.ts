@@ -145,8 +145,9 @@ describe("ingest over S3: bad rows become rejects with reasons", () => {
     expect(stats?.in).toBe(stats!.out + stats!.rejected);
     expect(again.skipped).toBe(true);
     const questions = [];
-    for await (const l of readShard(s3.store, keys.shard("ing", "ingest-sft", 0)))
-      questions.push(l.value as { answer: string; images: unknown[] });
+    for await (const l of readShard(s3.store, keys.shard("ing", "ingest-sft", 0))) {
+      if (l.ok) questions.push(l.value as { answer: string; images: unknown[] });
+    }
     expect(questions[0]).toMatchObject({
       answer: "fig",
       images: [expect.objectContaining({ mediaType: "image/png", width: 360 })],
