@@ -94,6 +94,8 @@ export async function ingestRows(
 ): Promise<number> {
   const { source } = options;
   const cols = source.columns;
+  // Rows often share images by path: check and store each referenced image once per shard.
+  const checkedRefs = new Map<string, ReturnType<typeof checkImage> | null>();
   let emitted = 0;
   // Trace sample indexes stay unique across shards of a source: shard * 1e6 + ordinal in the shard.
   let traceIndex = run.shard * 1_000_000;
@@ -145,17 +147,21 @@ export async function ingestRows(
     const refs: ImageRef[] = [];
     let imageProblem: string | null = null;
     for (const entry of entries) {
-      const bytes = typeof entry === "string" ? await images.load(entry) : entry;
-      if (!bytes) {
+      let checked = typeof entry === "string" ? checkedRefs.get(entry) : undefined;
+      if (checked === undefined) {
+        const bytes = typeof entry === "string" ? await images.load(entry) : entry;
+        checked = bytes ? checkImage(bytes) : null;
+        if (bytes && checked?.ok) await images.save(checked.ref, bytes);
+        if (typeof entry === "string" && checkedRefs.size < 10_000) checkedRefs.set(entry, checked);
+      }
+      if (!checked) {
         imageProblem = "image_not_found";
         break;
       }
-      const checked = checkImage(bytes);
       if (!checked.ok) {
         imageProblem = checked.reason;
         break;
       }
-      await images.save(checked.ref, bytes);
       refs.push(checked.ref);
     }
     if (imageProblem) {

@@ -2,6 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { Command, CommanderError, Option } from "commander";
 import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
 import { runConfigJsonSchema, runConfigReference } from "../../core/config/reference.ts";
+import { type EstimateOptions, estimateCommand } from "./estimate.ts";
 import { verifyCommand } from "./verify.ts";
 
 /** Exit codes: 0 ok, 1 failure, 2 invalid input (config or arguments). */
@@ -95,6 +96,22 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
         setCode(EXIT_INVALID);
       }
     });
+
+  program
+    .command("estimate")
+    .description(
+      "estimate GPU hours and cost of a run before starting it (an estimate, with its assumptions)",
+    )
+    .argument("<run.json>", "the run config")
+    .option("--sft-questions <n>", "questions expected after SFT dedup", "103000")
+    .option("--rl-questions <n>", "questions expected after RL dedup", "74000")
+    .option("--teacher-tokens <n>", "average teacher response tokens", "2000")
+    .option("--rollout-tokens <n>", "average rollout tokens", "1500")
+    .option("--tokens-per-second <n>", "output tokens per second one generate job sustains")
+    .option("--json", "print the estimate as JSON")
+    .action(async (file: string, opts: EstimateOptions) =>
+      setCode(await estimateCommand(file, opts, io.out, io.err)),
+    );
 
   return program;
 }

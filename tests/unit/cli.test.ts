@@ -96,3 +96,36 @@ describe("generated run.json reference", () => {
     }
   });
 });
+
+describe("recipe estimate", () => {
+  it("prints a labelled estimate with its assumptions for the published recipe", async () => {
+    const result = await cli([
+      "estimate",
+      "examples/openmmreasoner.run.json",
+      "--sft-questions",
+      "1000",
+      "--rl-questions",
+      "0",
+    ]);
+
+    expect(result.code).toBe(0);
+    expect(result.out).toMatch(/^ESTIMATE/);
+    expect(result.out).toContain("distill");
+    expect(result.out).toContain("assumptions:");
+  });
+
+  it("scales the distillation cost with the question count", async () => {
+    const small = await cli(["estimate", "examples/run.sample.json", "--sft-questions", "1000", "--json"]);
+    const large = await cli(["estimate", "examples/run.sample.json", "--sft-questions", "2000", "--json"]);
+
+    const usd = (r: { out: string }) =>
+      JSON.parse(r.out).lines.find((l: { stage: string }) => l.stage === "distill").usd;
+    expect(usd(large)).toBeCloseTo(2 * usd(small), 6);
+  });
+
+  it("exits 2 on an invalid config", async () => {
+    const file = await tempFile("run.json", "{}");
+
+    expect((await cli(["estimate", file])).code).toBe(2);
+  });
+});
