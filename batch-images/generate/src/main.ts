@@ -1,0 +1,46 @@
+/**
+ * Container entry of the `generate` image (after entrypoint.sh has started vLLM, or directly when the
+ * teacher is a hosted endpoint). Reads the Batch container contract from the environment and exits
+ * 0 (done), 3 (bad input, no retry) or 75 (transient, retried by Batch).
+ */
+import { FsStore } from "../../../core/shards/fs-store.ts";
+import { createS3Client, S3Store } from "../../../core/shards/s3-store.ts";
+import { EXIT_BAD_INPUT, runWorker, type WorkerOptions } from "./worker.ts";
+
+function env(name: string, fallback?: string): string {
+  const v = process.env[name] ?? fallback;
+  if (v === undefined || v === "") {
+    console.error(JSON.stringify({ level: "ERROR", message: `${name} is not set` }));
+    process.exit(EXIT_BAD_INPUT);
+  }
+  return v;
+}
+
+const mode = env("RECIPE_MODE", "distill") as WorkerOptions["mode"];
+const bucket = env("RECIPE_BUCKET");
+const store = bucket.startsWith("file://")
+  ? new FsStore(bucket.slice(7))
+  : new S3Store(createS3Client(), bucket);
+const result = await runWorker({
+  store,
+  runId: env("RECIPE_RUN_ID"),
+  planStage: mode === "distill" ? "plan-distill" : "plan-rollouts",
+  outputStage: mode === "distill" ? "distill" : "estimate-difficulty",
+  mode,
+  arrayIndex: Number(process.env.AWS_BATCH_JOB_ARRAY_INDEX ?? 0),
+  baseURL: env("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
+  apiKey: process.env.OPENAI_API_KEY ?? "none",
+  model: process.env.RECIPE_MODEL || undefined,
+  concurrency: process.env.RECIPE_CONCURRENCY ? Number(process.env.RECIPE_CONCURRENCY) : undefined,
+  log: (message, fields) => console.log(JSON.stringify({ level: "INFO", message, ...fields })),
+});
+console.log(
+  JSON.stringify({
+    level: result.exitCode === 0 ? "INFO" : "ERROR",
+    message: "generate finished",
+    exitCode: result.exitCode,
+    reason: result.reason,
+    ...result.counts,
+  }),
+);
+process.exit(result.exitCode);

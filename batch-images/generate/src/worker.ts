@@ -1,0 +1,304 @@
+/**
+ * The generate worker: one shard of questions (picked by AWS_BATCH_JOB_ARRAY_INDEX) through any
+ * OpenAI-compatible endpoint, N samples each, into Trace records.
+ *
+ * Resume: every finished response is written to the content-addressed cache before it counts, so a
+ * restarted job (spot reclaim, kill -9) asks again only for what had not finished. The output shard is
+ * written once, atomically, at the end, in question and sample order: no duplicates, nothing lost.
+ */
+import OpenAI from "openai";
+import { InputContractError } from "../../../core/errors.ts";
+import {
+  AdaptiveLimit,
+  backoffMs,
+  type CachedResponse,
+  cacheKey,
+  normalizeFinishReason,
+  renderMessages,
+  retryAfterMs,
+  type Sampling,
+  sampleSeed,
+  samplingFor,
+} from "../../../core/generate/index.ts";
+import { keys, type Stage } from "../../../core/layout/index.ts";
+import { loadConfig, readManifest } from "../../../core/pipeline/context.ts";
+import { type GenerateItem, loadQuestionSlice } from "../../../core/pipeline/steps.ts";
+import type { Question, Trace } from "../../../core/records/index.ts";
+import { type ByteStore, readJson } from "../../../core/shards/byte-store.ts";
+import { runShard } from "../../../core/stages/stage.ts";
+
+export const EXIT_OK = 0;
+export const EXIT_BAD_INPUT = 3;
+export const EXIT_TRANSIENT = 75;
+
+export interface WorkerOptions {
+  store: ByteStore;
+  runId: string;
+  planStage: Stage;
+  outputStage: Stage;
+  mode: "distill" | "rollouts";
+  arrayIndex: number;
+  baseURL: string;
+  apiKey: string;
+  /** Overrides the model id sent to the endpoint (and so the cache key). */
+  model?: string;
+  concurrency?: number;
+  requestTimeoutMs?: number;
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+  random?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface WorkerResult {
+  exitCode: number;
+  reason: string;
+  counts: Record<string, number>;
+}
+
+interface Task {
+  i: number;
+  q: Question;
+  k: number;
+  key: string;
+}
+
+const TRANSIENT_STATUS = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
+
+/** Runs one array child. Never throws: the result carries the container's exit code. */
+export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
+  const counts: Record<string, number> = {};
+  const log = o.log ?? (() => undefined);
+  try {
+    return await work(o, counts, log);
+  } catch (err) {
+    const bad = err instanceof InputContractError;
+    log("generate failed", { error: (err as Error).message, kind: (err as Error).name });
+    return { exitCode: bad ? EXIT_BAD_INPUT : EXIT_TRANSIENT, reason: (err as Error).message, counts };
+  }
+}
+
+async function work(
+  o: WorkerOptions,
+  counts: Record<string, number>,
+  log: NonNullable<WorkerOptions["log"]>,
+): Promise<WorkerResult> {
+  const started = Date.now();
+  const bump = (k: string, n = 1) => {
+    counts[k] = (counts[k] ?? 0) + n;
+  };
+  const config = await loadConfig(o.store, o.runId);
+  const items = await readManifest<GenerateItem>(o.store, keys.manifest(o.runId, o.planStage));
+  const item = items[o.arrayIndex];
+  if (!item)
+    throw new InputContractError(`array index ${o.arrayIndex} is past the manifest (${items.length} items)`);
+  if (await o.store.exists(keys.stats(o.runId, o.outputStage, item.shard))) {
+    return { exitCode: EXIT_OK, reason: "shard already done", counts };
+  }
+  const sampling: Sampling = { ...samplingFor(config, o.mode) };
+  if (o.model) sampling.model = o.model;
+  const questions = await loadQuestionSlice(o.store, item);
+  const tasks: Task[] = [];
+  for (const q of questions) {
+    for (let k = 0; k < sampling.samplesPerQuestion; k++)
+      tasks.push({ i: tasks.length, q, k, key: cacheKey(q, sampling, k) });
+  }
+  const limit = new AdaptiveLimit(o.concurrency ?? config.teacher.requestConcurrency);
+  const random = o.random ?? Math.random;
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const client = new OpenAI({ baseURL: o.baseURL, apiKey: o.apiKey, maxRetries: 0 });
+  const timeout = o.requestTimeoutMs ?? config.teacher.requestTimeoutSeconds * 1000;
+  // Retries may add at most half the shard's requests again (at least 100): a dead endpoint is not hammered.
+  const retryBudget = Math.max(100, Math.ceil(tasks.length * 0.5));
+  let retries = 0;
+  let transientFailures = 0;
+  const images = new Map<string, string>();
+
+  const dataUrl = async (sha: string): Promise<string> => {
+    let url = images.get(sha);
+    if (!url) {
+      const bytes = await o.store.readBytes(keys.image(sha));
+      if (!bytes) throw new InputContractError(`image ${sha} is missing`);
+      const type = bytes[0] === 0xff ? "image/jpeg" : bytes[0] === 0x89 ? "image/png" : "image/webp";
+      url = `data:${type};base64,${bytes.toString("base64")}`;
+      if (images.size > 256) images.delete(images.keys().next().value!);
+      images.set(sha, url);
+    }
+    return url;
+  };
+
+  const openAiMessages = async (t: Task) => {
+    const out: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [];
+    for (const m of renderMessages(t.q, sampling)) {
+      if (typeof m.content === "string") {
+        out.push({ role: m.role as "system", content: m.content });
+        continue;
+      }
+      const parts: OpenAI.Chat.Completions.ChatCompletionContentPart[] = [];
+      for (const p of m.content) {
+        parts.push(
+          p.type === "text"
+            ? { type: "text", text: p.text }
+            : { type: "image_url", image_url: { url: await dataUrl(p.sha256) } },
+        );
+      }
+      out.push({ role: "user", content: parts });
+    }
+    return out;
+  };
+
+  const finish = async (t: Task, value: CachedResponse) => {
+    // Written before it counts: after this line a restart will never ask for it again.
+    await o.store.writeIfAbsent(keys.generationCache(t.key), JSON.stringify(value), {
+      contentType: "application/json",
+    });
+    bump("responses");
+    bump("prompt_tokens", value.usage.promptTokens);
+    bump("completion_tokens", value.usage.completionTokens);
+  };
+
+  const attempt = async (t: Task): Promise<void> => {
+    const messages = await openAiMessages(t);
+    for (let a = 0; ; a++) {
+      try {
+        bump("requests");
+        const res = await client.chat.completions.create(
+          {
+            model: sampling.model,
+            messages,
+            temperature: sampling.temperature,
+            top_p: sampling.topP,
+            max_tokens: sampling.maxTokens,
+            seed: sampleSeed(t.q.id, t.k),
+          },
+          { timeout },
+        );
+        const choice = res.choices[0];
+        limit.onSuccess();
+        await finish(t, {
+          model: res.model ?? sampling.model,
+          response: choice?.message?.content ?? "",
+          finishReason: normalizeFinishReason(choice?.finish_reason),
+          usage: {
+            promptTokens: res.usage?.prompt_tokens ?? 0,
+            completionTokens: res.usage?.completion_tokens ?? 0,
+          },
+        });
+        return;
+      } catch (err) {
+        const status = err instanceof OpenAI.APIError ? err.status : undefined;
+        const transient = status === undefined || TRANSIENT_STATUS.has(status);
+        if (!transient) {
+          // A request the server refuses on its merits (400: prompt too long, ...) will be refused again:
+          // cache the refusal as an error trace so verify rejects it with a reason.
+          bump("request_errors");
+          await finish(t, {
+            model: sampling.model,
+            response: "",
+            finishReason: "error",
+            usage: { promptTokens: 0, completionTokens: 0 },
+          });
+          log("request refused", {
+            status,
+            question: t.q.id,
+            sample: t.k,
+            error: (err as Error).message.slice(0, 200),
+          });
+          return;
+        }
+        if (status === 429 || status === 503) limit.onBackpressure();
+        if (a + 1 >= config.teacher.maxAttempts || retries >= retryBudget) {
+          transientFailures += 1;
+          return;
+        }
+        retries += 1;
+        bump("retries");
+        const headers = err instanceof OpenAI.APIError ? err.headers : undefined;
+        const wait = retryAfterMs(headers?.get?.("retry-after"), Date.now()) ?? backoffMs(a, random);
+        await sleep(wait);
+      }
+    }
+  };
+
+  // Phase 1: what is already finished (the cache), in parallel.
+  const pending: Task[] = [];
+  const probe = new AdaptiveLimit(64);
+  await pool(tasks, probe, async (t) => {
+    if (await o.store.exists(keys.generationCache(t.key))) bump("cache_hits");
+    else pending.push(t);
+  });
+  pending.sort((a, b) => a.i - b.i);
+  log("generate shard", {
+    shard: item.shard,
+    questions: questions.length,
+    requests: tasks.length,
+    cached: counts.cache_hits ?? 0,
+  });
+
+  // Phase 2: the rest through the endpoint, with backpressure.
+  await pool(pending, limit, attempt, () => retries >= retryBudget && transientFailures > 0);
+  const finished = (counts.responses ?? 0) + (counts.cache_hits ?? 0);
+  if (finished < tasks.length) {
+    return {
+      exitCode: EXIT_TRANSIENT,
+      reason: `${transientFailures} requests failed transiently; finished work is cached`,
+      counts,
+    };
+  }
+
+  // Phase 3: the output shard, once, in order, from the cache.
+  counts.wall_seconds = (Date.now() - started) / 1000;
+  await runShard(o.store, o.runId, o.outputStage, item.shard, async (run) => {
+    for (const [name, n] of Object.entries(counts)) run.count(name, n);
+    const ahead = 32;
+    const reads = new Map<number, Promise<CachedResponse | null>>();
+    const fetchAt = (i: number) => {
+      if (i < tasks.length && !reads.has(i))
+        reads.set(i, readJson<CachedResponse>(o.store, keys.generationCache(tasks[i]!.key)));
+    };
+    for (let i = 0; i < Math.min(ahead, tasks.length); i++) fetchAt(i);
+    for (let i = 0; i < tasks.length; i++) {
+      fetchAt(i + ahead);
+      const t = tasks[i]!;
+      const cached = await reads.get(i)!;
+      reads.delete(i);
+      if (!cached) throw new Error(`cache entry vanished for ${t.key}`);
+      run.seen();
+      const trace: Trace = {
+        questionId: t.q.id,
+        sampleIndex: t.k,
+        model: cached.model,
+        messages: renderMessages(t.q, sampling),
+        response: cached.response,
+        finishReason: cached.finishReason,
+        usage: cached.usage,
+      };
+      await run.emit(trace);
+    }
+  });
+  return { exitCode: EXIT_OK, reason: "done", counts };
+}
+
+/** Runs `fn` over items with at most `limit.value` in flight (re-read as it adapts). */
+async function pool<T>(
+  items: readonly T[],
+  limit: AdaptiveLimit,
+  fn: (item: T) => Promise<void>,
+  stop?: () => boolean,
+): Promise<void> {
+  const inflight = new Set<Promise<void>>();
+  let next = 0;
+  let failure: unknown = null;
+  while (next < items.length || inflight.size > 0) {
+    while (next < items.length && inflight.size < limit.value && !failure && !stop?.()) {
+      const p: Promise<void> = fn(items[next++]!)
+        .catch((err) => {
+          failure ??= err;
+        })
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+    if (inflight.size === 0) break;
+    await Promise.race(inflight);
+  }
+  if (failure) throw failure;
+}

@@ -1,0 +1,210 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { runWorker } from "../../batch-images/generate/src/worker.ts";
+import { cacheKey, sampleSeed, samplingFor } from "../../core/generate/index.ts";
+import { keys } from "../../core/layout/index.ts";
+import { readManifest } from "../../core/pipeline/context.ts";
+import {
+  dedupBranch,
+  type GenerateItem,
+  ingestShard,
+  loadQuestionSlice,
+  planGeneration,
+  planIngest,
+  validateConfig,
+} from "../../core/pipeline/steps.ts";
+import type { Trace } from "../../core/records/index.ts";
+import { listAll, readJson } from "../../core/shards/byte-store.ts";
+import type { FsStore } from "../../core/shards/fs-store.ts";
+import { readShard } from "../../core/shards/jsonl.ts";
+import type { ShardStats } from "../../core/stages/stage.ts";
+import { startFakeOpenAI } from "../helpers/fake-openai.ts";
+import { sampleContext } from "../helpers/pipeline.ts";
+
+async function preparedRun(samples = 4) {
+  const ctx = await sampleContext({
+    teacher: { samplesPerQuestion: samples, maxAttempts: 5 },
+    batch: { questionsPerShard: 100 },
+  });
+  await validateConfig(ctx.store, ctx.runId);
+  await planIngest(ctx, "sft");
+  for (const item of await readManifest<{
+    shard: number;
+    branch: "sft";
+    sourceIndex: number;
+    source: string;
+    file: string;
+  }>(ctx.store, keys.manifest(ctx.runId, "ingest-sft"))) {
+    await ingestShard(ctx, item);
+  }
+  await dedupBranch(ctx, "sft");
+  await planGeneration(ctx, "sft", "plan-distill");
+  const [item] = await readManifest<GenerateItem>(ctx.store, keys.manifest(ctx.runId, "plan-distill"));
+  const questions = await loadQuestionSlice(ctx.store, item!);
+  return { ctx, questions };
+}
+
+async function traces(store: FsStore, runId: string): Promise<Trace[]> {
+  const out: Trace[] = [];
+  for await (const l of readShard(store, keys.shard(runId, "distill", 0)))
+    if (l.ok) out.push(l.value as Trace);
+  return out;
+}
+
+const noSleep = async () => undefined;
+
+describe("generate worker", () => {
+  it("survives 429 with Retry-After, 500s, slow answers and connection resets with every sample once", async () => {
+    const { ctx, questions } = await preparedRun();
+    const server = await startFakeOpenAI({
+      failFirst: (seed) => {
+        const kind = (["429", "500", "reset", "slow"] as const)[seed % 10];
+        return kind ? { times: kind === "429" ? 2 : 1, kind } : null;
+      },
+    });
+    try {
+      const result = await runWorker({
+        store: ctx.store as FsStore,
+        runId: ctx.runId,
+        planStage: "plan-distill",
+        outputStage: "distill",
+        mode: "distill",
+        arrayIndex: 0,
+        baseURL: server.url,
+        apiKey: "test",
+        concurrency: 8,
+        requestTimeoutMs: 5000,
+        sleep: noSleep,
+      });
+
+      expect(result.exitCode).toBe(0);
+      const out = await traces(ctx.store as FsStore, ctx.runId);
+      expect(out).toHaveLength(questions.length * 4);
+      expect(new Set(out.map((t) => `${t.questionId}:${t.sampleIndex}`)).size).toBe(out.length);
+      expect(out.every((t) => t.response.includes("<answer>42</answer>") && t.finishReason === "stop")).toBe(
+        true,
+      );
+      expect([...server.successes.values()].every((n) => n === 1)).toBe(true);
+      expect(result.counts.retries).toBeGreaterThan(0);
+      const stats = await readJson<ShardStats>(ctx.store, keys.stats(ctx.runId, "distill", 0));
+      expect(stats?.extra.completion_tokens).toBeGreaterThan(0);
+      expect(stats?.extra.requests).toBe(server.requests.length);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("repeats no finished request on a rerun and skips a finished shard", async () => {
+    const { ctx } = await preparedRun(2);
+    const server = await startFakeOpenAI();
+    const opts = {
+      store: ctx.store as FsStore,
+      runId: ctx.runId,
+      planStage: "plan-distill" as const,
+      outputStage: "distill" as const,
+      mode: "distill" as const,
+      arrayIndex: 0,
+      baseURL: server.url,
+      apiKey: "test",
+      sleep: noSleep,
+    };
+    try {
+      await runWorker(opts);
+      const first = server.requests.length;
+      await (ctx.store as FsStore).delete(keys.stats(ctx.runId, "distill", 0));
+      const rerun = await runWorker(opts);
+      const again = await runWorker(opts);
+
+      expect(server.requests.length).toBe(first);
+      expect(rerun.counts.cache_hits).toBe(first);
+      expect(again.reason).toBe("shard already done");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("exits 75 when an endpoint stays down, keeping what finished, and 3 on a missing manifest item", async () => {
+    const { ctx } = await preparedRun(2);
+    const server = await startFakeOpenAI({
+      failFirst: (seed) => (seed % 2 === 0 ? { times: 99, kind: "500" } : null),
+    });
+    try {
+      const down = await runWorker({
+        store: ctx.store as FsStore,
+        runId: ctx.runId,
+        planStage: "plan-distill",
+        outputStage: "distill",
+        mode: "distill",
+        arrayIndex: 0,
+        baseURL: server.url,
+        apiKey: "test",
+        sleep: noSleep,
+      });
+      const missing = await runWorker({
+        store: ctx.store as FsStore,
+        runId: ctx.runId,
+        planStage: "plan-distill",
+        outputStage: "distill",
+        mode: "distill",
+        arrayIndex: 99,
+        baseURL: server.url,
+        apiKey: "test",
+      });
+
+      expect(down.exitCode).toBe(75);
+      expect(await ctx.store.exists(keys.shard(ctx.runId, "distill", 0))).toBe(false);
+      expect((await listAll(ctx.store, "cache/generate/")).length).toBe(down.counts.responses);
+      expect(missing.exitCode).toBe(3);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("killed with SIGKILL mid-shard and restarted: nothing lost, nothing duplicated, no cached request asked again", async () => {
+    const { ctx, questions } = await preparedRun(4);
+    const store = ctx.store as FsStore;
+    const server = await startFakeOpenAI({ latencyMs: 40 });
+    const env = {
+      ...process.env,
+      RECIPE_BUCKET: `file://${store.root}`,
+      RECIPE_RUN_ID: ctx.runId,
+      RECIPE_MODE: "distill",
+      AWS_BATCH_JOB_ARRAY_INDEX: "0",
+      OPENAI_BASE_URL: server.url,
+      RECIPE_CONCURRENCY: "4",
+    };
+    const start = (): ChildProcess =>
+      spawn(process.execPath, ["--import", "tsx", "batch-images/generate/src/main.ts"], {
+        env,
+        stdio: "ignore",
+      });
+    const exit = (p: ChildProcess) => new Promise<number | null>((r) => p.on("exit", (code) => r(code)));
+    try {
+      const first = start();
+      while (server.successes.size < 30) await new Promise((r) => setTimeout(r, 20));
+      first.kill("SIGKILL");
+      await exit(first);
+      const cachedBefore = new Set(
+        (await listAll(store, "cache/generate/")).map((k) => k.slice(k.lastIndexOf("/") + 1, -5)),
+      );
+      const requestsBefore = server.requests.length;
+
+      const code = await exit(start());
+
+      expect(code).toBe(0);
+      const sampling = samplingFor(ctx.config, "distill");
+      const seedsCached = new Set<number>();
+      for (const q of questions)
+        for (let k = 0; k < 4; k++)
+          if (cachedBefore.has(cacheKey(q, sampling, k))) seedsCached.add(sampleSeed(q.id, k));
+      const askedAfter = server.requests.slice(requestsBefore);
+      expect(cachedBefore.size).toBeGreaterThan(0);
+      expect(askedAfter.filter((s) => seedsCached.has(s))).toEqual([]);
+      const out = await traces(store, ctx.runId);
+      expect(out).toHaveLength(questions.length * 4);
+      expect(new Set(out.map((t) => `${t.questionId}:${t.sampleIndex}`)).size).toBe(out.length);
+    } finally {
+      await server.close();
+    }
+  });
+});
