@@ -1,0 +1,258 @@
+/**
+ * The train-rl launcher: downloads the run's verl Parquet, renders verl's GSPO configuration from
+ * run.json, starts `verl.trainer.main_ppo` with our reward glue, copies checkpoints to S3 on a
+ * schedule, and resumes from the newest complete checkpoint after a restart.
+ *
+ *   launcher [--dry-run] [--rows N]
+ *
+ * --dry-run validates the dataset and the reward on N rows and prints the exact verl command and
+ * config, without a GPU. Exit codes: 0 done, 3 bad input, 75 transient (Batch retries; we resume).
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { parseArgs } from "node:util";
+import { InputContractError } from "../../../core/errors.ts";
+import { keys } from "../../../core/layout/index.ts";
+import { loadConfig } from "../../../core/pipeline/context.ts";
+import { type ByteStore, listAll, readJson, writeJson } from "../../../core/shards/byte-store.ts";
+import { FsStore } from "../../../core/shards/fs-store.ts";
+import { readParquetRows } from "../../../core/shards/parquet.ts";
+import {
+  newestCheckpoint,
+  VERL_TRACKER_FILE,
+  type VerlPaths,
+  verlCommand,
+} from "../../../core/train/verl.ts";
+
+export const EXIT_OK = 0;
+export const EXIT_BAD_INPUT = 3;
+export const EXIT_TRANSIENT = 75;
+
+export interface LauncherOptions {
+  store: ByteStore;
+  runId: string;
+  workdir: string;
+  dryRun: boolean;
+  rows: number;
+  /** The reward glue file verl loads. */
+  rewardPath: string;
+  python: string;
+  /** Replaces `python3 -m verl.trainer.main_ppo` (tests). */
+  verlCommand?: string[];
+  out: (line: string) => void;
+}
+
+const CHECKPOINT_DONE = "_COMPLETE";
+
+function checkpointsPrefix(runId: string): string {
+  return `${keys.stagePrefix(runId, "train-rl")}checkpoints/`;
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./[\]-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
+}
+
+/** Checks verl's columns on the first N rows; returns the problems found. */
+async function validateDataset(
+  dataDir: string,
+  files: string[],
+  rows: number,
+): Promise<{ problems: string[]; sample: Record<string, unknown>[] }> {
+  const local = new FsStore(dataDir);
+  const problems: string[] = [];
+  const sample: Record<string, unknown>[] = [];
+  for (const file of files) {
+    for await (const row of readParquetRows(local, file)) {
+      if (sample.length >= rows) break;
+      sample.push(row);
+      const at = `${file} row ${sample.length - 1}`;
+      if (typeof row.data_source !== "string") problems.push(`${at}: data_source is not a string`);
+      const prompt = row.prompt as { role: string; content: string }[] | undefined;
+      if (
+        !Array.isArray(prompt) ||
+        !prompt.every((m) => typeof m.role === "string" && typeof m.content === "string")
+      ) {
+        problems.push(`${at}: prompt is not a list of {role, content}`);
+      }
+      const images = (row.images as unknown[] | undefined) ?? [];
+      const markers = (prompt?.map((m) => m.content).join("") ?? "").split("<image>").length - 1;
+      if (markers !== images.length)
+        problems.push(`${at}: ${markers} <image> markers for ${images.length} images`);
+      const rm = row.reward_model as { style?: unknown; ground_truth?: unknown } | undefined;
+      if (rm?.style !== "rule" || typeof rm.ground_truth !== "string" || rm.ground_truth === "") {
+        problems.push(`${at}: reward_model is not {style: "rule", ground_truth}`);
+      }
+      const extra = row.extra_info as { index?: unknown } | undefined;
+      if (typeof extra?.index !== "bigint" && typeof extra?.index !== "number")
+        problems.push(`${at}: extra_info.index is missing`);
+    }
+  }
+  if (sample.length === 0) problems.push("the RL dataset has no rows");
+  return { problems, sample };
+}
+
+/** Runs the reward glue on the sample: a perfect answer must score 1, an empty response 0. */
+function checkReward(o: LauncherOptions, sample: Record<string, unknown>[]): string[] {
+  const cases = sample.map((r) => ({
+    ground_truth: (r.reward_model as { ground_truth: string }).ground_truth,
+    extra_info: { choices: (r.extra_info as { choices?: string[] }).choices ?? [] },
+  }));
+  const script = `
+import json, sys, importlib.util
+spec = importlib.util.spec_from_file_location("recipe_reward", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+cases = json.load(sys.stdin)
+good = m.compute_score_batch(["dry"] * len(cases), ["<think>checking</think><answer>" + c["ground_truth"] + "</answer>" for c in cases], [c["ground_truth"] for c in cases], [c["extra_info"] for c in cases])
+bad = m.compute_score_batch(["dry"] * len(cases), ["" for c in cases], [c["ground_truth"] for c in cases], [c["extra_info"] for c in cases])
+print(json.dumps({"good": [g["score"] for g in good], "bad": [b["score"] for b in bad]}))
+`;
+  const r = spawnSync(o.python, ["-c", script, o.rewardPath], {
+    input: JSON.stringify(cases),
+    encoding: "utf8",
+  });
+  if (r.status !== 0) return [`the reward glue failed: ${r.stderr.trim().split("\n").at(-1)}`];
+  const { good, bad } = JSON.parse(r.stdout) as { good: number[]; bad: number[] };
+  const problems: string[] = [];
+  good.forEach((s, i) => {
+    if (Math.abs(s - 1) > 1e-9) problems.push(`row ${i}: a perfect answer scored ${s}, not 1`);
+  });
+  bad.forEach((s, i) => {
+    if (s !== 0) problems.push(`row ${i}: an empty response scored ${s}, not 0`);
+  });
+  return problems;
+}
+
+async function syncUp(o: LauncherOptions, checkpointDir: string, uploaded: Set<string>): Promise<number> {
+  let steps = 0;
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(checkpointDir).filter((d) => /^global_step_\d+$/.test(d));
+  } catch {
+    return 0;
+  }
+  for (const dir of entries) {
+    if (uploaded.has(dir)) continue;
+    const root = join(checkpointDir, dir);
+    const walk = (p: string): string[] =>
+      statSync(p).isDirectory() ? readdirSync(p).flatMap((e) => walk(join(p, e))) : [p];
+    const local = new FsStore(checkpointDir);
+    for (const file of walk(root)) {
+      const rel = relative(checkpointDir, file).split("\\").join("/");
+      await o.store.write(`${checkpointsPrefix(o.runId)}${rel}`, await local.read(rel));
+    }
+    // The marker goes last: a step folder without it is an interrupted upload and is never resumed from.
+    await o.store.write(`${checkpointsPrefix(o.runId)}${dir}/${CHECKPOINT_DONE}`, "");
+    uploaded.add(dir);
+    steps++;
+  }
+  return steps;
+}
+
+async function restoreNewest(o: LauncherOptions, checkpointDir: string): Promise<number | null> {
+  const prefix = checkpointsPrefix(o.runId);
+  const all = await listAll(o.store, prefix);
+  const complete = all.filter((k) => k.endsWith(`/${CHECKPOINT_DONE}`)).map((k) => k.slice(prefix.length));
+  const step = newestCheckpoint(complete);
+  if (step === null) return null;
+  const local = new FsStore(checkpointDir);
+  for (const key of all.filter(
+    (k) => k.startsWith(`${prefix}global_step_${step}/`) && !k.endsWith(CHECKPOINT_DONE),
+  )) {
+    await local.write(key.slice(prefix.length), await o.store.read(key));
+  }
+  writeFileSync(join(checkpointDir, VERL_TRACKER_FILE), String(step));
+  return step;
+}
+
+export async function runLauncher(o: LauncherOptions): Promise<number> {
+  try {
+    const config = await loadConfig(o.store, o.runId);
+    const rl = await readJson<{ files?: { parquet: string[] } }>(
+      o.store,
+      keys.success(o.runId, "write-rl-dataset"),
+    );
+    const parquet = rl?.files?.parquet ?? [];
+    if (parquet.length === 0)
+      throw new InputContractError("no RL dataset: write-rl-dataset has not finished or wrote no rows");
+    const dataDir = join(o.workdir, "data");
+    const checkpointDir = join(o.workdir, "checkpoints");
+    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(checkpointDir, { recursive: true });
+    const local = new FsStore(dataDir);
+    const names: string[] = [];
+    for (const key of parquet) {
+      const name = key.slice(key.lastIndexOf("/") + 1);
+      await local.write(name, await o.store.read(key));
+      names.push(name);
+    }
+    const paths: VerlPaths = {
+      trainFiles: names.map((n) => join(dataDir, n)),
+      checkpointDir,
+      rewardPath: o.rewardPath,
+      modelPath: config.training.startModel,
+    };
+    const command = verlCommand(config, paths);
+    if (o.dryRun) {
+      const { problems, sample } = await validateDataset(dataDir, names, o.rows);
+      if (problems.length === 0) problems.push(...checkReward(o, sample));
+      o.out(`dataset: ${names.length} file(s), ${sample.length} row(s) checked`);
+      o.out(`reward: ${problems.length === 0 ? "perfect answers score 1, empty responses 0" : "FAILED"}`);
+      for (const p of problems) o.out(`problem: ${p}`);
+      o.out("verl command:");
+      o.out([command.slice(0, 3).join(" "), ...command.slice(3).map(shellQuote)].join(" \\\n  "));
+      o.out(`config: ${JSON.stringify(config.training)}`);
+      return problems.length === 0 ? EXIT_OK : EXIT_BAD_INPUT;
+    }
+    const resumed = await restoreNewest(o, checkpointDir);
+    o.out(resumed === null ? "starting from the start model" : `resuming from global_step_${resumed}`);
+    const uploaded = new Set<string>(resumed === null ? [] : [`global_step_${resumed}`]);
+    const argv = o.verlCommand ?? command;
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: "inherit",
+      env: { ...process.env, RECIPE_VERIFY_PRESET: config.verification.extractionPreset },
+    });
+    let stopping = false;
+    const onTerm = () => {
+      stopping = true;
+      child.kill("SIGTERM");
+    };
+    process.once("SIGTERM", onTerm);
+    const timer = setInterval(() => {
+      syncUp(o, checkpointDir, uploaded).catch((err) =>
+        o.out(`checkpoint sync failed (will retry): ${(err as Error).message}`),
+      );
+    }, config.training.checkpointSyncMinutes * 60_000);
+    const code = await new Promise<number>((resolve) => child.on("exit", (c) => resolve(c ?? 1)));
+    clearInterval(timer);
+    process.removeListener("SIGTERM", onTerm);
+    await syncUp(o, checkpointDir, uploaded);
+    if (code !== 0 || stopping) {
+      o.out(`verl exited with ${code}; checkpoints are in S3, a retry resumes from the newest`);
+      return EXIT_TRANSIENT;
+    }
+    await writeJson(o.store, keys.success(o.runId, "train-rl"), {
+      stage: "train-rl",
+      shards: 1,
+      in: 0,
+      out: 0,
+      rejected: 0,
+      reasons: {},
+      extra: { checkpoints: uploaded.size },
+      seconds: 0,
+      checkpoints: checkpointsPrefix(o.runId),
+    });
+    return EXIT_OK;
+  } catch (err) {
+    o.out(`train-rl failed: ${(err as Error).message}`);
+    return err instanceof InputContractError ? EXIT_BAD_INPUT : EXIT_TRANSIENT;
+  }
+}
+
+export function parseLauncherArgs(argv: string[]): { dryRun: boolean; rows: number } {
+  const { values } = parseArgs({
+    args: argv,
+    options: { "dry-run": { type: "boolean", default: false }, rows: { type: "string", default: "8" } },
+  });
+  return { dryRun: values["dry-run"] ?? false, rows: Number(values.rows) };
+}

@@ -1,0 +1,92 @@
+/**
+ * verl GSPO configuration from run.json (RECIPE.md stage 2): the exact `verl.trainer.main_ppo`
+ * Hydra overrides. Pure: the launcher runs what this returns, and `--dry-run` prints it.
+ */
+import type { RunConfig } from "../config/schema.ts";
+
+export interface VerlPaths {
+  trainFiles: string[];
+  valFiles?: string[];
+  checkpointDir: string;
+  rewardPath: string;
+  modelPath: string;
+}
+
+export function verlOverrides(config: RunConfig, paths: VerlPaths): string[] {
+  const t = config.training;
+  const list = (xs: string[]) => `[${xs.join(",")}]`;
+  const maxTokens = t.maxPromptLength + t.maxResponseLength;
+  return [
+    `algorithm.adv_estimator=${t.advEstimator}`,
+    `actor_rollout_ref.actor.policy_loss.loss_mode=${t.lossMode}`,
+    `actor_rollout_ref.actor.loss_agg_mode=${t.lossAggMode}`,
+    `data.train_files=${list(paths.trainFiles)}`,
+    `data.val_files=${list(paths.valFiles ?? paths.trainFiles.slice(0, 1))}`,
+    "data.prompt_key=prompt",
+    "data.image_key=images",
+    "data.return_multi_modal_inputs=True",
+    "data.filter_overlong_prompts=True",
+    "data.truncation=error",
+    "data.shuffle=True",
+    `data.train_batch_size=${t.trainBatchSize}`,
+    `data.max_prompt_length=${t.maxPromptLength}`,
+    `data.max_response_length=${t.maxResponseLength}`,
+    `actor_rollout_ref.model.path=${paths.modelPath}`,
+    "actor_rollout_ref.model.use_remove_padding=True",
+    "actor_rollout_ref.model.enable_gradient_checkpointing=True",
+    `actor_rollout_ref.rollout.n=${t.rolloutsPerPrompt}`,
+    "actor_rollout_ref.rollout.name=vllm",
+    `actor_rollout_ref.rollout.temperature=${t.rolloutTemperature}`,
+    `actor_rollout_ref.rollout.top_p=${t.rolloutTopP}`,
+    "actor_rollout_ref.rollout.top_k=-1",
+    `actor_rollout_ref.rollout.max_num_batched_tokens=${maxTokens}`,
+    `algorithm.use_kl_in_reward=${t.useKlInReward ? "True" : "False"}`,
+    `algorithm.kl_ctrl.kl_coef=${t.useKlInReward ? 0.001 : 0}`,
+    `actor_rollout_ref.actor.use_kl_loss=${t.useKlLoss ? "True" : "False"}`,
+    `actor_rollout_ref.actor.kl_loss_coef=${t.useKlLoss ? 0.001 : 0}`,
+    `actor_rollout_ref.actor.clip_ratio_low=${t.clipRatioLow}`,
+    `actor_rollout_ref.actor.clip_ratio_high=${t.clipRatioHigh}`,
+    `actor_rollout_ref.actor.optim.lr=${t.learningRate}`,
+    `actor_rollout_ref.actor.optim.lr_warmup_steps=${t.warmupSteps}`,
+    `actor_rollout_ref.actor.optim.weight_decay=${t.weightDecay}`,
+    `actor_rollout_ref.actor.grad_clip=${t.gradClip}`,
+    `actor_rollout_ref.actor.entropy_coeff=${t.entropyCoeff}`,
+    `actor_rollout_ref.actor.ppo_mini_batch_size=${t.ppoMiniBatchSize}`,
+    `actor_rollout_ref.actor.use_dynamic_bsz=${t.dynamicBatchSize ? "True" : "False"}`,
+    `actor_rollout_ref.ref.log_prob_use_dynamic_bsz=${t.dynamicBatchSize ? "True" : "False"}`,
+    `actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=${t.dynamicBatchSize ? "True" : "False"}`,
+    `actor_rollout_ref.actor.ppo_max_token_len_per_gpu=${maxTokens}`,
+    `actor_rollout_ref.ref.log_prob_max_token_len_per_gpu=${maxTokens}`,
+    `actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu=${maxTokens}`,
+    `custom_reward_function.path=${paths.rewardPath}`,
+    "custom_reward_function.name=compute_score",
+    `trainer.n_gpus_per_node=${t.gpusPerNode}`,
+    `trainer.nnodes=${t.nodes}`,
+    `trainer.total_epochs=${t.epochs}`,
+    `trainer.total_training_steps=${t.totalSteps}`,
+    `trainer.save_freq=${t.saveFreq}`,
+    `trainer.test_freq=${t.testFreq}`,
+    `trainer.default_local_dir=${paths.checkpointDir}`,
+    "trainer.resume_mode=auto",
+    "trainer.val_before_train=False",
+    `trainer.project_name=recipe-pipeline`,
+    `trainer.experiment_name=${config.runId}`,
+    "trainer.logger=[console]",
+  ];
+}
+
+export function verlCommand(config: RunConfig, paths: VerlPaths): string[] {
+  return ["python3", "-m", "verl.trainer.main_ppo", ...verlOverrides(config, paths)];
+}
+
+/** verl writes `global_step_<n>` folders and a tracker file; the newest step to resume from. */
+export function newestCheckpoint(dirs: readonly string[]): number | null {
+  let best: number | null = null;
+  for (const d of dirs) {
+    const m = /(?:^|\/)global_step_(\d+)(?:\/|$)/.exec(d);
+    if (m) best = Math.max(best ?? 0, Number(m[1]));
+  }
+  return best;
+}
+
+export const VERL_TRACKER_FILE = "latest_checkpointed_iteration.txt";

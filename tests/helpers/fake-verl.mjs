@@ -1,0 +1,14 @@
+// Stands in for `python3 -m verl.trainer.main_ppo` in launcher tests: resumes from the tracker file
+// verl reads, "trains" 16 steps, writes a checkpoint folder the way verl does, and exits 0.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const dir = join(process.env.RECIPE_WORKDIR, "checkpoints");
+const tracker = join(dir, "latest_checkpointed_iteration.txt");
+const from = existsSync(tracker) ? Number(readFileSync(tracker, "utf8")) : 0;
+if (from > 0 && !existsSync(join(dir, `global_step_${from}`, "actor", "weights.bin"))) process.exit(9);
+const step = from + 16;
+mkdirSync(join(dir, `global_step_${step}`, "actor"), { recursive: true });
+writeFileSync(join(dir, `global_step_${step}`, "actor", "weights.bin"), `weights after ${step} steps`);
+writeFileSync(tracker, String(step));
+console.log(JSON.stringify({ resumedFrom: from, step }));
