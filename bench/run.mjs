@@ -7,6 +7,7 @@ const BENCHES = {
   shards: "bench/shards/run.ts",
   dedup: "bench/dedup/run.ts",
   stages: "bench/stages/run.ts",
+  generate: "bench/generate/run.ts",
 };
 // Bench names come first; everything from the first --flag on is passed to each bench.
 const argv = process.argv.slice(2);

@@ -6,8 +6,7 @@
 import { canonicalJson } from "../config/index.ts";
 import type { RunConfig } from "../config/schema.ts";
 import type { Question, Trace } from "../records/index.ts";
-import { sha256Hex } from "../records/index.ts";
-import { userContent } from "../stages/ingest.ts";
+import { sha256Hex, userContent } from "../records/index.ts";
 
 export interface Sampling {
   model: string;

@@ -17,6 +17,9 @@ import { applyMix, type MixIndexEntry, type MixPlan, planMix, selectTraces } fro
 import { markStageDone, runShard, ShardRun, type StageSummary, summarizeStage } from "../stages/stage.ts";
 import { verifyTraces } from "../stages/verify-traces.ts";
 import { type RunContext, readManifest, sourceFiles, writeManifest } from "./context.ts";
+import { type GenerateItem, loadQuestionSlice, questionsOf } from "./slices.ts";
+
+export { type GenerateItem, loadQuestionSlice };
 
 export type Branch = "sft" | "rl";
 const INGEST: Record<Branch, Stage> = { sft: "ingest-sft", rl: "ingest-rl" };
@@ -152,13 +155,6 @@ export async function ingestShard(ctx: RunContext, item: IngestItem) {
 
 // ---------------------------------------------------------------- dedup
 
-async function* questionsOf(store: ByteStore, key: string): AsyncGenerator<Question> {
-  for await (const line of readShard(store, key)) {
-    if (!line.ok) throw new InvariantError(`${key}:${line.line} is not JSON`);
-    yield line.value as Question;
-  }
-}
-
 /**
  * Dedup of one branch: exact and near-duplicate removal in source order, the sample cap of each
  * source, benchmark decontamination, and (RL) removal of questions already in the SFT pool.
@@ -251,14 +247,6 @@ export async function dedupBranch(ctx: RunContext, branch: Branch): Promise<Stag
 
 // ---------------------------------------------------------------- plan-generation
 
-/** One child of the `generate` array job: a slice of a dedup shard. */
-export interface GenerateItem {
-  shard: number;
-  questions: string;
-  skip: number;
-  take: number;
-}
-
 /** Splits the dedup output into array-job slices of at most questionsPerShard (more if the array would be too big). */
 export async function planGeneration(
   ctx: RunContext,
@@ -284,20 +272,6 @@ export async function planGeneration(
   const manifest = keys.manifest(ctx.runId, planStage);
   await writeManifest(ctx.store, manifest, items);
   return { manifest, arraySize: items.length, questions: total };
-}
-
-export async function loadQuestionSlice(
-  store: ByteStore,
-  item: Pick<GenerateItem, "questions" | "skip" | "take">,
-): Promise<Question[]> {
-  const out: Question[] = [];
-  let i = 0;
-  for await (const q of questionsOf(store, item.questions)) {
-    if (i++ < item.skip) continue;
-    if (out.length >= item.take) break;
-    out.push(q);
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------- verify-traces, filter-rl

@@ -127,3 +127,14 @@ export function questionId(text: string, imageSha256s: readonly string[]): strin
 export function sha256Hex(bytes: Uint8Array | string): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
+
+/** The user turn: images (by content hash) first, then the question and its options. */
+export function userContent(q: Question): ChatMessage["content"] {
+  const textPart = q.choices?.length
+    ? `${q.question}\n${q.choices.map((c, i) => `${"ABCDEFGH"[i]}. ${c}`).join("\n")}`
+    : q.question;
+  return [
+    ...q.images.map((i) => ({ type: "image" as const, sha256: i.sha256 })),
+    { type: "text" as const, text: textPart },
+  ];
+}

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream, statSync } from "node:fs";
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
@@ -13,6 +13,13 @@ const TMP_MARK = ".tmp-";
 export class FsStore implements ByteStore {
   readonly root: string;
   readonly location: string;
+  private readonly madeDirs = new Set<string>();
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.madeDirs.add(dir);
+  }
 
   constructor(root: string) {
     this.root = resolve(root);
@@ -41,6 +48,8 @@ export class FsStore implements ByteStore {
   }
 
   async readBytes(key: string): Promise<Buffer | null> {
+    // A missing key is a normal answer (cache probes): check without paying for an exception.
+    if (!statSync(this.path(key), { throwIfNoEntry: false })) return null;
     try {
       return await readFile(this.path(key));
     } catch (err) {
@@ -51,7 +60,7 @@ export class FsStore implements ByteStore {
 
   async write(key: string, body: Body): Promise<void> {
     const final = this.path(key);
-    await mkdir(dirname(final), { recursive: true });
+    await this.ensureDir(dirname(final));
     const tmp = this.tempPath(final);
     try {
       if (typeof body === "string" || body instanceof Uint8Array) await writeFile(tmp, body);
@@ -65,7 +74,7 @@ export class FsStore implements ByteStore {
 
   async writeIfAbsent(key: string, body: Uint8Array | string): Promise<boolean> {
     const final = this.path(key);
-    await mkdir(dirname(final), { recursive: true });
+    await this.ensureDir(dirname(final));
     const tmp = this.tempPath(final);
     await writeFile(tmp, body);
     try {
@@ -80,11 +89,7 @@ export class FsStore implements ByteStore {
   }
 
   async exists(key: string): Promise<boolean> {
-    try {
-      return (await stat(this.path(key))).isFile();
-    } catch {
-      return false;
-    }
+    return statSync(this.path(key), { throwIfNoEntry: false })?.isFile() ?? false;
   }
 
   async size(key: string): Promise<number | null> {

@@ -12,6 +12,7 @@ import {
   type Question,
   questionId,
   type Trace,
+  userContent,
 } from "../records/index.ts";
 import type { ShardRun } from "./stage.ts";
 
@@ -205,13 +206,4 @@ export async function ingestRows(
   return emitted;
 }
 
-/** The user turn: images (by content hash) first, then the question and its options. */
-export function userContent(q: Question): Trace["messages"][number]["content"] {
-  const textPart = q.choices?.length
-    ? `${q.question}\n${q.choices.map((c, i) => `${"ABCDEFGH"[i]}. ${c}`).join("\n")}`
-    : q.question;
-  return [
-    ...q.images.map((i) => ({ type: "image" as const, sha256: i.sha256 })),
-    { type: "text" as const, text: textPart },
-  ];
-}
+export { userContent };

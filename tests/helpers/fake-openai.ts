@@ -84,7 +84,8 @@ export async function startFakeOpenAI(faults: Faults = {}): Promise<FakeServer> 
       );
     });
   });
-  server.keepAliveTimeout = 1000;
+  // undici reuses a connection only when the server's keep-alive hint is well above its 2 s threshold.
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const { port } = server.address() as AddressInfo;
   return {

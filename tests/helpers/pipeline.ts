@@ -13,8 +13,8 @@ import type { RunContext } from "../../core/pipeline/context.ts";
 import { readManifest } from "../../core/pipeline/context.ts";
 import { type GenerateItem, loadQuestionSlice } from "../../core/pipeline/steps.ts";
 import type { Trace } from "../../core/records/index.ts";
+import { userContent } from "../../core/records/index.ts";
 import { FsStore } from "../../core/shards/fs-store.ts";
-import { userContent } from "../../core/stages/ingest.ts";
 import { runShard } from "../../core/stages/stage.ts";
 
 export async function sampleContext(overrides: Partial<RunConfigInput> = {}): Promise<RunContext> {

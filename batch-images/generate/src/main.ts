@@ -40,6 +40,7 @@ console.log(
     message: "generate finished",
     exitCode: result.exitCode,
     reason: result.reason,
+    maxRssMB: process.resourceUsage().maxRSS / 1024,
     ...result.counts,
   }),
 );

@@ -22,7 +22,7 @@ import {
 } from "../../../core/generate/index.ts";
 import { keys, type Stage } from "../../../core/layout/index.ts";
 import { loadConfig, readManifest } from "../../../core/pipeline/context.ts";
-import { type GenerateItem, loadQuestionSlice } from "../../../core/pipeline/steps.ts";
+import { type GenerateItem, loadQuestionSlice } from "../../../core/pipeline/slices.ts";
 import type { Question, Trace } from "../../../core/records/index.ts";
 import { type ByteStore, readJson } from "../../../core/shards/byte-store.ts";
 import { runShard } from "../../../core/stages/stage.ts";
@@ -146,7 +146,7 @@ async function work(
     return out;
   };
 
-  const finish = async (t: Task, value: CachedResponse) => {
+  const finish = async (t: Task, value: CachedResponse): Promise<CachedResponse> => {
     // Written before it counts: after this line a restart will never ask for it again.
     await o.store.writeIfAbsent(keys.generationCache(t.key), JSON.stringify(value), {
       contentType: "application/json",
@@ -154,9 +154,10 @@ async function work(
     bump("responses");
     bump("prompt_tokens", value.usage.promptTokens);
     bump("completion_tokens", value.usage.completionTokens);
+    return value;
   };
 
-  const attempt = async (t: Task): Promise<void> => {
+  const attempt = async (t: Task): Promise<CachedResponse | null> => {
     const messages = await openAiMessages(t);
     for (let a = 0; ; a++) {
       try {
@@ -174,7 +175,7 @@ async function work(
         );
         const choice = res.choices[0];
         limit.onSuccess();
-        await finish(t, {
+        return await finish(t, {
           model: res.model ?? sampling.model,
           response: choice?.message?.content ?? "",
           finishReason: normalizeFinishReason(choice?.finish_reason),
@@ -183,7 +184,6 @@ async function work(
             completionTokens: res.usage?.completion_tokens ?? 0,
           },
         });
-        return;
       } catch (err) {
         const status = err instanceof OpenAI.APIError ? err.status : undefined;
         const transient = status === undefined || TRANSIENT_STATUS.has(status);
@@ -191,7 +191,7 @@ async function work(
           // A request the server refuses on its merits (400: prompt too long, ...) will be refused again:
           // cache the refusal as an error trace so verify rejects it with a reason.
           bump("request_errors");
-          await finish(t, {
+          const refused = await finish(t, {
             model: sampling.model,
             response: "",
             finishReason: "error",
@@ -203,12 +203,12 @@ async function work(
             sample: t.k,
             error: (err as Error).message.slice(0, 200),
           });
-          return;
+          return refused;
         }
         if (status === 429 || status === 503) limit.onBackpressure();
         if (a + 1 >= config.teacher.maxAttempts || retries >= retryBudget) {
           transientFailures += 1;
-          return;
+          return null;
         }
         retries += 1;
         bump("retries");
@@ -219,63 +219,96 @@ async function work(
     }
   };
 
-  // Phase 1: what is already finished (the cache), in parallel.
-  const pending: Task[] = [];
-  const probe = new AdaptiveLimit(64);
-  await pool(tasks, probe, async (t) => {
-    if (await o.store.exists(keys.generationCache(t.key))) bump("cache_hits");
-    else pending.push(t);
-  });
-  pending.sort((a, b) => a.i - b.i);
-  log("generate shard", {
-    shard: item.shard,
-    questions: questions.length,
-    requests: tasks.length,
-    cached: counts.cache_hits ?? 0,
-  });
-
-  // Phase 2: the rest through the endpoint, with backpressure.
-  await pool(pending, limit, attempt, () => retries >= retryBudget && transientFailures > 0);
-  const finished = (counts.responses ?? 0) + (counts.cache_hits ?? 0);
-  if (finished < tasks.length) {
+  // One pass, streaming into the output shard in question and sample order: each task first looks in
+  // the cache (a finished response is never asked again), then asks. The shard becomes visible only when
+  // every task has finished (atomic close); otherwise it is abandoned and a retry resumes from the cache.
+  log("generate shard", { shard: item.shard, questions: questions.length, requests: tasks.length });
+  class Incomplete extends Error {}
+  try {
+    await runShard(o.store, o.runId, o.outputStage, item.shard, async (run) => {
+      const ordered = new OrderedOutput(tasks.length, async (i, value) => {
+        const t = tasks[i]!;
+        const cached = value ?? (await readJson<CachedResponse>(o.store, keys.generationCache(t.key)));
+        if (!cached) throw new Error(`cache entry vanished for ${t.key}`);
+        run.seen();
+        await run.emit({
+          questionId: t.q.id,
+          sampleIndex: t.k,
+          model: cached.model,
+          messages: renderMessages(t.q, sampling),
+          response: cached.response,
+          finishReason: cached.finishReason,
+          usage: cached.usage,
+        } satisfies Trace);
+      });
+      await pool(
+        tasks,
+        limit,
+        async (t) => {
+          let value = await readJson<CachedResponse>(o.store, keys.generationCache(t.key));
+          if (value) bump("cache_hits");
+          else value = await attempt(t);
+          if (value) await ordered.done(t.i, value);
+        },
+        () => retries >= retryBudget && transientFailures > 0,
+      );
+      await ordered.drained();
+      if ((counts.responses ?? 0) + (counts.cache_hits ?? 0) < tasks.length) throw new Incomplete();
+      counts.wall_seconds = (Date.now() - started) / 1000;
+      for (const [name, n] of Object.entries(counts)) run.count(name, n);
+    });
+  } catch (err) {
+    if (!(err instanceof Incomplete)) throw err;
     return {
       exitCode: EXIT_TRANSIENT,
       reason: `${transientFailures} requests failed transiently; finished work is cached`,
       counts,
     };
   }
-
-  // Phase 3: the output shard, once, in order, from the cache.
-  counts.wall_seconds = (Date.now() - started) / 1000;
-  await runShard(o.store, o.runId, o.outputStage, item.shard, async (run) => {
-    for (const [name, n] of Object.entries(counts)) run.count(name, n);
-    const ahead = 32;
-    const reads = new Map<number, Promise<CachedResponse | null>>();
-    const fetchAt = (i: number) => {
-      if (i < tasks.length && !reads.has(i))
-        reads.set(i, readJson<CachedResponse>(o.store, keys.generationCache(tasks[i]!.key)));
-    };
-    for (let i = 0; i < Math.min(ahead, tasks.length); i++) fetchAt(i);
-    for (let i = 0; i < tasks.length; i++) {
-      fetchAt(i + ahead);
-      const t = tasks[i]!;
-      const cached = await reads.get(i)!;
-      reads.delete(i);
-      if (!cached) throw new Error(`cache entry vanished for ${t.key}`);
-      run.seen();
-      const trace: Trace = {
-        questionId: t.q.id,
-        sampleIndex: t.k,
-        model: cached.model,
-        messages: renderMessages(t.q, sampling),
-        response: cached.response,
-        finishReason: cached.finishReason,
-        usage: cached.usage,
-      };
-      await run.emit(trace);
-    }
-  });
   return { exitCode: EXIT_OK, reason: "done", counts };
+}
+
+/**
+ * Emits results in index order as soon as every earlier one is done. Out-of-order results wait in
+ * memory up to a byte budget; past it only their index waits and the value is read back from the
+ * cache when its turn comes, so memory stays bounded when one early request is slow.
+ */
+class OrderedOutput {
+  private next = 0;
+  private readonly ready = new Map<number, CachedResponse | null>();
+  private bytes = 0;
+  private chain: Promise<void> = Promise.resolve();
+  static readonly BUDGET = 32 * 1024 * 1024;
+
+  constructor(
+    private readonly total: number,
+    private readonly emit: (i: number, value: CachedResponse | null) => Promise<void>,
+  ) {}
+
+  done(i: number, value: CachedResponse): Promise<void> {
+    const size = value.response.length * 2 + 256;
+    const keep = this.bytes + size <= OrderedOutput.BUDGET;
+    if (keep) this.bytes += size;
+    this.ready.set(i, keep ? value : null);
+    // One flusher at a time: emissions never interleave.
+    this.chain = this.chain.then(() => this.flush());
+    return this.chain;
+  }
+
+  private async flush(): Promise<void> {
+    while (this.ready.has(this.next)) {
+      const value = this.ready.get(this.next)!;
+      this.ready.delete(this.next);
+      if (value) this.bytes -= value.response.length * 2 + 256;
+      await this.emit(this.next, value);
+      this.next++;
+    }
+  }
+
+  async drained(): Promise<void> {
+    await this.chain;
+    if (this.next > this.total) throw new Error("emitted more results than tasks");
+  }
 }
 
 /** Runs `fn` over items with at most `limit.value` in flight (re-read as it adapts). */
