@@ -3,10 +3,87 @@
  * both sides on fixed pseudo-random points. Only operators, numbers, symbols and a fixed list of
  * functions are allowed, so evaluating an answer can never do anything but arithmetic.
  */
-import { all, create, type MathNode } from "mathjs";
+import {
+  absDependencies,
+  acosDependencies,
+  addDependencies,
+  asinDependencies,
+  atanDependencies,
+  cosDependencies,
+  coshDependencies,
+  cotDependencies,
+  create,
+  cscDependencies,
+  divideDependencies,
+  eDependencies,
+  expDependencies,
+  type FactoryFunctionMap,
+  factorialDependencies,
+  InfinityDependencies,
+  log10Dependencies,
+  logDependencies,
+  type MathJsInstance,
+  type MathNode,
+  multiplyDependencies,
+  nthRootDependencies,
+  parseDependencies,
+  piDependencies,
+  powDependencies,
+  secDependencies,
+  sinDependencies,
+  sinhDependencies,
+  sqrtDependencies,
+  subtractDependencies,
+  tanDependencies,
+  tanhDependencies,
+  unaryMinusDependencies,
+  unaryPlusDependencies,
+} from "mathjs";
 import { readArgument } from "./latex.ts";
 
-const math = create(all!, { number: "number" });
+let instance: MathJsInstance | null = null;
+
+/** A mathjs instance with only what answers use (created on first use, so bundles without the verifier drop it). */
+function math(): MathJsInstance {
+  if (!instance) {
+    const factories = {
+      parseDependencies,
+      addDependencies,
+      subtractDependencies,
+      multiplyDependencies,
+      divideDependencies,
+      powDependencies,
+      unaryMinusDependencies,
+      unaryPlusDependencies,
+      sqrtDependencies,
+      nthRootDependencies,
+      logDependencies,
+      log10Dependencies,
+      expDependencies,
+      sinDependencies,
+      cosDependencies,
+      tanDependencies,
+      cotDependencies,
+      secDependencies,
+      cscDependencies,
+      asinDependencies,
+      acosDependencies,
+      atanDependencies,
+      sinhDependencies,
+      coshDependencies,
+      tanhDependencies,
+      absDependencies,
+      factorialDependencies,
+      piDependencies,
+      eDependencies,
+      InfinityDependencies,
+    } as FactoryFunctionMap;
+    instance = create(factories, { number: "number" });
+    // Warm up once, so the first verdict of a process does not pay for the JIT.
+    instance.parse("sqrt(2)/x+sin(x)^2").compile().evaluate({ x: 0.5 });
+  }
+  return instance;
+}
 
 const FUNCTIONS: Record<string, string> = {
   sin: "sin",
@@ -209,7 +286,7 @@ export function parseExpr(latex: string): Expr | null {
   if (latex.length === 0 || latex.length > MAX_SYMBOLIC_CHARS) return null;
   try {
     const text = convert(latex, 0);
-    const node = math.parse(text);
+    const node = math().parse(text);
     const vars = new Set<string>();
     checkTree(node, vars);
     const code = node.compile();
@@ -284,9 +361,6 @@ export function comparePointwise(
   }
   return { comparable, equal: comparable > 0 };
 }
-
-// Warm up mathjs once at load, so the first verdict of a process does not pay for its JIT.
-parseExpr("\\frac{\\sqrt{2}}{x}+\\sin(x)^2")?.evaluate({ x: 0.5 });
 
 export function close(a: number, b: number, relative: number): boolean {
   if (a === b) return true;

@@ -1,6 +1,6 @@
 /** plan-verify: the manifest of trace shards (generate output and trace sources) for a verify Map. */
 import { z } from "zod";
-import { planVerify } from "../../core/pipeline/steps.ts";
+import { planVerify } from "../../core/pipeline/verify-step.ts";
 import { bucket, handler, runContext } from "../shared/runtime.ts";
 
 export const Event = z.object({

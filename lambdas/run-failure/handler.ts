@@ -22,23 +22,33 @@ const ADVICE: Record<string, string> = {
 export const handle = handler("run-failure", Event, async ({ runId, state, error }) => {
   const store = runStore();
   const existing = await readJson<Record<string, unknown>>(store, keys.failure(runId));
-  const kind = error.Error ?? "Error";
+  // The first failure recorded wins (validate-config writes its own, with every problem listed).
+  if (existing?.error) return { failure: keys.failure(runId) };
+  let kind = error.Error ?? "Error";
+  let failedState = state;
   let cause: unknown = error.Cause;
   try {
     cause = error.Cause ? JSON.parse(error.Cause) : undefined;
   } catch {
     // Cause is plain text
   }
+  // A failure inside a Parallel branch arrives wrapped as {state, error: {Error, Cause}}.
+  const wrapped = cause as { state?: string; error?: { Error?: string; Cause?: string } } | undefined;
+  if (wrapped && typeof wrapped === "object" && wrapped.state && wrapped.error) {
+    failedState = wrapped.state;
+    kind = wrapped.error.Error ?? kind;
+    try {
+      cause = wrapped.error.Cause ? JSON.parse(wrapped.error.Cause) : undefined;
+    } catch {
+      cause = wrapped.error.Cause;
+    }
+  }
   const failure = {
-    ...(existing ?? {}),
     runId,
-    state: (existing?.state as string | undefined) ?? state,
+    state: failedState,
     error: kind,
     cause,
-    whatToDo:
-      (existing?.whatToDo as string | undefined) ??
-      ADVICE[kind] ??
-      "Read the cause; fix it and start the run again: finished stages are skipped.",
+    whatToDo: ADVICE[kind] ?? "Read the cause; fix it and start the run again: finished stages are skipped.",
   };
   await writeJson(store, keys.failure(runId), failure);
   return { failure: keys.failure(runId) };

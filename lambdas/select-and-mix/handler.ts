@@ -1,6 +1,6 @@
 /** select-and-mix: verified traces per question, near copies out, domains mixed by a seeded sampler. */
 import { z } from "zod";
-import { selectAndMix } from "../../core/pipeline/steps.ts";
+import { selectAndMix } from "../../core/pipeline/verify-step.ts";
 import { handler, publishStage, runContext } from "../shared/runtime.ts";
 
 export const Event = z.object({ runId: z.string(), shards: z.number().int().min(0) });

@@ -5,7 +5,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import OpenAI from "openai";
 import type { RunConfig } from "../../core/config/schema.ts";
 import type { Judge } from "../../core/stages/verify-traces.ts";
 
@@ -34,25 +33,46 @@ export function parseJudgeReply(text: string): boolean | null {
   return null;
 }
 
+/**
+ * The judge over an OpenAI-compatible `/chat/completions` endpoint. A plain fetch rather than the
+ * openai client: the verify-shard Lambda bundle must stay under 1 MB (the client is ~150 KB).
+ */
 export function openAiJudge(
   config: RunConfig["verification"]["judge"],
   apiKey = process.env.RECIPE_JUDGE_API_KEY,
 ): Judge | undefined {
   const baseURL = config.endpoint?.url ?? process.env.RECIPE_JUDGE_URL;
   if (!baseURL) return undefined;
-  const client = new OpenAI({ baseURL, apiKey: apiKey ?? "none", maxRetries: 3, timeout: 120_000 });
   const template = judgePrompt();
+  const url = `${baseURL.replace(/\/$/, "")}/chat/completions`;
   return async (input) => {
-    const res = await client.chat.completions.create({
-      model: config.model,
-      messages: renderJudgeMessages(template, input),
-      max_tokens: config.maxTokens,
-      temperature: 0,
-    });
-    const reply = res.choices[0]?.message?.content ?? "";
-    const verdict = parseJudgeReply(reply);
-    if (verdict === null)
-      return { verdict: false, reason: `judge_unparseable: ${reply.slice(0, 40)}`, model: config.model };
-    return { verdict, reason: verdict ? "judge_1" : "judge_0", model: config.model };
+    let lastError: unknown = null;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const res = await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${apiKey ?? "none"}` },
+          body: JSON.stringify({
+            model: config.model,
+            messages: renderJudgeMessages(template, input),
+            max_tokens: config.maxTokens,
+            temperature: 0,
+          }),
+          signal: AbortSignal.timeout(120_000),
+        });
+        if (res.status === 429 || res.status >= 500) throw new Error(`judge endpoint answered ${res.status}`);
+        if (!res.ok) return { verdict: false, reason: `judge_http_${res.status}`, model: config.model };
+        const body = (await res.json()) as { choices?: { message?: { content?: string } }[] };
+        const reply = body.choices?.[0]?.message?.content ?? "";
+        const verdict = parseJudgeReply(reply);
+        if (verdict === null)
+          return { verdict: false, reason: `judge_unparseable: ${reply.slice(0, 40)}`, model: config.model };
+        return { verdict, reason: verdict ? "judge_1" : "judge_0", model: config.model };
+      } catch (err) {
+        lastError = err;
+        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+      }
+    }
+    throw lastError;
   };
 }

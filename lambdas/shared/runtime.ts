@@ -12,7 +12,6 @@ import { loadConfig, type RunContext, type SourceLocation } from "../../core/pip
 import { FsStore } from "../../core/shards/fs-store.ts";
 import { createS3Client, S3Store } from "../../core/shards/s3-store.ts";
 import type { StageSummary } from "../../core/stages/stage.ts";
-import { openAiJudge } from "./judge.ts";
 
 export const logger = new Logger({ serviceName: "recipe-pipeline" });
 export const metrics = new Metrics({ namespace: "RecipePipeline", serviceName: "recipe-pipeline" });
@@ -51,10 +50,14 @@ export function resolveSource(uri: string): SourceLocation {
   return { store: base.store, key };
 }
 
-export async function runContext(runId: string): Promise<RunContext> {
+/** The run's context; verify-shard passes a judge factory (only its bundle carries the OpenAI client). */
+export async function runContext(
+  runId: string,
+  makeJudge?: (config: RunContext["config"]) => RunContext["judge"],
+): Promise<RunContext> {
   const store = runStore();
   const config = await loadConfig(store, runId);
-  const judge = config.verification.judge.enabled ? openAiJudge(config.verification.judge) : undefined;
+  const judge = makeJudge && config.verification.judge.enabled ? makeJudge(config) : undefined;
   return {
     store,
     runId,

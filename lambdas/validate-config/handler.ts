@@ -28,6 +28,9 @@ export const handle = handler("validate-config", Event, async ({ runId }) => {
     sft: c.sources.sft.length > 0,
     rl: c.sources.rl.length > 0 && c.rl.enabled,
     train: c.training.enabled,
+    teacherModel: c.teacher.model,
+    policyModel: c.rl.policyModel,
+    teacherServing: c.teacher.serving,
     mapMaxConcurrency: c.orchestration.mapMaxConcurrency,
     toleratedFailurePercentage: c.orchestration.toleratedFailurePercentage,
   };

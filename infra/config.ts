@@ -1,0 +1,61 @@
+/**
+ * Deploy-time settings, read from CDK context (`-c key=value` or cdk.json). Every one has a default
+ * that deploys; none holds a secret (API keys are Secrets Manager ARNs).
+ */
+import type { Node } from "constructs";
+
+export interface PipelineSettings {
+  /** "kms" (a customer managed key, rotated) or "s3" (S3-managed keys). @default "kms" */
+  readonly encryption: "kms" | "s3";
+  /** Existing VPC id for the GPU jobs. @default a new VPC with private subnets and an S3 gateway endpoint */
+  readonly vpcId?: string;
+  /** GPU instance types. @default g6e.12xlarge, g6e.48xlarge, p4d.24xlarge, p5.48xlarge */
+  readonly instanceTypes: string[];
+  /** Max vCPUs of each GPU compute environment. @default 1024 */
+  readonly maxVcpus: number;
+  /** Prebuilt images (for deploying without Docker). @default build batch-images/<name> as Docker assets */
+  readonly generateImageUri?: string;
+  readonly trainImageUri?: string;
+  /** Secrets Manager ARN of the teacher / judge API key, injected as OPENAI_API_KEY. @default none */
+  readonly teacherApiKeySecretArn?: string;
+  /** Buckets the sources live in (read-only grants). @default none besides the pipeline bucket */
+  readonly sourceBuckets: string[];
+  /** Email for alarm notifications (an SNS topic is created). @default no topic */
+  readonly alarmEmail?: string;
+  /** GPUs per generate job. @default 8 */
+  readonly gpusPerJob: number;
+}
+
+function list(v: unknown, fallback: string[]): string[] {
+  if (v === undefined || v === null || v === "") return fallback;
+  if (Array.isArray(v)) return v.map(String);
+  return String(v)
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+export function settingsFrom(node: Node): PipelineSettings {
+  const get = (k: string) => node.tryGetContext(k) as unknown;
+  const encryption = String(get("encryption") ?? "kms");
+  if (encryption !== "kms" && encryption !== "s3")
+    throw new Error(`context encryption must be kms or s3, not ${encryption}`);
+  const opt = (k: string) => (get(k) ? String(get(k)) : undefined);
+  return {
+    encryption,
+    vpcId: opt("vpcId"),
+    instanceTypes: list(get("instanceTypes"), [
+      "g6e.12xlarge",
+      "g6e.48xlarge",
+      "p4d.24xlarge",
+      "p5.48xlarge",
+    ]),
+    maxVcpus: Number(get("maxVcpus") ?? 1024),
+    generateImageUri: opt("generateImageUri"),
+    trainImageUri: opt("trainImageUri"),
+    teacherApiKeySecretArn: opt("teacherApiKeySecretArn"),
+    sourceBuckets: list(get("sourceBuckets"), []),
+    alarmEmail: opt("alarmEmail"),
+    gpusPerJob: Number(get("gpusPerJob") ?? 8),
+  };
+}

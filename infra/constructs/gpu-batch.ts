@@ -1,0 +1,142 @@
+/**
+ * AWS Batch for the GPU jobs: managed EC2 compute environments (spot and on-demand) of GPU instance
+ * types, one queue that tries spot first and falls back to on-demand, and job definitions for
+ * `generate` and `train-rl` with the container contract's retry rules: spot reclaim (`Host EC2*`) and
+ * exit 75 retry, exit 3 fails at once.
+ */
+import { Duration, Size } from "aws-cdk-lib";
+import * as batch from "aws-cdk-lib/aws-batch";
+import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as ecs from "aws-cdk-lib/aws-ecs";
+import * as iam from "aws-cdk-lib/aws-iam";
+import type * as kms from "aws-cdk-lib/aws-kms";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type * as s3 from "aws-cdk-lib/aws-s3";
+import * as secrets from "aws-cdk-lib/aws-secretsmanager";
+import { Construct } from "constructs";
+
+export interface GpuBatchProps {
+  readonly bucket: s3.IBucket;
+  readonly key?: kms.IKey;
+  readonly vpcId?: string;
+  readonly instanceTypes: string[];
+  readonly maxVcpus: number;
+  readonly gpusPerJob: number;
+  readonly generateImage: ecs.ContainerImage;
+  readonly trainImage: ecs.ContainerImage;
+  readonly teacherApiKeySecretArn?: string;
+  readonly sourceBuckets: string[];
+}
+
+export class GpuBatch extends Construct {
+  readonly queue: batch.JobQueue;
+  readonly generateJob: batch.EcsJobDefinition;
+  readonly trainJob: batch.EcsJobDefinition;
+  readonly vpc: ec2.IVpc;
+
+  constructor(scope: Construct, id: string, props: GpuBatchProps) {
+    super(scope, id);
+    if (props.instanceTypes.length === 0) throw new Error("GpuBatch needs at least one instance type");
+    this.vpc = props.vpcId
+      ? ec2.Vpc.fromLookup(this, "Vpc", { vpcId: props.vpcId })
+      : new ec2.Vpc(this, "Vpc", {
+          maxAzs: 3,
+          natGateways: 1,
+          subnetConfiguration: [
+            { name: "public", subnetType: ec2.SubnetType.PUBLIC },
+            { name: "gpu", subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+          ],
+          gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+          flowLogs: { all: { trafficType: ec2.FlowLogTrafficType.REJECT } },
+        });
+    const instanceTypes = props.instanceTypes.map((t) => new ec2.InstanceType(t));
+    const environment = (name: string, spot: boolean) =>
+      new batch.ManagedEc2EcsComputeEnvironment(this, name, {
+        vpc: this.vpc,
+        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        spot,
+        instanceTypes,
+        useOptimalInstanceClasses: false,
+        minvCpus: 0,
+        maxvCpus: props.maxVcpus,
+        allocationStrategy: spot
+          ? batch.AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED
+          : batch.AllocationStrategy.BEST_FIT_PROGRESSIVE,
+        images: [{ imageType: batch.EcsMachineImageType.ECS_AL2_NVIDIA }],
+        updateToLatestImageVersion: true,
+      });
+    const spot = environment("Spot", true);
+    const onDemand = environment("OnDemand", false);
+    this.queue = new batch.JobQueue(this, "Queue", {
+      computeEnvironments: [
+        { computeEnvironment: spot, order: 1 },
+        { computeEnvironment: onDemand, order: 2 },
+      ],
+    });
+
+    const logGroup = new logs.LogGroup(this, "JobLogs", { retention: logs.RetentionDays.THREE_MONTHS });
+    const jobRole = new iam.Role(this, "JobRole", {
+      assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+    });
+    props.bucket.grantReadWrite(jobRole, "runs/*");
+    props.bucket.grantReadWrite(jobRole, "cache/generate/*");
+    props.bucket.grantRead(jobRole, "images/*");
+    for (const b of props.sourceBuckets) {
+      jobRole.addToPolicy(
+        new iam.PolicyStatement({ actions: ["s3:GetObject"], resources: [`arn:aws:s3:::${b}/*`] }),
+      );
+    }
+    props.key?.grantEncryptDecrypt(jobRole);
+    const apiKey = props.teacherApiKeySecretArn
+      ? {
+          OPENAI_API_KEY: batch.Secret.fromSecretsManager(
+            secrets.Secret.fromSecretCompleteArn(this, "TeacherKey", props.teacherApiKeySecretArn),
+          ),
+        }
+      : undefined;
+    const retryStrategies = [
+      batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.custom({ onStatusReason: "Host EC2*" })),
+      batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.custom({ onExitCode: "75" })),
+      batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom({ onExitCode: "3" })),
+      batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.CANNOT_PULL_CONTAINER),
+    ];
+    const container = (
+      name: string,
+      image: ecs.ContainerImage,
+      gpu: number,
+      memoryGiB: number,
+      shmGiB: number,
+    ) =>
+      new batch.EcsEc2ContainerDefinition(this, `${name}Container`, {
+        image,
+        cpu: Math.max(4, gpu * 4),
+        memory: Size.gibibytes(memoryGiB),
+        gpu,
+        jobRole,
+        logging: ecs.LogDriver.awsLogs({ streamPrefix: name, logGroup }),
+        linuxParameters: new batch.LinuxParameters(this, `${name}Linux`, {
+          sharedMemorySize: Size.gibibytes(shmGiB),
+        }),
+        environment: {
+          RECIPE_BUCKET: props.bucket.bucketName,
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+        },
+        secrets: apiKey,
+        readonlyRootFilesystem: false,
+      });
+    this.generateJob = new batch.EcsJobDefinition(this, "Generate", {
+      container: container("Generate", props.generateImage, props.gpusPerJob, 160, 64),
+      retryAttempts: 10,
+      retryStrategies,
+      timeout: Duration.hours(24),
+      propagateTags: true,
+    });
+    this.trainJob = new batch.EcsJobDefinition(this, "TrainRl", {
+      container: container("TrainRl", props.trainImage, 8, 900, 256),
+      retryAttempts: 10,
+      retryStrategies,
+      timeout: Duration.days(14),
+      propagateTags: true,
+    });
+  }
+}

@@ -1,0 +1,149 @@
+/** Operations: a CloudWatch dashboard and alarms (execution failed or timed out, Batch job failed, Lambda errors). */
+import { Duration } from "aws-cdk-lib";
+import * as cw from "aws-cdk-lib/aws-cloudwatch";
+import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
+import type * as kms from "aws-cdk-lib/aws-kms";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as sns from "aws-cdk-lib/aws-sns";
+import * as subs from "aws-cdk-lib/aws-sns-subscriptions";
+import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import { Construct } from "constructs";
+
+export interface OperationsProps {
+  readonly stateMachine: sfn.StateMachine;
+  readonly functions: lambda.IFunction[];
+  readonly jobQueueArn: string;
+  /** @default no notifications */
+  readonly alarmEmail?: string;
+  readonly key?: kms.IKey;
+}
+
+export class Operations extends Construct {
+  readonly dashboard: cw.Dashboard;
+  readonly topic?: sns.Topic;
+  readonly alarms: cw.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: OperationsProps) {
+    super(scope, id);
+    if (props.alarmEmail) {
+      this.topic = new sns.Topic(this, "Alarms", { masterKey: props.key, enforceSSL: true });
+      this.topic.addSubscription(new subs.EmailSubscription(props.alarmEmail));
+    }
+    const sm = props.stateMachine;
+    const alarm = (name: string, metric: cw.IMetric, description: string) => {
+      const a = new cw.Alarm(this, name, {
+        metric,
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cw.TreatMissingData.NOT_BREACHING,
+        alarmDescription: description,
+      });
+      if (this.topic) a.addAlarmAction(new actions.SnsAction(this.topic));
+      this.alarms.push(a);
+      return a;
+    };
+    alarm(
+      "ExecutionFailed",
+      sm.metricFailed({ period: Duration.minutes(5), statistic: "Sum" }),
+      "A recipe run failed: read runs/<id>/failure.json",
+    );
+    alarm(
+      "ExecutionTimedOut",
+      sm.metricTimedOut({ period: Duration.minutes(5), statistic: "Sum" }),
+      "A recipe run timed out",
+    );
+    // Batch publishes no job metrics: its state changes go to a log group, a metric filter counts failures.
+    const batchEvents = new logs.LogGroup(this, "BatchJobEvents", {
+      retention: logs.RetentionDays.THREE_MONTHS,
+    });
+    new events.Rule(this, "BatchJobEventsRule", {
+      eventPattern: {
+        source: ["aws.batch"],
+        detailType: ["Batch Job State Change"],
+        detail: { jobQueue: [props.jobQueueArn] },
+      },
+      targets: [new targets.CloudWatchLogGroup(batchEvents)],
+    });
+    const failedFilter = new logs.MetricFilter(this, "BatchJobsFailedFilter", {
+      logGroup: batchEvents,
+      filterPattern: logs.FilterPattern.stringValue("$.detail.status", "=", "FAILED"),
+      metricNamespace: "RecipePipeline",
+      metricName: "BatchJobsFailed",
+      metricValue: "1",
+      defaultValue: 0,
+    });
+    alarm(
+      "BatchJobFailed",
+      failedFilter.metric({ statistic: "Sum", period: Duration.minutes(5) }),
+      "A GPU job failed after its retries",
+    );
+    // Alarms allow at most 10 metrics in an expression: one alarm per group of 10 functions.
+    for (let g = 0; g * 10 < props.functions.length; g++) {
+      const group = props.functions.slice(g * 10, g * 10 + 10);
+      const errors = new cw.MathExpression({
+        expression: group.map((_, i) => `e${i}`).join("+"),
+        usingMetrics: Object.fromEntries(
+          group.map((f, i) => [`e${i}`, f.metricErrors({ period: Duration.minutes(5) })]),
+        ),
+        period: Duration.minutes(5),
+      });
+      alarm(`LambdaErrors${g}`, errors, "Pipeline Lambdas are failing (retries may still recover)");
+    }
+
+    if (this.topic) {
+      new events.Rule(this, "BatchFailedNotify", {
+        eventPattern: {
+          source: ["aws.batch"],
+          detailType: ["Batch Job State Change"],
+          detail: { status: ["FAILED"], jobQueue: [props.jobQueueArn] },
+        },
+        targets: [new targets.SnsTopic(this.topic)],
+      });
+    }
+
+    this.dashboard = new cw.Dashboard(this, "Dashboard", { dashboardName: "recipe-pipeline" });
+    const stage = (metricName: string) =>
+      new cw.MathExpression({
+        expression: `SEARCH('{RecipePipeline,service,stage} MetricName="${metricName}"', 'Sum', 300)`,
+        label: metricName,
+        period: Duration.minutes(5),
+      });
+    this.dashboard.addWidgets(
+      new cw.GraphWidget({
+        title: "Executions",
+        left: [sm.metricStarted(), sm.metricSucceeded(), sm.metricFailed(), sm.metricTimedOut()],
+        width: 12,
+      }),
+      new cw.GraphWidget({
+        title: "Execution time",
+        left: [sm.metricTime({ statistic: "Maximum" })],
+        width: 12,
+      }),
+      new cw.GraphWidget({
+        title: "Records in / out / rejected per stage",
+        left: [stage("RecordsIn"), stage("RecordsOut"), stage("RecordsRejected")],
+        width: 12,
+      }),
+      new cw.GraphWidget({
+        title: "Lambda errors",
+        left: props.functions.map((f) => f.metricErrors()),
+        width: 12,
+      }),
+      new cw.GraphWidget({
+        title: "Lambda duration (stage time)",
+        left: props.functions.map((f) => f.metricDuration({ statistic: "Maximum" })),
+        width: 12,
+      }),
+      new cw.LogQueryWidget({
+        title: "Batch jobs by state",
+        logGroupNames: [batchEvents.logGroupName],
+        queryLines: ["stats count(*) by detail.status", "sort detail.status"],
+        width: 12,
+      }),
+    );
+  }
+}

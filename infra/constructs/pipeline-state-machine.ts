@@ -1,0 +1,376 @@
+/**
+ * The `recipe-run` state machine (Standard): DESIGN.md's flow. Only pointers and counts travel in the
+ * state; records live in S3. Distributed Maps read their items from S3 manifests and write their
+ * results to S3; GPU stages are AWS Batch jobs run with `submitJob.sync`; every task retries transient
+ * errors with backoff and sends everything else to the run-failure handler.
+ */
+import { Duration } from "aws-cdk-lib";
+import type * as batch from "aws-cdk-lib/aws-batch";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type * as s3 from "aws-cdk-lib/aws-s3";
+import * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import * as tasks from "aws-cdk-lib/aws-stepfunctions-tasks";
+import { Construct } from "constructs";
+
+export type StepName =
+  | "validate-config"
+  | "plan-ingest"
+  | "ingest-source"
+  | "finish-stage"
+  | "dedup-questions"
+  | "plan-generation"
+  | "plan-verify"
+  | "verify-shard"
+  | "select-and-mix"
+  | "write-sft-dataset"
+  | "write-rl-dataset"
+  | "report"
+  | "run-failure";
+
+export interface PipelineStateMachineProps {
+  readonly functions: Record<StepName, lambda.IFunction>;
+  readonly bucket: s3.IBucket;
+  readonly queue: batch.IJobQueue;
+  readonly generateJob: batch.IJobDefinition;
+  readonly trainJob: batch.IJobDefinition;
+}
+
+const TRANSIENT = [
+  "TransientError",
+  "Lambda.TooManyRequestsException",
+  "Lambda.ServiceException",
+  "Lambda.SdkClientException",
+];
+
+export class PipelineStateMachine extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+  private readonly props: PipelineStateMachineProps;
+  /** Where failures go in the main graph: record failure.json, then fail. */
+  private readonly recordFailure: sfn.IChainable;
+
+  constructor(scope: Construct, id: string, props: PipelineStateMachineProps) {
+    super(scope, id);
+    this.props = props;
+    const record = new tasks.LambdaInvoke(this, "RecordFailure", {
+      lambdaFunction: props.functions["run-failure"],
+      payload: sfn.TaskInput.fromObject({
+        "runId.$": "$.runId",
+        "state.$": "$.failedState",
+        "error.$": "$.error",
+      }),
+      payloadResponseOnly: true,
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    record.addRetry({ errors: TRANSIENT, interval: Duration.seconds(2), maxAttempts: 4, backoffRate: 2 });
+    this.recordFailure = record.next(
+      new sfn.Fail(this, "RunFailed", { error: "RunFailed", cause: "see runs/<run-id>/failure.json" }),
+    );
+
+    const validate = this.lambda(
+      "ValidateConfig",
+      "validate-config",
+      { "runId.$": "$.runId" },
+      "$.config",
+      "main",
+    );
+    const ingestSft = new sfn.Choice(this, "SftSources?")
+      .when(sfn.Condition.booleanEquals("$.config.sft", true), this.ingestAndDedup("sft", "main"))
+      .otherwise(new sfn.Pass(this, "NoSftSources"))
+      .afterwards();
+    const parallel = new sfn.Parallel(this, "SftAndRl", { resultPath: sfn.JsonPath.DISCARD });
+    parallel.branch(this.sftBranch());
+    parallel.branch(this.rlBranch());
+    parallel.addCatch(
+      new sfn.Pass(this, "SftAndRlFailed", {
+        parameters: { "runId.$": "$.runId", failedState: "SftAndRl", "error.$": "$.error" },
+      }).next(this.recordFailure),
+      { resultPath: "$.error" },
+    );
+    const train = new sfn.Choice(this, "TrainRequested?")
+      .when(
+        sfn.Condition.booleanEquals("$.config.train", true),
+        this.batchJob("TrainRl", props.trainJob, "train", false, "main"),
+      )
+      .otherwise(new sfn.Pass(this, "NoTraining"))
+      .afterwards();
+    const report = this.lambda("Report", "report", { "runId.$": "$.runId" }, "$.report", "main");
+    const definition = validate
+      .next(ingestSft)
+      .next(parallel)
+      .next(train)
+      .next(report)
+      .next(new sfn.Succeed(this, "Done"));
+
+    const logGroup = new logs.LogGroup(this, "Logs", { retention: logs.RetentionDays.SIX_MONTHS });
+    this.stateMachine = new sfn.StateMachine(this, "StateMachine", {
+      stateMachineName: "recipe-run",
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      definitionBody: sfn.DefinitionBody.fromChainable(definition),
+      tracingEnabled: true,
+      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
+      timeout: Duration.days(30),
+    });
+    props.bucket.grantReadWrite(this.stateMachine, "tmp/*");
+    props.bucket.grantRead(this.stateMachine, "runs/*");
+  }
+
+  /**
+   * Catch everything a state does not retry. In the main graph: record failure.json and fail. Inside a
+   * Parallel branch (which cannot reach outside states): fail the branch carrying the state and cause,
+   * and the Parallel's own catch records it.
+   */
+  private catchTo(
+    state: sfn.TaskStateBase | sfn.CustomState | sfn.DistributedMap,
+    id: string,
+    graph: "main" | "branch",
+  ): void {
+    if (graph === "main") {
+      const mark = new sfn.Pass(this, `${id}Failed`, {
+        parameters: { "runId.$": "$.runId", failedState: id, "error.$": "$.error" },
+      });
+      state.addCatch(mark.next(this.recordFailure), { resultPath: "$.error" });
+      return;
+    }
+    const mark = new sfn.Pass(this, `${id}Failed`, {
+      parameters: { state: id, "error.$": "$.error" },
+      resultPath: "$.failure",
+    });
+    const fail = new sfn.Fail(this, `${id}Fail`, {
+      errorPath: "$.failure.error.Error",
+      causePath: "States.JsonToString($.failure)",
+    });
+    state.addCatch(mark.next(fail), { resultPath: "$.error" });
+  }
+
+  /** A Lambda step: small payload in, small result at `resultPath`, transient retries, catch. */
+  private lambda(
+    id: string,
+    step: StepName,
+    payload: Record<string, unknown>,
+    resultPath: string,
+    graph: "main" | "branch",
+  ): tasks.LambdaInvoke {
+    const task = new tasks.LambdaInvoke(this, id, {
+      lambdaFunction: this.props.functions[step],
+      payload: sfn.TaskInput.fromObject(payload),
+      payloadResponseOnly: true,
+      resultPath,
+      retryOnServiceExceptions: false,
+    });
+    task.addRetry({
+      errors: TRANSIENT,
+      interval: Duration.seconds(5),
+      maxAttempts: 4,
+      backoffRate: 2,
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+    this.catchTo(task, id, graph);
+    return task;
+  }
+
+  private finish(id: string, stage: string, graph: "main" | "branch"): tasks.LambdaInvoke {
+    return this.lambda(id, "finish-stage", { "runId.$": "$.runId", stage }, sfn.JsonPath.DISCARD, graph);
+  }
+
+  /** A Distributed Map over a manifest in S3, each item one Lambda child, results written to S3. */
+  private map(
+    id: string,
+    manifestPath: string,
+    step: StepName,
+    childPayload: Record<string, unknown>,
+    graph: "main" | "branch",
+  ): sfn.DistributedMap {
+    const map = new sfn.DistributedMap(this, id, {
+      itemReader: new sfn.S3JsonItemReader({
+        bucket: this.props.bucket,
+        key: sfn.JsonPath.stringAt(`${manifestPath}.key`),
+      }),
+      itemSelector: { "runId.$": "$.runId", "item.$": "$$.Map.Item.Value" },
+      maxConcurrencyPath: sfn.JsonPath.stringAt("$.config.mapMaxConcurrency"),
+      toleratedFailurePercentagePath: sfn.JsonPath.stringAt("$.config.toleratedFailurePercentage"),
+      resultWriterV2: new sfn.ResultWriterV2({
+        bucket: this.props.bucket,
+        prefix: "tmp/map-results",
+        writerConfig: { outputType: sfn.OutputType.JSONL, transformation: sfn.Transformation.COMPACT },
+      }),
+      resultPath: sfn.JsonPath.DISCARD,
+      label: id,
+    });
+    const child = new tasks.LambdaInvoke(this, `${id}Child`, {
+      lambdaFunction: this.props.functions[step],
+      payload: sfn.TaskInput.fromObject({ "runId.$": "$.runId", "item.$": "$.item", ...childPayload }),
+      payloadResponseOnly: true,
+      retryOnServiceExceptions: false,
+    });
+    child.addRetry({
+      errors: TRANSIENT,
+      interval: Duration.seconds(5),
+      maxAttempts: 5,
+      backoffRate: 2,
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+    map.itemProcessor(child);
+    this.catchTo(map, id, graph);
+    return map;
+  }
+
+  /**
+   * A GPU job with `submitJob.sync`: an array job of the plan's size, or a plain job when the plan has
+   * one item (Batch arrays start at 2); the run id and mode in its environment.
+   */
+  private batchJob(
+    id: string,
+    job: batch.IJobDefinition,
+    mode: "distill" | "rollouts" | "train",
+    array: boolean,
+    graph: "main" | "branch",
+  ): sfn.IChainable {
+    const env: Record<string, string>[] = [
+      { Name: "RECIPE_RUN_ID", "Value.$": "$.runId" },
+      { Name: "RECIPE_MODE", Value: mode },
+    ];
+    if (mode !== "train")
+      env.push({
+        Name: "RECIPE_SERVE_MODEL",
+        "Value.$": mode === "distill" ? "$.config.teacherModel" : "$.config.policyModel",
+      });
+    const make = (suffix: string, withArray: boolean) => {
+      const state = new sfn.CustomState(this, `${id}${suffix}`, {
+        stateJson: {
+          Type: "Task",
+          Resource: "arn:aws:states:::batch:submitJob.sync",
+          Parameters: {
+            "JobName.$": `States.Format('${id}-{}', $.runId)`,
+            JobQueue: this.props.queue.jobQueueArn,
+            JobDefinition: job.jobDefinitionArn,
+            ...(withArray ? { ArrayProperties: { "Size.$": "$.plan.arraySize" } } : {}),
+            ContainerOverrides: { Environment: env },
+            Tags: { "recipe-run.$": "$.runId" },
+          },
+          ResultSelector: { "jobId.$": "$.JobId", "status.$": "$.Status" },
+          ResultPath: `$.batch${id}`,
+        },
+      });
+      state.addRetry({
+        errors: ["Batch.AWSBatchException", "Batch.TooManyRequestsException"],
+        interval: Duration.seconds(10),
+        maxAttempts: 5,
+        backoffRate: 2,
+      });
+      this.catchTo(state, `${id}${suffix}`, graph);
+      return state;
+    };
+    if (!array) return make("", false);
+    return new sfn.Choice(this, `${id}ArrayOrSingle?`)
+      .when(sfn.Condition.booleanEquals("$.plan.isArray", true), make("Array", true))
+      .otherwise(make("Single", false))
+      .afterwards();
+  }
+
+  private ingestAndDedup(branch: "sft" | "rl", graph: "main" | "branch"): sfn.Chain {
+    const B = branch === "sft" ? "Sft" : "Rl";
+    return this.lambda(
+      `PlanIngest${B}`,
+      "plan-ingest",
+      { "runId.$": "$.runId", branch },
+      "$.ingestPlan",
+      graph,
+    )
+      .next(this.map(`Ingest${B}Map`, "$.ingestPlan.manifest", "ingest-source", {}, graph))
+      .next(this.finish(`FinishIngest${B}`, `ingest-${branch}`, graph))
+      .next(
+        this.lambda(
+          `Dedup${B}`,
+          "dedup-questions",
+          { "runId.$": "$.runId", branch },
+          sfn.JsonPath.DISCARD,
+          graph,
+        ),
+      );
+  }
+
+  /** plan -> generate on GPUs (when there are questions) -> finish -> plan verify -> verify Map -> finish. */
+  private generateAndVerify(branch: "sft" | "rl"): sfn.Chain {
+    const B = branch === "sft" ? "Sft" : "Rl";
+    const planStage = branch === "sft" ? "plan-distill" : "plan-rollouts";
+    const genStage = branch === "sft" ? "distill" : "estimate-difficulty";
+    const verifyStage = branch === "sft" ? "verify-traces" : "filter-rl";
+    const plan = this.lambda(
+      `Plan${B}Generation`,
+      "plan-generation",
+      { "runId.$": "$.runId", branch, planStage },
+      "$.plan",
+      "branch",
+    );
+    const generate = new sfn.Choice(this, `${B}HasQuestions?`)
+      .when(
+        sfn.Condition.booleanEquals("$.plan.hasWork", true),
+        this.batchJob(
+          branch === "sft" ? "Distill" : "Rollouts",
+          this.props.generateJob,
+          branch === "sft" ? "distill" : "rollouts",
+          true,
+          "branch",
+        ),
+      )
+      .otherwise(new sfn.Pass(this, `${B}NothingToGenerate`))
+      .afterwards();
+    return plan
+      .next(generate)
+      .next(this.finish(`Finish${B}Generation`, genStage, "branch"))
+      .next(
+        this.lambda(
+          `Plan${B}Verify`,
+          "plan-verify",
+          { "runId.$": "$.runId", branch, planStage, generateStage: genStage, stage: verifyStage },
+          "$.verifyPlan",
+          "branch",
+        ),
+      )
+      .next(
+        this.map(
+          `${B}VerifyMap`,
+          "$.verifyPlan.manifest",
+          "verify-shard",
+          { stage: verifyStage, mode: branch === "sft" ? "sft" : "rollouts" },
+          "branch",
+        ),
+      )
+      .next(this.finish(`Finish${B}Verify`, verifyStage, "branch"));
+  }
+
+  private sftBranch(): sfn.IChainable {
+    const work = this.generateAndVerify("sft")
+      .next(
+        this.lambda(
+          "SelectAndMix",
+          "select-and-mix",
+          { "runId.$": "$.runId", "shards.$": "$.verifyPlan.shards" },
+          sfn.JsonPath.DISCARD,
+          "branch",
+        ),
+      )
+      .next(
+        this.lambda(
+          "WriteSftDataset",
+          "write-sft-dataset",
+          { "runId.$": "$.runId", "shards.$": "$.verifyPlan.shards" },
+          "$.sft",
+          "branch",
+        ),
+      );
+    return new sfn.Choice(this, "SftEnabled?")
+      .when(sfn.Condition.booleanEquals("$.config.sft", true), work)
+      .otherwise(new sfn.Pass(this, "NoSft"));
+  }
+
+  private rlBranch(): sfn.IChainable {
+    const work = this.ingestAndDedup("rl", "branch")
+      .next(this.generateAndVerify("rl"))
+      .next(this.lambda("WriteRlDataset", "write-rl-dataset", { "runId.$": "$.runId" }, "$.rl", "branch"));
+    return new sfn.Choice(this, "RlEnabled?")
+      .when(sfn.Condition.booleanEquals("$.config.rl", true), work)
+      .otherwise(new sfn.Pass(this, "NoRl"));
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * The recipe-pipeline stack: bucket, S3-upload trigger, the `recipe-run` state machine with its
+ * Lambdas and Distributed Maps, AWS Batch GPU jobs, and operations.
+ */
+import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
+import * as ecs from "aws-cdk-lib/aws-ecs";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type { Construct } from "constructs";
+import type { PipelineSettings } from "./config.ts";
+import { GpuBatch } from "./constructs/gpu-batch.ts";
+import { Operations } from "./constructs/operations.ts";
+import { PipelineStateMachine, type StepName } from "./constructs/pipeline-state-machine.ts";
+import { StageFunction, type StageFunctionProps } from "./constructs/stage-function.ts";
+import { PipelineStorage } from "./constructs/storage.ts";
+
+export interface RecipePipelineStackProps extends StackProps {
+  readonly settings: PipelineSettings;
+}
+
+type Grants = Pick<
+  StageFunctionProps,
+  "reads" | "writes" | "lists" | "memoryMb" | "timeout" | "copyFiles"
+> & { sources?: boolean };
+
+/** What each step reads and writes, by key pattern: least privilege, next to the resource. */
+const GRANTS: Record<StepName | "start-run", Grants> = {
+  "validate-config": { reads: ["runs/*/run.json"], writes: ["runs/*/config.json", "runs/*/failure.json"] },
+  "plan-ingest": {
+    reads: ["runs/*/config.json"],
+    writes: ["runs/*/ingest-*/manifest.json"],
+    lists: ["runs/*", "sources/*"],
+    sources: true,
+  },
+  "ingest-source": {
+    reads: ["runs/*/config.json", "runs/*/ingest-*/stats/*", "sources/*"],
+    writes: [
+      "runs/*/ingest-*/shards/*",
+      "runs/*/ingest-*/rejects/*",
+      "runs/*/ingest-*/stats/*",
+      "runs/*/ingest-*/traces/*",
+      "images/*",
+    ],
+    sources: true,
+    memoryMb: 2048,
+    timeout: Duration.minutes(15),
+  },
+  "finish-stage": {
+    reads: ["runs/*/*/stats/*", "runs/*/*/_SUCCESS"],
+    writes: ["runs/*/*/_SUCCESS"],
+    lists: ["runs/*"],
+  },
+  "dedup-questions": {
+    reads: ["runs/*/config.json", "runs/*/ingest-*", "runs/*/dedup-*", "sources/*"],
+    writes: ["runs/*/dedup-*/*"],
+    lists: ["runs/*", "sources/*"],
+    sources: true,
+    memoryMb: 10240,
+    timeout: Duration.minutes(15),
+  },
+  "plan-generation": {
+    reads: ["runs/*/config.json", "runs/*/ingest-*/manifest.json", "runs/*/dedup-*/stats/*"],
+    writes: ["runs/*/plan-*/manifest.json"],
+  },
+  "plan-verify": {
+    reads: ["runs/*/config.json", "runs/*/plan-*/manifest.json", "runs/*/ingest-sft/manifest.json"],
+    writes: ["runs/*/verify-traces/manifest.json", "runs/*/filter-rl/manifest.json"],
+  },
+  "verify-shard": {
+    reads: [
+      "runs/*/config.json",
+      "runs/*/distill/*",
+      "runs/*/estimate-difficulty/*",
+      "runs/*/ingest-sft/traces/*",
+      "runs/*/dedup-*/shards/*",
+      "runs/*/verify-traces/stats/*",
+      "runs/*/filter-rl/stats/*",
+    ],
+    writes: ["runs/*/verify-traces/*", "runs/*/filter-rl/*"],
+    memoryMb: 2048,
+    timeout: Duration.minutes(15),
+    copyFiles: ["lambdas/shared/judge-prompt.md"],
+  },
+  "select-and-mix": {
+    reads: ["runs/*/config.json", "runs/*/verify-traces/shards/*", "runs/*/select-and-mix/*"],
+    writes: ["runs/*/select-and-mix/*"],
+    lists: ["runs/*"],
+    memoryMb: 4096,
+    timeout: Duration.minutes(15),
+  },
+  "write-sft-dataset": {
+    reads: ["runs/*/config.json", "runs/*/select-and-mix/shards/*", "runs/*/*/_SUCCESS", "images/*"],
+    writes: ["runs/*/datasets/sft/*", "runs/*/write-sft-dataset/_SUCCESS"],
+    memoryMb: 4096,
+    timeout: Duration.minutes(15),
+  },
+  "write-rl-dataset": {
+    reads: [
+      "runs/*/config.json",
+      "runs/*/filter-rl/*",
+      "runs/*/dedup-rl/shards/*",
+      "runs/*/*/_SUCCESS",
+      "images/*",
+    ],
+    writes: ["runs/*/datasets/rl/*", "runs/*/write-rl-dataset/_SUCCESS"],
+    memoryMb: 4096,
+    timeout: Duration.minutes(15),
+  },
+  report: {
+    reads: ["runs/*/config.json", "runs/*/*/_SUCCESS"],
+    writes: ["runs/*/report/*", "runs/*/report/_SUCCESS"],
+  },
+  "run-failure": { reads: ["runs/*/failure.json"], writes: ["runs/*/failure.json"] },
+  "start-run": { reads: [], writes: ["runs/*/upload-conflict.json"] },
+};
+
+export class RecipePipelineStack extends Stack {
+  constructor(scope: Construct, id: string, props: RecipePipelineStackProps) {
+    super(scope, id, props);
+    const s = props.settings;
+    const storage = new PipelineStorage(this, "Storage", { encryption: s.encryption });
+    const bucket = storage.bucket;
+    const lambdaLogs = new logs.LogGroup(this, "LambdaLogs", { retention: logs.RetentionDays.THREE_MONTHS });
+
+    const fn = (step: StepName | "start-run", environment?: Record<string, string>) => {
+      const g = GRANTS[step];
+      return new StageFunction(this, `Step-${step}`, {
+        step,
+        bucket,
+        key: storage.key,
+        reads: g.reads,
+        writes: g.writes,
+        lists: g.lists,
+        memoryMb: g.memoryMb,
+        timeout: g.timeout,
+        copyFiles: g.copyFiles,
+        sourceBuckets: g.sources ? s.sourceBuckets : [],
+        environment: { RECIPE_SOURCE_ROOT: `s3://${bucket.bucketName}/sources/`, ...environment },
+        logGroup: lambdaLogs,
+      }).fn;
+    };
+    const steps = Object.keys(GRANTS).filter((k) => k !== "start-run") as StepName[];
+    const functions = Object.fromEntries(steps.map((step) => [step, fn(step)])) as Record<
+      StepName,
+      ReturnType<typeof fn>
+    >;
+
+    const image = (uri: string | undefined, folder: string) =>
+      uri
+        ? ecs.ContainerImage.fromRegistry(uri)
+        : ecs.ContainerImage.fromAsset(".", { file: `batch-images/${folder}/Dockerfile` });
+    const gpu = new GpuBatch(this, "Gpu", {
+      bucket,
+      key: storage.key,
+      vpcId: s.vpcId,
+      instanceTypes: s.instanceTypes,
+      maxVcpus: s.maxVcpus,
+      gpusPerJob: s.gpusPerJob,
+      generateImage: image(s.generateImageUri, "generate"),
+      trainImage: image(s.trainImageUri, "train-rl"),
+      teacherApiKeySecretArn: s.teacherApiKeySecretArn,
+      sourceBuckets: s.sourceBuckets,
+    });
+
+    const pipeline = new PipelineStateMachine(this, "Pipeline", {
+      functions,
+      bucket,
+      queue: gpu.queue,
+      generateJob: gpu.generateJob,
+      trainJob: gpu.trainJob,
+    });
+    storage.key?.grantEncryptDecrypt(pipeline.stateMachine);
+
+    const startRun = fn("start-run", { STATE_MACHINE_ARN: pipeline.stateMachine.stateMachineArn });
+    pipeline.stateMachine.grantStartExecution(startRun);
+    startRun.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["states:DescribeExecution"],
+        resources: [`arn:${this.partition}:states:${this.region}:${this.account}:execution:recipe-run:*`],
+      }),
+    );
+    new events.Rule(this, "RunUploaded", {
+      description: "runs/<run-id>/run.json uploaded: start the run",
+      eventPattern: {
+        source: ["aws.s3"],
+        detailType: ["Object Created"],
+        detail: { bucket: { name: [bucket.bucketName] }, object: { key: [{ wildcard: "runs/*/run.json" }] } },
+      },
+      targets: [new targets.LambdaFunction(startRun, { retryAttempts: 4, maxEventAge: Duration.hours(2) })],
+    });
+
+    const ops = new Operations(this, "Operations", {
+      stateMachine: pipeline.stateMachine,
+      functions: [...Object.values(functions), startRun],
+      jobQueueArn: gpu.queue.jobQueueArn,
+      alarmEmail: s.alarmEmail,
+      key: storage.key,
+    });
+
+    new CfnOutput(this, "BucketName", { value: bucket.bucketName });
+    new CfnOutput(this, "StateMachineArn", { value: pipeline.stateMachine.stateMachineArn });
+    new CfnOutput(this, "DashboardUrl", {
+      value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${ops.dashboard.dashboardName}`,
+    });
+    new CfnOutput(this, "StartRunCommand", {
+      value: `aws s3 cp run.json s3://${bucket.bucketName}/runs/<run-id>/run.json`,
+    });
+  }
+}

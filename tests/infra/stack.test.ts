@@ -1,0 +1,292 @@
+/**
+ * The synthesized stack (the same app `npx cdk synth` runs): bucket, trigger, state machine, IAM
+ * scoping, Batch retry rules, alarms, cdk-nag, asl-validator, Lambda bundle sizes.
+ */
+import { mkdtempSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import aslValidator from "asl-validator";
+import { App } from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import cdkNag from "cdk-nag";
+import { beforeAll, describe, expect, it } from "vitest";
+import { settingsFrom } from "../../infra/config.ts";
+import { acknowledgeNagFindings } from "../../infra/nag.ts";
+import { RecipePipelineStack } from "../../infra/stack.ts";
+import { stateMachineDefinition } from "../../local/definition.ts";
+
+let template: Template;
+let json: { Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
+let definition: { States: Record<string, Record<string, unknown>>; StartAt: string };
+let outdir: string;
+let stack: RecipePipelineStack;
+
+type State = Record<string, unknown> & {
+  Type: string;
+  States?: Record<string, State>;
+  Branches?: { States: Record<string, State> }[];
+  ItemProcessor?: { States: Record<string, State> };
+};
+
+function allStates(states: Record<string, State>): [string, State][] {
+  const out: [string, State][] = [];
+  for (const [name, s] of Object.entries(states)) {
+    out.push([name, s]);
+    for (const b of s.Branches ?? []) out.push(...allStates(b.States));
+    if (s.ItemProcessor) out.push(...allStates(s.ItemProcessor.States));
+  }
+  return out;
+}
+
+beforeAll(() => {
+  outdir = mkdtempSync(join(tmpdir(), "cdk-out-"));
+  const app = new App({
+    outdir,
+    context: { "@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2": true },
+  });
+  stack = new RecipePipelineStack(app, "RecipePipeline", { settings: settingsFrom(app.node) });
+  acknowledgeNagFindings(stack, new cdkNag.AwsSolutionsChecks());
+  template = Template.fromStack(stack);
+  json = template.toJSON() as typeof json;
+  definition = stateMachineDefinition(json) as typeof definition;
+}, 240_000);
+
+describe("bucket", () => {
+  it("is KMS encrypted, versioned, logged, private, SSL only, retained and sends EventBridge events", () => {
+    template.hasResource("AWS::S3::Bucket", {
+      DeletionPolicy: "Retain",
+      Properties: Match.objectLike({
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [
+            Match.objectLike({
+              ServerSideEncryptionByDefault: Match.objectLike({ SSEAlgorithm: "aws:kms" }),
+            }),
+          ],
+        },
+        VersioningConfiguration: { Status: "Enabled" },
+        LoggingConfiguration: Match.objectLike({ LogFilePrefix: "pipeline-bucket/" }),
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        LifecycleConfiguration: {
+          Rules: Match.arrayWith([
+            Match.objectLike({
+              Id: "abort-incomplete-uploads",
+              AbortIncompleteMultipartUpload: { DaysAfterInitiation: 2 },
+            }),
+            Match.objectLike({ Id: "generation-cache", Prefix: "cache/generate/" }),
+          ]),
+        },
+      }),
+    });
+    template.hasResourceProperties("Custom::S3BucketNotifications", {
+      NotificationConfiguration: { EventBridgeConfiguration: {} },
+    });
+    template.hasResourceProperties("AWS::S3::BucketPolicy", {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+        ]),
+      },
+    });
+  });
+});
+
+describe("trigger", () => {
+  it("starts a run on Object Created for runs/*/run.json only", () => {
+    template.hasResourceProperties("AWS::Events::Rule", {
+      EventPattern: {
+        source: ["aws.s3"],
+        "detail-type": ["Object Created"],
+        detail: { bucket: { name: [Match.anyValue()] }, object: { key: [{ wildcard: "runs/*/run.json" }] } },
+      },
+    });
+  });
+});
+
+describe("state machine", () => {
+  it("is a Standard state machine named recipe-run with tracing and logging", () => {
+    template.hasResourceProperties("AWS::StepFunctions::StateMachine", {
+      StateMachineName: "recipe-run",
+      StateMachineType: "STANDARD",
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: Match.objectLike({ Level: "ALL" }),
+    });
+  });
+
+  it("has the flow's states", () => {
+    const names = allStates(definition.States as Record<string, State>).map(([n]) => n);
+    expect(definition.StartAt).toBe("ValidateConfig");
+    for (const s of [
+      "ValidateConfig",
+      "IngestSftMap",
+      "DedupSft",
+      "DistillArray",
+      "DistillSingle",
+      "SftVerifyMap",
+      "SelectAndMix",
+      "WriteSftDataset",
+      "IngestRlMap",
+      "DedupRl",
+      "RolloutsArray",
+      "RlVerifyMap",
+      "WriteRlDataset",
+      "TrainRl",
+      "Report",
+      "RecordFailure",
+    ]) {
+      expect(names).toContain(s);
+    }
+  });
+
+  it("reads Distributed Map items from S3 manifests and writes results to S3", () => {
+    const maps = allStates(definition.States as Record<string, State>).filter(([, s]) => s.Type === "Map");
+    expect(maps.map(([n]) => n).sort()).toEqual([
+      "IngestRlMap",
+      "IngestSftMap",
+      "RlVerifyMap",
+      "SftVerifyMap",
+    ]);
+    for (const [, m] of maps) {
+      expect(m.ItemReader).toMatchObject({
+        Resource: "arn:aws:states:::s3:getObject",
+        ReaderConfig: { InputType: "JSON" },
+      });
+      expect(m.ResultWriter).toBeDefined();
+      expect(m.ItemProcessor).toMatchObject({ ProcessorConfig: { Mode: "DISTRIBUTED" } });
+      expect(m.MaxConcurrencyPath).toBe("$.config.mapMaxConcurrency");
+      expect(m.ToleratedFailurePercentagePath).toBe("$.config.toleratedFailurePercentage");
+    }
+  });
+
+  it("runs GPU stages with submitJob.sync and an array size from the plan", () => {
+    const distill = allStates(definition.States as Record<string, State>).find(
+      ([n]) => n === "DistillArray",
+    )![1];
+    expect(distill.Resource).toBe("arn:aws:states:::batch:submitJob.sync");
+    expect((distill.Parameters as Record<string, unknown>).ArrayProperties).toEqual({
+      "Size.$": "$.plan.arraySize",
+    });
+  });
+
+  it("retries transient errors with backoff and catches everything else on every task", () => {
+    const tasks = allStates(definition.States as Record<string, State>).filter(
+      ([n, s]) => s.Type === "Task" && n !== "RecordFailure" && !n.endsWith("Child"),
+    );
+    expect(tasks.length).toBeGreaterThan(15);
+    for (const [name, t] of tasks) {
+      const retry = (t.Retry ?? []) as { ErrorEquals: string[]; BackoffRate?: number }[];
+      expect(retry.length, name).toBeGreaterThan(0);
+      expect(
+        retry.some((r) => (r.BackoffRate ?? 1) > 1),
+        name,
+      ).toBe(true);
+      expect((t.Catch as unknown[] | undefined)?.length, name).toBeGreaterThan(0);
+    }
+    const validate = definition.States.ValidateConfig as State;
+    expect(JSON.stringify(validate.Retry)).toContain("TransientError");
+  });
+
+  it("passes asl-validator", () => {
+    const { isValid, errorsText } = aslValidator(definition as never);
+
+    expect(isValid, errorsText?.("\n")).toBe(true);
+  });
+});
+
+describe("IAM", () => {
+  it("never grants S3 data actions on every resource", () => {
+    const policies = Object.values(json.Resources).filter((r) => r.Type === "AWS::IAM::Policy");
+    for (const p of policies) {
+      const statements = (
+        p.Properties!.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] }
+      ).Statement;
+      for (const st of statements) {
+        const actions = ([] as string[]).concat(st.Action);
+        if (!actions.some((a) => /^s3:(Get|Put|Delete)Object/.test(a))) continue;
+        expect(([] as unknown[]).concat(st.Resource)).not.toContain("*");
+      }
+    }
+  });
+
+  it("scopes each step's S3 writes to its own key patterns", () => {
+    const policy = Object.entries(json.Resources).find(
+      ([id, r]) => r.Type === "AWS::IAM::Policy" && id.includes("Stepvalidateconfig"),
+    )![1];
+    const text = JSON.stringify(policy.Properties);
+
+    expect(text).toContain("/runs/*/config.json");
+    expect(text).toContain("/runs/*/failure.json");
+    expect(text).not.toContain("/runs/*/datasets");
+  });
+});
+
+describe("Batch", () => {
+  it("retries spot reclaims and exit 75, and fails at once on exit 3", () => {
+    template.hasResourceProperties("AWS::Batch::JobDefinition", {
+      RetryStrategy: {
+        Attempts: 10,
+        EvaluateOnExit: Match.arrayWith([
+          Match.objectLike({ Action: "RETRY", OnStatusReason: "Host EC2*" }),
+          Match.objectLike({ Action: "RETRY", OnExitCode: "75" }),
+          Match.objectLike({ Action: "EXIT", OnExitCode: "3" }),
+        ]),
+      },
+    });
+  });
+
+  it("queues on spot first and on-demand second, with GPU containers and shared memory", () => {
+    template.hasResourceProperties("AWS::Batch::JobQueue", {
+      ComputeEnvironmentOrder: [Match.objectLike({ Order: 1 }), Match.objectLike({ Order: 2 })],
+    });
+    template.hasResourceProperties("AWS::Batch::JobDefinition", {
+      ContainerProperties: Match.objectLike({
+        ResourceRequirements: Match.arrayWith([{ Type: "GPU", Value: "8" }]),
+        LinuxParameters: Match.objectLike({ SharedMemorySize: Match.anyValue() }),
+      }),
+    });
+  });
+});
+
+describe("operations", () => {
+  it("alarms on failed and timed-out executions and failed Batch jobs", () => {
+    const alarms = Object.values(json.Resources).filter((r) => r.Type === "AWS::CloudWatch::Alarm");
+    const names = alarms.map((a) =>
+      String(a.Properties?.MetricName ?? JSON.stringify(a.Properties?.Metrics ?? "")),
+    );
+    expect(names).toEqual(
+      expect.arrayContaining(["ExecutionsFailed", "ExecutionsTimedOut", "BatchJobsFailed"]),
+    );
+    template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
+  });
+});
+
+describe("cdk-nag and bundles", () => {
+  it("has zero unacknowledged AwsSolutions findings", () => {
+    const report = new cdkNag.AwsSolutionsChecks().validateScope(stack);
+
+    expect(
+      report.violations.map(
+        (v) => `${v.ruleName} ${v.violatingResources.map((r) => r.constructPath).join(",")}`,
+      ),
+    ).toEqual([]);
+  });
+
+  it("keeps every Lambda bundle at or under 1 MB", () => {
+    const sizes = readdirSync(outdir)
+      .filter((d) => d.startsWith("asset."))
+      .flatMap((d) => {
+        try {
+          return [[d, statSync(join(outdir, d, "index.mjs")).size] as const];
+        } catch {
+          return [];
+        }
+      });
+    console.log(`[bundles] ${sizes.map(([, s]) => `${Math.round(s / 1024)}K`).join(" ")}`);
+    expect(sizes.length).toBeGreaterThanOrEqual(14);
+    for (const [d, s] of sizes) expect(s, d).toBeLessThanOrEqual(1024 * 1024);
+  });
+});
