@@ -2,6 +2,12 @@
 // Entry point of the `recipe` CLI. The commands live in local/cli; TypeScript runs through tsx.
 import { register } from "tsx/esm/api";
 
+// The project supports Node 20; the AWS SDK's notice about its future Node 22 requirement is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+// Handlers run in process for `recipe run`: keep their structured logs and metrics off the terminal.
+process.env.POWERTOOLS_LOG_LEVEL ??= "SILENT";
+process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
+
 register();
 const { main } = await import("../local/cli/main.ts");
 process.exitCode = await main(process.argv);

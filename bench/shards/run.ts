@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import type { ByteStore } from "../../core/shards/byte-store.ts";
 import { FsStore } from "../../core/shards/fs-store.ts";
 import { readShard, ShardWriter } from "../../core/shards/jsonl.ts";
-import { startS3Emulator } from "../../tests/helpers/s3-emulator.ts";
+import { startS3Emulator } from "../../local/s3-emulator.ts";
 import { checkTargets, fmt, type Target, writeResult } from "../lib/stats.ts";
 
 const { values: args } = parseArgs({ options: { records: { type: "string", default: "100000" } } });

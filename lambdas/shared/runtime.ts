@@ -17,8 +17,14 @@ export const logger = new Logger({ serviceName: "recipe-pipeline" });
 export const metrics = new Metrics({ namespace: "RecipePipeline", serviceName: "recipe-pipeline" });
 
 let client: S3Client | null = null;
+let clientEndpoint: string | undefined;
+/** One S3 client per container; re-made if the endpoint changes (the local runtime restarts its emulator). */
 function s3(): S3Client {
-  client ??= createS3Client();
+  const endpoint = process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  if (!client || endpoint !== clientEndpoint) {
+    client = createS3Client();
+    clientEndpoint = endpoint;
+  }
   return client;
 }
 
@@ -68,7 +74,10 @@ export async function runContext(
   };
 }
 
+let metricsAdded = false;
+
 export function publishStage(summary: Pick<StageSummary, "stage" | "in" | "out" | "rejected">): void {
+  metricsAdded = true;
   metrics.addDimension("stage", summary.stage);
   metrics.addMetric("RecordsIn", MetricUnit.Count, summary.in);
   metrics.addMetric("RecordsOut", MetricUnit.Count, summary.out);
@@ -98,7 +107,8 @@ export function handler<S extends z.ZodType, R>(
       logger.error("step failed", err as Error);
       throw err;
     } finally {
-      metrics.publishStoredMetrics();
+      if (metricsAdded) metrics.publishStoredMetrics();
+      metricsAdded = false;
     }
   };
 }

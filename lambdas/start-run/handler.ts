@@ -23,6 +23,7 @@ export const Event = z.object({
 });
 
 let sfn: SFNClient | null = null;
+let sfnEndpoint: string | undefined;
 
 export type StartOutcome = "started" | "already_started" | "conflict" | "ignored";
 
@@ -61,7 +62,11 @@ export async function startRun(
 export const handle = handler("start-run", Event, async (event) => {
   const arn = process.env.STATE_MACHINE_ARN;
   if (!arn) throw new InputContractError("STATE_MACHINE_ARN is not set");
-  sfn ??= new SFNClient({});
+  // Re-made when the endpoint changes (the local runtime restarts its Step Functions API).
+  if (!sfn || sfnEndpoint !== process.env.AWS_ENDPOINT_URL_SFN) {
+    sfn = new SFNClient({});
+    sfnEndpoint = process.env.AWS_ENDPOINT_URL_SFN;
+  }
   const { name } = event.detail.bucket;
   const { key, etag } = event.detail.object;
   const result = await startRun(sfn, arn, name, key, etag);

@@ -3,6 +3,13 @@ import { Command, CommanderError, Option } from "commander";
 import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
 import { runConfigJsonSchema, runConfigReference } from "../../core/config/reference.ts";
 import { type EstimateOptions, estimateCommand } from "./estimate.ts";
+import {
+  type RunCommandOptions,
+  runCommand,
+  type StatusOptions,
+  statusCommand,
+  submitCommand,
+} from "./run.ts";
 import { verifyCommand } from "./verify.ts";
 
 /** Exit codes: 0 ok, 1 failure, 2 invalid input (config or arguments). */
@@ -96,6 +103,47 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
         setCode(EXIT_INVALID);
       }
     });
+
+  program
+    .command("run")
+    .description(
+      "run a run.json end to end on this machine: S3 emulator, the synthesized state machine, local GPU-job stand-ins",
+    )
+    .argument("<run.json>", "the run config (relative source paths are uploaded from its folder)")
+    .option(
+      "--teacher-url <url>",
+      "an OpenAI-compatible endpoint for the teacher (default: the bundled replay server)",
+    )
+    .option("--teacher-model <id>", "model id to send to --teacher-url")
+    .option("--api-key-env <name>", "environment variable holding the endpoint's API key")
+    .option("--data-dir <dir>", "where the emulator keeps its data", ".recipe")
+    .option("--parallelism <n>", "Batch array children run at once", "2")
+    .option("--fresh", "delete the data directory first")
+    .action(async (file: string, opts: RunCommandOptions) =>
+      setCode(await runCommand(file, opts, io.out, io.err)),
+    );
+
+  program
+    .command("status")
+    .description("show a run's execution state and per-stage counts (local, or in AWS with --bucket)")
+    .argument("<run-id>")
+    .option("--bucket <name>", "the deployed pipeline bucket (AWS)")
+    .option("--state-machine-arn <arn>", "the deployed recipe-run state machine (AWS)")
+    .option("--data-dir <dir>", "the local runtime's data directory", ".recipe")
+    .action(async (runId: string, opts: StatusOptions) =>
+      setCode(await statusCommand(runId, opts, io.out, io.err)),
+    );
+
+  program
+    .command("submit")
+    .description(
+      "validate run.json and upload it to runs/<run-id>/run.json in the deployed bucket (starts the run)",
+    )
+    .argument("<run.json>")
+    .requiredOption("--bucket <name>", "the pipeline bucket (stack output BucketName)")
+    .action(async (file: string, opts: { bucket: string }) =>
+      setCode(await submitCommand(file, opts, io.out, io.err)),
+    );
 
   program
     .command("estimate")

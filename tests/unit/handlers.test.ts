@@ -10,7 +10,7 @@ import { keys } from "../../core/layout/index.ts";
 import { readJson } from "../../core/shards/byte-store.ts";
 import { readShard } from "../../core/shards/jsonl.ts";
 import type { ShardStats } from "../../core/stages/stage.ts";
-import { type S3Emulator, startS3Emulator } from "../helpers/s3-emulator.ts";
+import { type S3Emulator, startS3Emulator } from "../../local/s3-emulator.ts";
 
 let s3: S3Emulator;
 const saved = { ...process.env };

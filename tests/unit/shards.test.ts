@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ByteStore, listAll, NotFoundError } from "../../core/shards/byte-store.ts";
 import { FsStore } from "../../core/shards/fs-store.ts";
 import { readShard, ShardWriter, writeShard } from "../../core/shards/jsonl.ts";
-import { type S3Emulator, startS3Emulator } from "../helpers/s3-emulator.ts";
+import { type S3Emulator, startS3Emulator } from "../../local/s3-emulator.ts";
 
 const RECORDS = 100_000;
 const PAD = "x".repeat(900); // ~1 KB per record: 100 MB of JSON if anything held the shard whole

@@ -1,0 +1,247 @@
+/**
+ * `recipe run <run.json>`: the sample (or any run) end to end on this machine, through the state
+ * machine `cdk synth` emits; progress per stage; then where the datasets and report are, and a summary.
+ * `recipe status <run-id>`: the same summary for a running or finished run, locally or in AWS.
+ * `recipe submit <run.json> --bucket B`: uploads run.json to a deployed pipeline.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { DescribeExecutionCommand, SFNClient } from "@aws-sdk/client-sfn";
+import cliProgress from "cli-progress";
+import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
+import { keys, STAGES } from "../../core/layout/index.ts";
+import { type ByteStore, listAll, readJson } from "../../core/shards/byte-store.ts";
+import { createS3Client, S3Store } from "../../core/shards/s3-store.ts";
+import type { StageSummary } from "../../core/stages/stage.ts";
+
+type Out = (text: string) => void;
+
+export interface RunCommandOptions {
+  teacherUrl?: string;
+  teacherModel?: string;
+  apiKeyEnv?: string;
+  dataDir: string;
+  parallelism: string;
+  fresh?: boolean;
+}
+
+async function summaries(store: ByteStore, runId: string): Promise<StageSummary[]> {
+  const out: StageSummary[] = [];
+  for (const stage of STAGES) {
+    const s = await readJson<StageSummary>(store, keys.success(runId, stage));
+    if (s && typeof s.in === "number") out.push({ ...s, stage });
+  }
+  return out;
+}
+
+export function summaryTable(rows: StageSummary[]): string {
+  const header = ["stage", "in", "out", "rejected", "top reject reasons"];
+  const body = rows.map((s) => [
+    s.stage,
+    String(s.in),
+    String(s.out),
+    String(s.rejected),
+    Object.entries(s.reasons)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3)
+      .map(([r, n]) => `${r} ${n}`)
+      .join(", "),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i >= 1 && i <= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}
+
+/** Copies the run's datasets and report out of the emulator into plain files. */
+async function exportOutputs(store: ByteStore, runId: string, to: string): Promise<string[]> {
+  const written: string[] = [];
+  for (const prefix of [
+    `${keys.runConfig(runId).replace("run.json", "")}datasets/`,
+    `${keys.runConfig(runId).replace("run.json", "")}report/`,
+  ]) {
+    for (const key of await listAll(store, prefix)) {
+      const file = join(to, key.slice(`runs/${runId}/`.length));
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, (await store.readBytes(key))!);
+      written.push(file);
+    }
+  }
+  return written;
+}
+
+export async function runCommand(file: string, opts: RunCommandOptions, out: Out, err: Out): Promise<number> {
+  const text = readFileSync(file, "utf8");
+  const parsed = parseRunConfigText(text);
+  if (!parsed.ok) {
+    err(`${file}: INVALID, ${parsed.problems.length} problem(s)\n${formatProblems(parsed.problems)}\n`);
+    return 2;
+  }
+  const config = parsed.config;
+  const { startLocalRuntime, uploadSources, executionArnFor } = await import("../runtime.ts");
+  const dataDir = resolve(opts.dataDir);
+  if (opts.fresh) (await import("node:fs")).rmSync(dataDir, { recursive: true, force: true });
+  const logs: string[] = [];
+  const rt = await startLocalRuntime({
+    dataDir,
+    teacherUrl: opts.teacherUrl,
+    teacherModel: opts.teacherModel,
+    apiKeyEnv: opts.apiKeyEnv,
+    batchParallelism: Number(opts.parallelism),
+    log: (l) => logs.push(l),
+  });
+  try {
+    const teacher = rt.replay
+      ? `replay teacher (recorded sample responses) at ${rt.replay.url}`
+      : `${opts.teacherUrl}`;
+    out(
+      `recipe-pipeline: run ${config.runId} on the embedded runtime\n  S3 emulator ${rt.s3.endpoint}, data in ${dataDir}\n  teacher: ${teacher}\n`,
+    );
+    if (rt.replay)
+      out(
+        "  NOTE: the replay teacher answers from recordings; the datasets exercise the pipeline and are not for training.\n",
+      );
+    const sources = [...config.sources.sft, ...config.sources.rl].map((s) => s.uri);
+    await uploadSources(rt.s3, file, sources);
+    const arn = executionArnFor(config.runId);
+    const started = Date.now();
+    // The upload is the trigger, as in AWS.
+    await rt.s3.store.write(keys.runConfig(config.runId), text);
+    const expected = STAGES.length;
+    const bar = process.stdout.isTTY
+      ? new cliProgress.SingleBar(
+          { format: "  {bar} {value}/{total} stages  {stage}", hideCursor: true, clearOnComplete: true },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
+    bar?.start(expected, 0, { stage: "starting" });
+    const seen = new Set<string>();
+    let done = false;
+    const execution = rt.waitFor(arn).then((e) => {
+      done = true;
+      return e;
+    });
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 300));
+      for (const s of await summaries(rt.s3.store, config.runId)) {
+        if (seen.has(s.stage)) continue;
+        seen.add(s.stage);
+        if (bar) bar.update(seen.size, { stage: s.stage });
+        else out(`  done  ${s.stage.padEnd(20)} in ${s.in}, out ${s.out}, rejected ${s.rejected}\n`);
+      }
+      if (rt.triggers.some((t) => t.outcome === "conflict")) {
+        bar?.stop();
+        err(
+          `run ${config.runId} already exists with a different run.json: nothing was started (use a new runId, or --fresh)\n`,
+        );
+        return 1;
+      }
+      if (rt.triggers.some((t) => t.outcome === "already_started") && !rt.sfn.executions.get(arn)) break;
+    }
+    const result = await execution;
+    bar?.stop();
+    const rows = await summaries(rt.s3.store, config.runId);
+    out(`\n${summaryTable(rows)}\n\n`);
+    if (result.status !== "SUCCEEDED") {
+      const failure = await readJson<Record<string, unknown>>(rt.s3.store, keys.failure(config.runId));
+      err(
+        `run ${config.runId} ${result.status}: ${result.error ?? ""}\n${JSON.stringify(failure ?? result.cause, null, 2)}\n`,
+      );
+      return 1;
+    }
+    const exportDir = join(dataDir, "runs", config.runId);
+    const files = await exportOutputs(rt.s3.store, config.runId, exportDir);
+    out(`run ${config.runId} SUCCEEDED in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    out(
+      `  SFT dataset: ${join(exportDir, "datasets", "sft")}\n  RL dataset:  ${join(exportDir, "datasets", "rl")}\n  report:      ${join(exportDir, "report", "report.html")}\n`,
+    );
+    out(
+      `  (${files.length} files; the same objects are in the emulator under s3://recipe-local/runs/${config.runId}/)\n`,
+    );
+    return 0;
+  } finally {
+    await rt.stop();
+  }
+}
+
+export interface StatusOptions {
+  bucket?: string;
+  stateMachineArn?: string;
+  dataDir: string;
+}
+
+/** Status of a run: DescribeExecution plus the stage stats from S3, in AWS (with --bucket) or locally. */
+export async function statusCommand(runId: string, opts: StatusOptions, out: Out, err: Out): Promise<number> {
+  let store: ByteStore;
+  let execution: {
+    status?: string;
+    startDate?: Date | number;
+    stopDate?: Date | number;
+    error?: string;
+  } | null = null;
+  let stop = async () => undefined as unknown;
+  if (opts.bucket) {
+    store = new S3Store(createS3Client(), opts.bucket);
+    if (opts.stateMachineArn) {
+      const sfn = new SFNClient({});
+      const arn = `${opts.stateMachineArn.replace(":stateMachine:", ":execution:")}:${runId}`;
+      execution = await sfn.send(new DescribeExecutionCommand({ executionArn: arn })).catch(() => null);
+    }
+  } else {
+    const { startS3Emulator } = await import("../s3-emulator.ts");
+    const { LOCAL_BUCKET, executionArnFor } = await import("../runtime.ts");
+    const dataDir = resolve(opts.dataDir);
+    const s3 = await startS3Emulator(LOCAL_BUCKET, join(dataDir, "s3"));
+    store = s3.store;
+    stop = () => s3.stop();
+    try {
+      const all = JSON.parse(readFileSync(join(dataDir, "executions.json"), "utf8")) as {
+        executionArn: string;
+      }[];
+      execution =
+        (all.find((e) => e.executionArn === executionArnFor(runId)) as unknown as typeof execution) ?? null;
+    } catch {
+      execution = null;
+    }
+  }
+  try {
+    const rows = await summaries(store, runId);
+    if (!execution && rows.length === 0) {
+      err(`no run ${runId} found${opts.bucket ? ` in s3://${opts.bucket}` : ` in ${opts.dataDir}`}\n`);
+      return 1;
+    }
+    out(
+      `run ${runId}: ${execution?.status ?? "unknown execution state"}${execution?.error ? ` (${execution.error})` : ""}\n\n${summaryTable(rows)}\n`,
+    );
+    const failure = await readJson<Record<string, unknown>>(store, keys.failure(runId));
+    if (failure) out(`\nfailure.json:\n${JSON.stringify(failure, null, 2)}\n`);
+    return 0;
+  } finally {
+    await stop();
+  }
+}
+
+export async function submitCommand(
+  file: string,
+  opts: { bucket: string },
+  out: Out,
+  err: Out,
+): Promise<number> {
+  const text = readFileSync(file, "utf8");
+  const parsed = parseRunConfigText(text);
+  if (!parsed.ok) {
+    err(`${file}: INVALID, ${parsed.problems.length} problem(s)\n${formatProblems(parsed.problems)}\n`);
+    return 2;
+  }
+  const store = new S3Store(createS3Client(), opts.bucket);
+  const key = keys.runConfig(parsed.config.runId);
+  if (await store.exists(key)) {
+    err(`s3://${opts.bucket}/${key} exists: runs are immutable, choose a new runId\n`);
+    return 1;
+  }
+  await store.write(key, text, { contentType: "application/json" });
+  out(
+    `uploaded s3://${opts.bucket}/${key}: the run starts now; follow it with npx recipe status ${parsed.config.runId} --bucket ${opts.bucket}\n`,
+  );
+  return 0;
+}

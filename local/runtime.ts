@@ -1,0 +1,165 @@
+/**
+ * The embedded default: an S3 emulator, a local Step Functions API, the state machine from `cdk synth`
+ * run in process, and a teacher (the bundled replay server unless one is given). A put of
+ * runs/<id>/run.json starts the execution through the same start-run code as in AWS.
+ */
+import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { SFNClient } from "@aws-sdk/client-sfn";
+import { runIdFromConfigKey } from "../core/layout/index.ts";
+import { type ReplayServer, startReplayServer } from "./replay-server.ts";
+import { LocalRunner, synthesizeTemplate } from "./runner.ts";
+import { EMULATOR_CREDENTIALS, type S3Emulator, startS3Emulator } from "./s3-emulator.ts";
+import { type Execution, type SfnApi, startSfnApi } from "./sfn-api.ts";
+
+export const LOCAL_BUCKET = "recipe-local";
+export const STATE_MACHINE_ARN = "arn:aws:states:us-east-1:000000000000:stateMachine:recipe-run";
+
+export interface LocalOptions {
+  /** Folder for the emulator's data and the execution registry. @default .recipe */
+  dataDir?: string;
+  teacherUrl?: string;
+  teacherModel?: string;
+  apiKeyEnv?: string;
+  batchParallelism?: number;
+  /** Delay of each replay answer (tests that need a job to be mid-shard). @default 0 */
+  teacherDelayMs?: number;
+  log?: (line: string) => void;
+  beforeStep?: ConstructorParameters<typeof LocalRunner>[0]["beforeStep"];
+  onBatchChild?: ConstructorParameters<typeof LocalRunner>[0]["onBatchChild"];
+}
+
+export interface LocalRuntime {
+  s3: S3Emulator;
+  sfn: SfnApi;
+  sfnClient: SFNClient;
+  replay: ReplayServer | null;
+  runner: LocalRunner;
+  /** Resolves when the named execution stops. */
+  waitFor(executionArn: string): Promise<Execution>;
+  /** Upload-trigger outcomes, in order (started, already_started, conflict, ignored). */
+  triggers: { key: string; outcome: string }[];
+  stop(): Promise<void>;
+}
+
+export async function startLocalRuntime(options: LocalOptions = {}): Promise<LocalRuntime> {
+  const dataDir = resolve(options.dataDir ?? ".recipe");
+  mkdirSync(dataDir, { recursive: true });
+  const s3 = await startS3Emulator(LOCAL_BUCKET, join(dataDir, "s3"));
+  const replay = options.teacherUrl ? null : await startReplayServer(undefined, options.teacherDelayMs ?? 0);
+  const teacherUrl = options.teacherUrl ?? replay!.url;
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL: s3.endpoint,
+    AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey,
+    AWS_REGION: "us-east-1",
+    RECIPE_BUCKET: LOCAL_BUCKET,
+    RECIPE_SOURCE_ROOT: `s3://${LOCAL_BUCKET}/sources/`,
+    RECIPE_REPLAY_TEACHER: replay ? "1" : "",
+    POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "SILENT",
+    POWERTOOLS_METRICS_DISABLED: "true",
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+  });
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    RECIPE_SERVING: "endpoint",
+    OPENAI_BASE_URL: teacherUrl,
+    OPENAI_API_KEY: options.apiKeyEnv ? (process.env[options.apiKeyEnv] ?? "") : "none",
+    ...(options.teacherModel ? { RECIPE_MODEL: options.teacherModel } : {}),
+    RECIPE_VERIFY_CMD: `${process.execPath} ${resolve("bin/recipe.mjs")} verify`,
+    RECIPE_WORKDIR: join(dataDir, "train"),
+  };
+  const runner = new LocalRunner({
+    template: synthesizeTemplate(),
+    store: s3.store,
+    childEnv,
+    batchParallelism: options.batchParallelism,
+    log: options.log,
+    beforeStep: options.beforeStep,
+    onBatchChild: options.onBatchChild,
+  });
+  const waiters = new Map<string, ((e: Execution) => void)[]>();
+  const sfn = await startSfnApi({
+    file: join(dataDir, "executions.json"),
+    onStart: (execution) => {
+      void runner.execute(JSON.parse(execution.input)).then((outcome) => {
+        sfn.finish(execution.executionArn, {
+          status: outcome.status,
+          output: outcome.output === undefined ? undefined : JSON.stringify(outcome.output),
+          error: outcome.error,
+          cause: outcome.cause,
+        });
+        for (const w of waiters.get(execution.executionArn) ?? [])
+          w(sfn.executions.get(execution.executionArn)!);
+        waiters.delete(execution.executionArn);
+      });
+    },
+  });
+  const sfnClient = new SFNClient({
+    endpoint: sfn.endpoint,
+    region: "us-east-1",
+    credentials: EMULATOR_CREDENTIALS,
+  });
+  process.env.AWS_ENDPOINT_URL_SFN = sfn.endpoint;
+  process.env.STATE_MACHINE_ARN = STATE_MACHINE_ARN;
+  const { handle: startRunHandler } = await import("../lambdas/start-run/handler.ts");
+  const triggers: LocalRuntime["triggers"] = [];
+  // EventBridge's "Object Created on runs/*/run.json" rule, locally: the start-run Lambda, in process,
+  // with the event EventBridge delivers.
+  s3.onObjectCreated((key, etag) => {
+    if (!runIdFromConfigKey(key)) return;
+    const event = {
+      "detail-type": "Object Created",
+      source: "aws.s3",
+      detail: { bucket: { name: LOCAL_BUCKET }, object: { key, etag } },
+    };
+    startRunHandler(event)
+      .then((r) => {
+        triggers.push({ key, outcome: r.outcome });
+        options.log?.(`${key}: ${r.outcome}`);
+      })
+      .catch((err) => options.log?.(`start-run failed for ${key}: ${(err as Error).message}`));
+  });
+  return {
+    s3,
+    sfn,
+    sfnClient,
+    replay,
+    runner,
+    triggers,
+    waitFor(executionArn) {
+      const e = sfn.executions.get(executionArn);
+      if (e && e.status !== "RUNNING") return Promise.resolve(e);
+      return new Promise((r) => waiters.set(executionArn, [...(waiters.get(executionArn) ?? []), r]));
+    },
+    async stop() {
+      sfnClient.destroy();
+      await sfn.close();
+      await replay?.close();
+      await s3.stop();
+    },
+  };
+}
+
+/** Uploads the folders that hold a run's relative-path sources to sources/ in the emulator. */
+export async function uploadSources(s3: S3Emulator, runJsonPath: string, uris: string[]): Promise<number> {
+  const base = dirname(resolve(runJsonPath));
+  const folders = new Set(uris.filter((u) => !/^[a-z0-9]+:\/\//.test(u)).map((u) => dirname(join(base, u))));
+  let n = 0;
+  for (const folder of folders) {
+    const walk = (dir: string): string[] =>
+      readdirSync(dir).flatMap((e) =>
+        statSync(join(dir, e)).isDirectory() ? walk(join(dir, e)) : [join(dir, e)],
+      );
+    for (const file of walk(folder)) {
+      if (/\.(ts|md)$/.test(file)) continue;
+      await s3.store.write(`sources/${relative(base, file).split("\\").join("/")}`, readFileSync(file));
+      n++;
+    }
+  }
+  return n;
+}
+
+export function executionArnFor(runId: string): string {
+  return `${STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:")}:${runId}`;
+}

@@ -1,0 +1,128 @@
+/**
+ * A local Step Functions API (the AWS JSON 1.0 protocol the SDK speaks) for the embedded runtime:
+ * StartExecution with the service's name rules (a second start with the same name and input while it
+ * runs returns the same execution; a closed one or another input is ExecutionAlreadyExists),
+ * DescribeExecution and ListExecutions. Executions persist in a JSON file so `recipe status` can read
+ * them after `recipe run` has exited.
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface Execution {
+  executionArn: string;
+  stateMachineArn: string;
+  name: string;
+  input: string;
+  status: "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTED";
+  startDate: number;
+  stopDate?: number;
+  output?: string;
+  error?: string;
+  cause?: string;
+}
+
+export interface SfnApi {
+  endpoint: string;
+  executions: Map<string, Execution>;
+  finish(
+    executionArn: string,
+    result: { status: Execution["status"]; output?: string; error?: string; cause?: string },
+  ): void;
+  close(): Promise<void>;
+}
+
+function load(file: string | undefined): Map<string, Execution> {
+  if (!file || !existsSync(file)) return new Map();
+  return new Map((JSON.parse(readFileSync(file, "utf8")) as Execution[]).map((e) => [e.executionArn, e]));
+}
+
+export async function startSfnApi(options: {
+  file?: string;
+  onStart: (execution: Execution) => void;
+}): Promise<SfnApi> {
+  const executions = load(options.file);
+  const save = () => {
+    if (options.file) writeFileSync(options.file, JSON.stringify([...executions.values()], null, 2));
+  };
+  const fail = (res: import("node:http").ServerResponse, type: string, message: string) => {
+    res.writeHead(400, { "content-type": "application/x-amz-json-1.0", "x-amzn-errortype": type });
+    res.end(JSON.stringify({ __type: type, message }));
+  };
+  const server: Server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => {
+      body += c;
+    });
+    req.on("end", () => {
+      const action = String(req.headers["x-amz-target"] ?? "").replace("AWSStepFunctions.", "");
+      const p = body ? JSON.parse(body) : {};
+      const ok = (value: unknown) => {
+        res.writeHead(200, { "content-type": "application/x-amz-json-1.0" });
+        res.end(JSON.stringify(value));
+      };
+      if (action === "StartExecution") {
+        const arn = `${String(p.stateMachineArn).replace(":stateMachine:", ":execution:")}:${p.name}`;
+        const existing = executions.get(arn);
+        if (existing) {
+          if (existing.status === "RUNNING" && existing.input === (p.input ?? "{}"))
+            return ok({ executionArn: arn, startDate: existing.startDate / 1000 });
+          return fail(res, "ExecutionAlreadyExists", `Execution Already Exists: '${arn}'`);
+        }
+        const execution: Execution = {
+          executionArn: arn,
+          stateMachineArn: p.stateMachineArn,
+          name: p.name,
+          input: p.input ?? "{}",
+          status: "RUNNING",
+          startDate: Date.now(),
+        };
+        executions.set(arn, execution);
+        save();
+        ok({ executionArn: arn, startDate: execution.startDate / 1000 });
+        options.onStart(execution);
+        return;
+      }
+      if (action === "DescribeExecution") {
+        const e = executions.get(p.executionArn);
+        if (!e) return fail(res, "ExecutionDoesNotExist", `Execution Does Not Exist: '${p.executionArn}'`);
+        return ok({
+          ...e,
+          startDate: e.startDate / 1000,
+          stopDate: e.stopDate ? e.stopDate / 1000 : undefined,
+        });
+      }
+      if (action === "ListExecutions") {
+        return ok({
+          executions: [...executions.values()]
+            .filter((e) => !p.stateMachineArn || e.stateMachineArn === p.stateMachineArn)
+            .map((e) => ({
+              executionArn: e.executionArn,
+              stateMachineArn: e.stateMachineArn,
+              name: e.name,
+              status: e.status,
+              startDate: e.startDate / 1000,
+            })),
+        });
+      }
+      fail(res, "UnknownOperationException", `${action} is not implemented by the local Step Functions API`);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    executions,
+    finish(executionArn, result) {
+      const e = executions.get(executionArn);
+      if (!e) return;
+      Object.assign(e, result, { stopDate: Date.now() });
+      save();
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}

@@ -1,0 +1,217 @@
+/**
+ * The embedded runtime end to end: the synthesized state machine, an S3 emulator over HTTP, Lambda
+ * handlers in process, Batch jobs as child processes, the replay teacher.
+ */
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { TransientError } from "../../core/errors.ts";
+import { keys, STAGES } from "../../core/layout/index.ts";
+import { listAll, readJson } from "../../core/shards/byte-store.ts";
+import { readShard } from "../../core/shards/jsonl.ts";
+import type { ShardStats, StageSummary } from "../../core/stages/stage.ts";
+import {
+  executionArnFor,
+  type LocalOptions,
+  type LocalRuntime,
+  startLocalRuntime,
+  uploadSources,
+} from "../../local/runtime.ts";
+
+const SAMPLE = "examples/run.sample.json";
+let rt: LocalRuntime | null = null;
+
+afterEach(async () => {
+  await rt?.stop();
+  rt = null;
+});
+
+async function runSample(options: LocalOptions = {}, text = readFileSync(SAMPLE, "utf8"), runId = "sample") {
+  rt = await startLocalRuntime({ dataDir: mkdtempSync(join(tmpdir(), "recipe-it-")), ...options });
+  const config = JSON.parse(readFileSync(SAMPLE, "utf8"));
+  await uploadSources(
+    rt.s3,
+    SAMPLE,
+    [...config.sources.sft, ...config.sources.rl].map((s: { uri: string }) => s.uri),
+  );
+  await rt.s3.store.write(keys.runConfig(runId), text);
+  const execution = await rt.waitFor(executionArnFor(runId));
+  return { rt, execution };
+}
+
+async function lines(key: string): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  for await (const l of readShard(rt!.s3.store, key)) if (l.ok) out.push(l.value as Record<string, unknown>);
+  return out;
+}
+
+describe("the sample run on the embedded runtime", () => {
+  it("writes datasets, rejects with reasons, stats, report and data cards, and its counts add up", async () => {
+    const { execution } = await runSample();
+
+    expect(execution.status, execution.cause).toBe("SUCCEEDED");
+    const store = rt!.s3.store;
+    for (const key of (await listAll(store, "runs/sample/")).filter((k) => /\/stats\/\d+\.json$/.test(k))) {
+      const s = (await readJson<ShardStats>(store, key))!;
+      expect(s.in, key).toBe(s.out + s.rejected);
+    }
+    const done = new Map<string, StageSummary>();
+    for (const stage of STAGES) {
+      const s = await readJson<StageSummary>(store, keys.success("sample", stage));
+      if (s) done.set(stage, s);
+    }
+    expect([...done.keys()]).toEqual(
+      expect.arrayContaining([
+        "ingest-sft",
+        "dedup-sft",
+        "distill",
+        "verify-traces",
+        "select-and-mix",
+        "write-sft-dataset",
+        "estimate-difficulty",
+        "filter-rl",
+        "write-rl-dataset",
+        "report",
+      ]),
+    );
+    expect(done.get("dedup-sft")!.in).toBe(done.get("ingest-sft")!.out);
+    expect(done.get("verify-traces")!.in).toBe(done.get("distill")!.out);
+    expect(done.get("select-and-mix")!.in).toBe(done.get("verify-traces")!.out);
+    expect(done.get("write-sft-dataset")!.out).toBe(done.get("select-and-mix")!.out);
+    // Every filter visibly acts on the replay teacher's recordings.
+    expect(Object.keys(done.get("verify-traces")!.reasons)).toEqual(
+      expect.arrayContaining(["answer_mismatch", "bad_format", "repetitive_response", "truncated"]),
+    );
+    const rejects = await lines(keys.rejects("sample", "verify-traces", 0));
+    expect(rejects.every((r) => typeof r.reason === "string" && /^[a-z_]+$/.test(String(r.reason)))).toBe(
+      true,
+    );
+    const card = (await store.readBytes(keys.dataset("sample", "sft", "README.md")))!.toString();
+    expect(card).toContain("Replay teacher");
+    const report = (await store.readBytes(keys.report("sample", "report.html")))!.toString();
+    expect(report).toContain("Replay teacher");
+    expect((await lines(keys.dataset("sample", "sft", "sft.jsonl.gz"))).length).toBe(
+      done.get("write-sft-dataset")!.out,
+    );
+    expect((await listAll(store, "runs/sample/datasets/rl/")).some((k) => k.endsWith(".parquet"))).toBe(true);
+  });
+
+  it("starts nothing when the same run.json is uploaded again", async () => {
+    const { rt } = await runSample();
+    const before = rt.sfn.executions.size;
+
+    await rt.s3.store.write(keys.runConfig("sample"), readFileSync(SAMPLE, "utf8"));
+    await new Promise((r) => setTimeout(r, 500));
+
+    expect(rt.sfn.executions.size).toBe(before);
+    expect(rt.triggers.map((t) => t.outcome)).toEqual(["started", "already_started"]);
+  });
+
+  it("reports a changed run.json for an existing run instead of ignoring it", async () => {
+    const { rt } = await runSample();
+    const changed = JSON.parse(readFileSync(SAMPLE, "utf8"));
+    changed.mixing.seed = 8;
+
+    await rt.s3.store.write(keys.runConfig("sample"), JSON.stringify(changed));
+    await new Promise((r) => setTimeout(r, 500));
+
+    expect(rt.triggers.map((t) => t.outcome)).toEqual(["started", "conflict"]);
+    const conflict = await readJson<{ message: string }>(rt.s3.store, "runs/sample/upload-conflict.json");
+    expect(conflict?.message).toMatch(/new run id/);
+  });
+
+  it("recomputes only the stage whose _SUCCESS was deleted, with identical output", async () => {
+    const { rt } = await runSample();
+    const store = rt.s3.store;
+    const mixed = await listAll(store, keys.shardsPrefix("sample", "select-and-mix"));
+    const before = await Promise.all(mixed.map((k) => store.readBytes(k)));
+    const teacherCalls = rt.replay!.requests;
+    for (const k of await listAll(store, keys.stagePrefix("sample", "select-and-mix"))) await store.delete(k);
+
+    const again = await rt.runner.execute({ runId: "sample" });
+
+    expect(again.status, again.cause).toBe("SUCCEEDED");
+    expect(rt.replay!.requests).toBe(teacherCalls);
+    const after = await Promise.all(mixed.map((k) => store.readBytes(k)));
+    expect(after.map((b, i) => b?.equals(before[i]!))).toEqual(before.map(() => true));
+  });
+});
+
+describe("faults", () => {
+  it("retries a handler that throws a transient error twice, and succeeds", async () => {
+    let failures = 0;
+    const { execution } = await runSample({
+      beforeStep: (step) => {
+        if (step === "dedup-questions" && failures < 2) {
+          failures++;
+          throw new TransientError("throttled (injected)");
+        }
+      },
+    });
+
+    expect(failures).toBe(2);
+    expect(execution.status, execution.cause).toBe("SUCCEEDED");
+  });
+
+  it("retries a Batch child killed mid-shard, which resumes without duplicates", async () => {
+    let killedMidRun = false;
+    let cachedAtKill = 0;
+    const { execution } = await runSample({
+      onBatchChild: (child, index, attempt, jobName) => {
+        if (!jobName.startsWith("Distill") || index !== 0 || attempt !== 1 || killedMidRun) return;
+        // SIGKILL once a few of its teacher responses are cached, while it is still asking for more.
+        const timer = setInterval(async () => {
+          let cached = 0;
+          for (const key of await listAll(rt!.s3.store, "cache/generate/")) {
+            if ((await readJson<{ model: string }>(rt!.s3.store, key))?.model === "replay/sample-teacher")
+              cached++;
+          }
+          if (cached >= 5 && child.exitCode === null && !killedMidRun) {
+            killedMidRun = true;
+            cachedAtKill = cached;
+            child.kill("SIGKILL");
+          }
+          if (killedMidRun || child.exitCode !== null) clearInterval(timer);
+        }, 20);
+      },
+      // One child at a time (so the cached teacher responses are child 0's) and a slower teacher, so
+      // the kill lands mid-shard.
+      batchParallelism: 1,
+      teacherDelayMs: 20,
+    });
+
+    expect(killedMidRun).toBe(true);
+    expect(cachedAtKill).toBeGreaterThan(0);
+    expect(execution.status, execution.cause).toBe("SUCCEEDED");
+    const traces = await lines(keys.shard("sample", "distill", 0));
+    expect(new Set(traces.map((t) => `${t.questionId}:${t.sampleIndex}`)).size).toBe(traces.length);
+    const stats = (await readJson<StageSummary>(rt!.s3.store, keys.success("sample", "distill")))!;
+    expect(stats.out).toBe(stats.in);
+    expect(stats.extra.cache_hits).toBeGreaterThan(0);
+  });
+
+  it("fails a malformed run.json at once with failure.json listing every problem", async () => {
+    const bad = JSON.stringify({
+      runId: "broken",
+      sources: { sft: [{ name: "x", uri: "a.jsonl", format: "csv", domain: "chart", license: "MIT" }] },
+      teacher: { temperature: 7 },
+      mixng: {},
+    });
+
+    const { execution } = await runSample({}, bad, "broken");
+
+    expect(execution.status).toBe("FAILED");
+    const failure = await readJson<{ problems: { path: string }[]; state: string }>(
+      rt!.s3.store,
+      keys.failure("broken"),
+    );
+    expect(failure?.state).toBe("ValidateConfig");
+    expect(failure?.problems.map((p) => p.path).sort()).toEqual([
+      "$.mixng",
+      "$.sources.sft[0].format",
+      "$.teacher.temperature",
+    ]);
+    expect(await rt!.s3.store.exists(keys.success("broken", "ingest-sft"))).toBe(false);
+  });
+});
