@@ -1,0 +1,94 @@
+import { describe, expect, it } from "vitest";
+import { type LocalJobDefinition, localDefinition, retryAction } from "../../local/runner.ts";
+
+const def: LocalJobDefinition = {
+  image: "generate",
+  attempts: 10,
+  evaluateOnExit: [
+    { Action: "RETRY", OnStatusReason: "Host EC2*" },
+    { Action: "RETRY", OnExitCode: "75" },
+    { Action: "EXIT", OnExitCode: "3" },
+  ],
+};
+
+describe("local Batch retry rules (evaluateOnExit)", () => {
+  it("retries spot reclaims and exit 75, exits on 3, and retries what no rule matches", () => {
+    expect(retryAction(def, null, "Host EC2 (instance i-1) terminated.")).toBe("RETRY");
+    expect(retryAction(def, 75, "Essential container in task exited")).toBe("RETRY");
+    expect(retryAction(def, 3, "Essential container in task exited")).toBe("EXIT");
+    expect(retryAction(def, 1, "Essential container in task exited")).toBe("RETRY");
+  });
+});
+
+describe("local definition", () => {
+  const deployed = {
+    StartAt: "Plan",
+    TimeoutSeconds: 2592000,
+    States: {
+      Plan: { Type: "Pass", Next: "Items" },
+      Items: {
+        Type: "Map",
+        ItemReader: {
+          Resource: "arn:aws:states:::s3:getObject",
+          ReaderConfig: { InputType: "JSON" },
+          Parameters: { Bucket: "b", "Key.$": "$.plan.key" },
+        },
+        ResultWriter: {
+          Resource: "arn:aws:states:::s3:putObject",
+          Parameters: { Bucket: "b", Prefix: "tmp" },
+        },
+        MaxConcurrencyPath: "$.config.max",
+        ItemProcessor: {
+          ProcessorConfig: { Mode: "DISTRIBUTED" },
+          StartAt: "Child",
+          States: { Child: { Type: "Pass", End: true } },
+        },
+        Next: "Done",
+      },
+      Done: { Type: "Succeed" },
+      Oops: { Type: "Fail", ErrorPath: "$.failure.error.Error", CausePath: "States.JsonToString($.failure)" },
+    },
+  };
+
+  it("reads Distributed Map items in a state of the Map's own name, then maps over them", () => {
+    const local = localDefinition(deployed as never, 3) as unknown as {
+      States: Record<string, Record<string, unknown>>;
+    };
+
+    expect(local.States.Items).toMatchObject({
+      Type: "Task",
+      Resource: "arn:aws:states:::local:readItems",
+      Parameters: { "Key.$": "$.plan.key" },
+      Next: "Items (local items)",
+    });
+    expect(local.States["Items (local items)"]).toMatchObject({
+      Type: "Map",
+      ItemsPath: "$.localItems",
+      MaxConcurrency: 3,
+      Next: "Done",
+    });
+    expect(local.States["Items (local items)"]).not.toHaveProperty("ItemReader");
+    expect(local.States["Items (local items)"]).not.toHaveProperty("ResultWriter");
+    expect(local).not.toHaveProperty("TimeoutSeconds");
+  });
+
+  it("evaluates an intrinsic CausePath in a Pass state before the Fail", () => {
+    const local = localDefinition(deployed as never, 3) as unknown as {
+      States: Record<string, Record<string, unknown>>;
+    };
+
+    expect(local.States.Oops).toMatchObject({
+      Type: "Pass",
+      Parameters: { "cause.$": "States.JsonToString($.failure)" },
+      Next: "Oops (local)",
+    });
+    expect(local.States["Oops (local)"]).toMatchObject({ Type: "Fail", CausePath: "$.localFailCause.cause" });
+  });
+
+  it("leaves the deployed definition untouched", () => {
+    const before = JSON.stringify(deployed);
+    localDefinition(deployed as never, 3);
+
+    expect(JSON.stringify(deployed)).toBe(before);
+  });
+});
