@@ -43,6 +43,11 @@ import { readArgument } from "./latex.ts";
 
 let instance: MathJsInstance | null = null;
 
+/** Creates and warms the CAS once per process (outside any verdict's time budget). */
+export function warmUp(): void {
+  math();
+}
+
 /** A mathjs instance with only what answers use (created on first use, so bundles without the verifier drop it). */
 function math(): MathJsInstance {
   if (!instance) {

@@ -6,7 +6,7 @@
  *   reward = 0.9 * accuracy + 0.1 * format   (RECIPE.md)
  */
 
-import { close } from "./expr.ts";
+import { close, warmUp } from "./expr.ts";
 import { extractAnswer, formatScore, LONG_RESPONSE_CHARS, type Preset } from "./extract.ts";
 import { normalizeAnswer, textForm } from "./normalize.ts";
 import { compareValues, isList, parseValue } from "./value.ts";
@@ -175,6 +175,8 @@ function decide(pred: string, ctx: Context): Decision {
 
 /** Verifies one response against its gold answer. Never throws. */
 export function verify(input: VerifyInput, options: VerifyOptions = {}): VerifyResult {
+  // One-time set-up of the computer-algebra instance is not part of any item's time budget.
+  warmUp();
   const preset = options.preset ?? "strict";
   const now = options.now ?? (() => performance.now());
   const ctx: Context = {

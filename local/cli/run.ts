@@ -28,7 +28,9 @@ export interface RunCommandOptions {
 async function summaries(store: ByteStore, runId: string): Promise<StageSummary[]> {
   const out: StageSummary[] = [];
   for (const stage of STAGES) {
-    const s = await readJson<StageSummary>(store, keys.success(runId, stage));
+    // The poller reads while stages write: the emulator (unlike S3) can serve a half-written object,
+    // which simply counts as not done yet.
+    const s = await readJson<StageSummary>(store, keys.success(runId, stage)).catch(() => null);
     if (s && typeof s.in === "number") out.push({ ...s, stage });
   }
   return out;
