@@ -7,6 +7,8 @@
  *
  * Target (issue 5): the whole CPU path over 100k questions within 10 minutes on this machine.
  */
+
+import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -14,16 +16,26 @@ import { parseArgs } from "node:util";
 import { resolveRunConfig } from "../../core/config/index.ts";
 import { keys } from "../../core/layout/index.ts";
 import type { RunContext } from "../../core/pipeline/context.ts";
+import { readManifest } from "../../core/pipeline/context.ts";
 import { validateConfig } from "../../core/pipeline/steps.ts";
 import { readJson } from "../../core/shards/byte-store.ts";
 import { FsStore } from "../../core/shards/fs-store.ts";
 import { ShardWriter } from "../../core/shards/jsonl.ts";
 import type { StageSummary } from "../../core/stages/stage.ts";
-import { runDirect } from "../../local/direct-run.ts";
+import { type GenerateJob, runDirect } from "../../local/direct-run.ts";
+import { startReplayServer } from "../../local/replay-server.ts";
 import { fakeGenerate } from "../../tests/helpers/pipeline.ts";
 import { checkTargets, fmt, seeded, writeResult } from "../lib/stats.ts";
 
-const { values: args } = parseArgs({ options: { questions: { type: "string", default: "100000" } } });
+const { values: args } = parseArgs({
+  options: {
+    questions: { type: "string", default: "100000" },
+    // "fake": a deterministic in-process stand-in for the GPU job; "replay": the real generate worker
+    // (the image's entrypoint code, as child processes) against the bundled replay teacher.
+    generator: { type: "string", default: "fake" },
+    samples: { type: "string", default: "4" },
+  },
+});
 const N = Number(args.questions);
 const PER_FILE = 10_000;
 const dir = await mkdtemp(join(tmpdir(), "bench-stages-"));
@@ -66,7 +78,7 @@ const raw = {
       },
     ],
   },
-  teacher: { samplesPerQuestion: 4 },
+  teacher: { samplesPerQuestion: Number(args.samples), requestConcurrency: 128 },
   verification: { judge: { enabled: false } },
   rl: { removeSftOverlap: false },
   batch: { questionsPerShard: 5000 },
@@ -85,13 +97,45 @@ const timer = setInterval(() => {
   peak = Math.max(peak, process.memoryUsage().rss);
 }, 200);
 const t0 = performance.now();
-const { seconds } = await runDirect(ctx, (c, plan, out) =>
-  fakeGenerate(c, plan, out, 4).then(() => undefined),
-);
+const replay = args.generator === "replay" ? await startReplayServer() : null;
+const generate: GenerateJob = replay
+  ? async (c, plan, out) => {
+      // The Batch array job: one child process per manifest item, two at a time, the container contract.
+      const items = await readManifest<unknown>(c.store, keys.manifest(c.runId, plan));
+      let next = 0;
+      const child = (index: number) =>
+        new Promise<number | null>((done) => {
+          const p = spawn(process.execPath, ["--import", "tsx", "batch-images/generate/src/main.ts"], {
+            env: {
+              ...process.env,
+              RECIPE_BUCKET: `file://${dir}`,
+              RECIPE_RUN_ID: c.runId,
+              RECIPE_MODE: out === "distill" ? "distill" : "rollouts",
+              AWS_BATCH_JOB_ARRAY_INDEX: String(index),
+              OPENAI_BASE_URL: replay.url,
+            },
+            stdio: "ignore",
+          });
+          p.on("exit", (code) => done(code));
+        });
+      await Promise.all(
+        [0, 1].map(async () => {
+          while (next < items.length) {
+            const code = await child(next++);
+            if (code !== 0) throw new Error(`generate child exited ${code}`);
+          }
+        }),
+      );
+    }
+  : (c, plan, out) => fakeGenerate(c, plan, out, Number(args.samples)).then(() => undefined);
+const { seconds } = await runDirect(ctx, generate);
+await replay?.close();
 const total = (performance.now() - t0) / 1000;
 clearInterval(timer);
 
-console.log(`stages bench: ${N} questions, CPU path ${fmt(total)} s, peak RSS ${fmt(peak / 2 ** 20)} MiB`);
+console.log(
+  `stages bench: ${N} questions, generator ${args.generator}, ${args.samples} samples each, CPU path ${fmt(total)} s, peak RSS of this process ${fmt(peak / 2 ** 20)} MiB`,
+);
 const perStage: Record<string, { seconds: number; recordsIn: number; perSecond: number }> = {};
 for (const [stage, s] of Object.entries(seconds)) {
   const summary = await readJson<StageSummary>(store, keys.success("bench", stage as never));

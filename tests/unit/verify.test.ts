@@ -130,3 +130,17 @@ describe("recipe verify (CLI contract)", () => {
     });
   });
 });
+
+describe("verifier start-up (regression)", () => {
+  it("decides the first symbolic verdict of a fresh process within the default budget, not as a timeout", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const script =
+      'import { verify } from "./core/verify/index.ts"; console.log(JSON.stringify(verify({ response: "<think>w</think><answer>\\\\sqrt{8}</answer>", answer: "2\\\\sqrt{2}" })));';
+
+    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      encoding: "utf8",
+    });
+
+    expect(JSON.parse(out)).toMatchObject({ correct: true, reason: "match_symbolic" });
+  });
+});
