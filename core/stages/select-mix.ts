@@ -10,7 +10,7 @@
 import type { Domain, RunConfig } from "../config/schema.ts";
 import { InvariantError } from "../errors.ts";
 import type { SourceRow } from "./ingest.ts";
-import type { ShardRun } from "./stage.ts";
+import { parseRecord, type ShardRun } from "./stage.ts";
 import { VerifiedTrace } from "./verify-traces.ts";
 
 function fnv1a(text: string, seed: number): number {
@@ -66,23 +66,11 @@ export async function selectTraces(
 ): Promise<void> {
   const byQuestion = new Map<string, { trace: VerifiedTrace; origin: string }[]>();
   for await (const row of rows) {
-    run.seen();
-    if (!row.ok) {
-      await run.reject({ reason: "invalid_json", origin: row.origin, detail: row.error });
-      continue;
-    }
-    const parsed = VerifiedTrace.safeParse(row.value);
-    if (!parsed.success) {
-      await run.reject({
-        reason: "invalid_trace",
-        origin: row.origin,
-        detail: parsed.error.issues[0]?.message,
-      });
-      continue;
-    }
-    const list = byQuestion.get(parsed.data.questionId) ?? [];
-    list.push({ trace: parsed.data, origin: row.origin });
-    byQuestion.set(parsed.data.questionId, list);
+    const trace = await parseRecord(run, row, VerifiedTrace, "invalid_trace");
+    if (!trace) continue;
+    const list = byQuestion.get(trace.questionId) ?? [];
+    list.push({ trace, origin: row.origin });
+    byQuestion.set(trace.questionId, list);
   }
   const { tracesPerQuestion, traceNearDuplicateThreshold, seed } = config.mixing;
   const index = run.side("index");

@@ -120,6 +120,33 @@ export class ShardRun {
   }
 }
 
+/**
+ * Reads the next record of a shard against its schema: a malformed line or a record that breaks the
+ * schema becomes a reject (`invalid_json`, or `reason`) and yields null. Counts the record as seen.
+ */
+export async function parseRecord<T>(
+  run: ShardRun,
+  row: { origin: string; ok: true; value: unknown } | { origin: string; ok: false; error: string },
+  schema: {
+    safeParse(
+      v: unknown,
+    ): { success: true; data: T } | { success: false; error: { issues: { message: string }[] } };
+  },
+  reason: string,
+): Promise<T | null> {
+  run.seen();
+  if (!row.ok) {
+    await run.reject({ reason: "invalid_json", origin: row.origin, detail: row.error });
+    return null;
+  }
+  const parsed = schema.safeParse(row.value);
+  if (!parsed.success) {
+    await run.reject({ reason, origin: row.origin, detail: parsed.error.issues[0]?.message });
+    return null;
+  }
+  return parsed.data;
+}
+
 /** Runs `body` over one shard; a shard whose stats exist is already done and is skipped. */
 export async function runShard(
   store: ByteStore,

@@ -11,7 +11,7 @@ import type { RunConfig } from "../config/schema.ts";
 import { Question, Trace, Verdict } from "../records/index.ts";
 import { verify } from "../verify/index.ts";
 import type { SourceRow } from "./ingest.ts";
-import type { ShardRun } from "./stage.ts";
+import { parseRecord, type ShardRun } from "./stage.ts";
 
 export const VerifiedTrace = Trace.extend({
   verdict: Verdict,
@@ -87,21 +87,8 @@ export async function verifyTraces(
   const counts = new Map<string, QuestionCount>();
   const judgeEnabled = config.verification.judge.enabled && opts.judge !== undefined;
   for await (const row of rows) {
-    run.seen();
-    if (!row.ok) {
-      await run.reject({ reason: "invalid_json", origin: row.origin, detail: row.error });
-      continue;
-    }
-    const parsed = Trace.safeParse(row.value);
-    if (!parsed.success) {
-      await run.reject({
-        reason: "invalid_trace",
-        origin: row.origin,
-        detail: parsed.error.issues[0]?.message,
-      });
-      continue;
-    }
-    const trace = parsed.data;
+    const trace = await parseRecord(run, row, Trace, "invalid_trace");
+    if (!trace) continue;
     const q = opts.questions.get(trace.questionId);
     if (!q) {
       await run.reject({ reason: "unknown_question", origin: row.origin, questionId: trace.questionId });

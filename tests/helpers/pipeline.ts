@@ -17,8 +17,12 @@ import { userContent } from "../../core/records/index.ts";
 import { FsStore } from "../../core/shards/fs-store.ts";
 import { runShard } from "../../core/stages/stage.ts";
 
-export async function sampleContext(overrides: Partial<RunConfigInput> = {}): Promise<RunContext> {
-  const dir = await mkdtemp(join(tmpdir(), "recipe-pipeline-"));
+/** A run over the sample sources in a new temporary store (or in `dir`), with run.json written. */
+export async function sampleContext(
+  overrides: Partial<RunConfigInput> = {},
+  dir?: string,
+): Promise<RunContext> {
+  dir ??= await mkdtemp(join(tmpdir(), "recipe-pipeline-"));
   const store = new FsStore(dir);
   const examples = new FsStore(resolve("examples"));
   const base = {

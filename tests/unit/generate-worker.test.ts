@@ -123,6 +123,35 @@ describe("generate worker", () => {
     }
   });
 
+  it("asks again for a response whose cache entry is unreadable (a torn write) instead of failing", async () => {
+    const { ctx, questions } = await preparedRun(1);
+    const server = await startFakeOpenAI();
+    const key = keys.generationCache(cacheKey(questions[0]!, samplingFor(ctx.config, "distill"), 0));
+    await ctx.store.write(key, '{"model":"m","respo');
+    try {
+      const result = await runWorker({
+        store: ctx.store as FsStore,
+        runId: ctx.runId,
+        planStage: "plan-distill",
+        outputStage: "distill",
+        mode: "distill",
+        arrayIndex: 0,
+        baseURL: server.url,
+        apiKey: "test",
+        sleep: noSleep,
+      });
+
+      expect(result.exitCode).toBe(0);
+      expect(result.counts.cache_unreadable).toBeGreaterThan(0);
+      expect(server.requests.length).toBe(questions.length);
+      expect(JSON.parse((await ctx.store.readBytes(key))!.toString()).response).toContain(
+        "<answer>42</answer>",
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
   it("exits 75 when an endpoint stays down, keeping what finished, and 3 on a missing manifest item", async () => {
     const { ctx } = await preparedRun(2);
     const server = await startFakeOpenAI({

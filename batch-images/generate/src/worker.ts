@@ -146,11 +146,27 @@ async function work(
     return out;
   };
 
+  /** The cached response of a task; an unreadable entry (a torn write) counts as missing. */
+  const cachedAt = async (t: Task): Promise<CachedResponse | null> => {
+    try {
+      const value = await readJson<CachedResponse>(o.store, keys.generationCache(t.key));
+      if (value && typeof value.response === "string") return value;
+      if (value) bump("cache_unreadable");
+      return null;
+    } catch {
+      bump("cache_unreadable");
+      return null;
+    }
+  };
+
   const finish = async (t: Task, value: CachedResponse): Promise<CachedResponse> => {
     // Written before it counts: after this line a restart will never ask for it again.
-    await o.store.writeIfAbsent(keys.generationCache(t.key), JSON.stringify(value), {
-      contentType: "application/json",
-    });
+    const key = keys.generationCache(t.key);
+    const body = JSON.stringify(value);
+    if (!(await o.store.writeIfAbsent(key, body, { contentType: "application/json" }))) {
+      // Already there: keep a valid entry (another attempt finished first), replace an unreadable one.
+      if (!(await cachedAt(t))) await o.store.write(key, body, { contentType: "application/json" });
+    }
     bump("responses");
     bump("prompt_tokens", value.usage.promptTokens);
     bump("completion_tokens", value.usage.completionTokens);
@@ -228,7 +244,7 @@ async function work(
     await runShard(o.store, o.runId, o.outputStage, item.shard, async (run) => {
       const ordered = new OrderedOutput(tasks.length, async (i, value) => {
         const t = tasks[i]!;
-        const cached = value ?? (await readJson<CachedResponse>(o.store, keys.generationCache(t.key)));
+        const cached = value ?? (await cachedAt(t));
         if (!cached) throw new Error(`cache entry vanished for ${t.key}`);
         run.seen();
         await run.emit({
@@ -245,7 +261,7 @@ async function work(
         tasks,
         limit,
         async (t) => {
-          let value = await readJson<CachedResponse>(o.store, keys.generationCache(t.key));
+          let value = await cachedAt(t);
           if (value) bump("cache_hits");
           else value = await attempt(t);
           if (value) await ordered.done(t.i, value);
