@@ -53,6 +53,21 @@ async function traces(store: FsStore, runId: string): Promise<Trace[]> {
 
 const noSleep = async () => undefined;
 
+/** The worker options for array child 0 of the distill plan of `ctx`, against `baseURL`. */
+function distillChild(ctx: { store: unknown; runId: string }, baseURL: string) {
+  return {
+    store: ctx.store as FsStore,
+    runId: ctx.runId,
+    planStage: "plan-distill" as const,
+    outputStage: "distill" as const,
+    mode: "distill" as const,
+    arrayIndex: 0,
+    baseURL,
+    apiKey: "test",
+    sleep: noSleep,
+  };
+}
+
 describe("generate worker", () => {
   it("survives 429 with Retry-After, 500s, slow answers and connection resets with every sample once", async () => {
     const { ctx, questions } = await preparedRun();
@@ -64,17 +79,9 @@ describe("generate worker", () => {
     });
     try {
       const result = await runWorker({
-        store: ctx.store as FsStore,
-        runId: ctx.runId,
-        planStage: "plan-distill",
-        outputStage: "distill",
-        mode: "distill",
-        arrayIndex: 0,
-        baseURL: server.url,
-        apiKey: "test",
+        ...distillChild(ctx, server.url),
         concurrency: 8,
         requestTimeoutMs: 5000,
-        sleep: noSleep,
       });
 
       expect(result.exitCode).toBe(0);
@@ -97,17 +104,7 @@ describe("generate worker", () => {
   it("repeats no finished request on a rerun and skips a finished shard", async () => {
     const { ctx } = await preparedRun(2);
     const server = await startFakeOpenAI();
-    const opts = {
-      store: ctx.store as FsStore,
-      runId: ctx.runId,
-      planStage: "plan-distill" as const,
-      outputStage: "distill" as const,
-      mode: "distill" as const,
-      arrayIndex: 0,
-      baseURL: server.url,
-      apiKey: "test",
-      sleep: noSleep,
-    };
+    const opts = distillChild(ctx, server.url);
     try {
       await runWorker(opts);
       const first = server.requests.length;
@@ -129,17 +126,7 @@ describe("generate worker", () => {
     const key = keys.generationCache(cacheKey(questions[0]!, samplingFor(ctx.config, "distill"), 0));
     await ctx.store.write(key, '{"model":"m","respo');
     try {
-      const result = await runWorker({
-        store: ctx.store as FsStore,
-        runId: ctx.runId,
-        planStage: "plan-distill",
-        outputStage: "distill",
-        mode: "distill",
-        arrayIndex: 0,
-        baseURL: server.url,
-        apiKey: "test",
-        sleep: noSleep,
-      });
+      const result = await runWorker(distillChild(ctx, server.url));
 
       expect(result.exitCode).toBe(0);
       expect(result.counts.cache_unreadable).toBeGreaterThan(0);
@@ -158,27 +145,8 @@ describe("generate worker", () => {
       failFirst: (seed) => (seed % 2 === 0 ? { times: 99, kind: "500" } : null),
     });
     try {
-      const down = await runWorker({
-        store: ctx.store as FsStore,
-        runId: ctx.runId,
-        planStage: "plan-distill",
-        outputStage: "distill",
-        mode: "distill",
-        arrayIndex: 0,
-        baseURL: server.url,
-        apiKey: "test",
-        sleep: noSleep,
-      });
-      const missing = await runWorker({
-        store: ctx.store as FsStore,
-        runId: ctx.runId,
-        planStage: "plan-distill",
-        outputStage: "distill",
-        mode: "distill",
-        arrayIndex: 99,
-        baseURL: server.url,
-        apiKey: "test",
-      });
+      const down = await runWorker(distillChild(ctx, server.url));
+      const missing = await runWorker({ ...distillChild(ctx, server.url), arrayIndex: 99 });
 
       expect(down.exitCode).toBe(75);
       expect(await ctx.store.exists(keys.shard(ctx.runId, "distill", 0))).toBe(false);
