@@ -12,7 +12,17 @@ import { normalizeQuestionText } from "../core/records/index.ts";
 export interface ReplayServer {
   url: string;
   requests: number;
+  /** Requests being held by `hold` (tests). */
+  held: number;
+  /** Answers held requests and stops holding. */
+  release(): void;
   close(): Promise<void>;
+}
+
+/** Test hook: after `count` answers for `model`, hold further requests for it until release(). */
+export interface Hold {
+  model: string;
+  count: number;
 }
 
 interface Recording {
@@ -28,6 +38,7 @@ const UNKNOWN = {
 export async function startReplayServer(
   file = "examples/sample/replay.jsonl",
   delayMs = 0,
+  hold?: Hold,
 ): Promise<ReplayServer> {
   const recordings = new Map<string, Recording>();
   for (const line of readFileSync(file, "utf8").split("\n")) {
@@ -35,7 +46,12 @@ export async function startReplayServer(
     const r = JSON.parse(line) as Recording;
     recordings.set(normalizeQuestionText(r.question), r);
   }
-  const state = { requests: 0 };
+  const state = {
+    requests: 0,
+    answered: new Map<string, number>(),
+    held: [] as (() => void)[],
+    holding: !!hold,
+  };
   const server: Server = createServer((req, res) => {
     let body = "";
     req.on("data", (c) => {
@@ -59,6 +75,11 @@ export async function startReplayServer(
           .end(JSON.stringify({ error: { message: "invalid JSON" } }));
         return;
       }
+      const model = payload.model ?? "replay";
+      if (hold && state.holding && model === hold.model && (state.answered.get(model) ?? 0) >= hold.count) {
+        await new Promise<void>((r) => state.held.push(r));
+      }
+      state.answered.set(model, (state.answered.get(model) ?? 0) + 1);
       const user = payload.messages?.find((m) => m.role === "user");
       const text = Array.isArray(user?.content)
         ? (user.content as { type: string; text?: string }[])
@@ -104,8 +125,16 @@ export async function startReplayServer(
     get requests() {
       return state.requests;
     },
+    get held() {
+      return state.held.length;
+    },
+    release() {
+      state.holding = false;
+      for (const r of state.held.splice(0)) r();
+    },
     close: () =>
       new Promise<void>((r) => {
+        for (const release of state.held.splice(0)) release();
         server.closeAllConnections();
         server.close(() => r());
       }),

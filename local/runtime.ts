@@ -22,8 +22,10 @@ export interface LocalOptions {
   teacherModel?: string;
   apiKeyEnv?: string;
   batchParallelism?: number;
-  /** Delay of each replay answer (tests that need a job to be mid-shard). @default 0 */
+  /** Delay of each replay answer (tests). @default 0 */
   teacherDelayMs?: number;
+  /** Hold the replay teacher's answers for a model after some count (tests that need a job mid-shard). */
+  teacherHold?: import("./replay-server.ts").Hold;
   log?: (line: string) => void;
   beforeStep?: ConstructorParameters<typeof LocalRunner>[0]["beforeStep"];
   onBatchChild?: ConstructorParameters<typeof LocalRunner>[0]["onBatchChild"];
@@ -46,7 +48,9 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
   const dataDir = resolve(options.dataDir ?? ".recipe");
   mkdirSync(dataDir, { recursive: true });
   const s3 = await startS3Emulator(LOCAL_BUCKET, join(dataDir, "s3"));
-  const replay = options.teacherUrl ? null : await startReplayServer(undefined, options.teacherDelayMs ?? 0);
+  const replay = options.teacherUrl
+    ? null
+    : await startReplayServer(undefined, options.teacherDelayMs ?? 0, options.teacherHold);
   const teacherUrl = options.teacherUrl ?? replay!.url;
   Object.assign(process.env, {
     AWS_ENDPOINT_URL: s3.endpoint,
