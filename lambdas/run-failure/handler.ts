@@ -17,6 +17,10 @@ const ADVICE: Record<string, string> = {
   TransientError:
     "Retries were exhausted on a transient error; start the run again: finished stages and shards are skipped.",
   InvariantError: "This is a bug in recipe-pipeline; please report it with this file.",
+  "States.TaskFailed":
+    "A GPU job failed after its retries: read its log in the Batch job log group (the cause names the job). Finished responses are cached and finished shards skipped, so starting the run again resumes.",
+  "States.Timeout":
+    "A state ran past its timeout; start the run again: finished stages and shards are skipped.",
 };
 
 export const handle = handler("run-failure", Event, async ({ runId, state, error }) => {
