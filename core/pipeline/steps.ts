@@ -9,9 +9,9 @@ import { InputContractError } from "../errors.ts";
 import { keys, type Stage } from "../layout/index.ts";
 import type { ImageRef } from "../records/index.ts";
 import { type ByteStore, readJson, writeJson } from "../shards/byte-store.ts";
-import { readShard } from "../shards/jsonl.ts";
+import { type SourceRow, shardRows } from "../shards/jsonl.ts";
 import { readParquetRows } from "../shards/parquet.ts";
-import { ingestRows, type SourceRow } from "../stages/ingest.ts";
+import { ingestRows } from "../stages/ingest.ts";
 
 import { markStageDone, runShard, type StageSummary } from "../stages/stage.ts";
 import { type RunContext, readManifest, sourceFiles, writeManifest } from "./context.ts";
@@ -97,11 +97,7 @@ async function* sourceRows(ctx: RunContext, source: Source, file: string): Async
     }
     return;
   }
-  for await (const line of readShard(store, file)) {
-    yield line.ok
-      ? { origin: `${file}:${line.line}`, ok: true, value: line.value }
-      : { origin: `${file}:${line.line}`, ok: false, error: line.error };
-  }
+  yield* shardRows(store, file);
 }
 
 /** Resolves an image reference from a source row: data: URLs, s3:// URIs, or paths relative to the source file. */
@@ -189,13 +185,7 @@ export async function dedupBranch(ctx: RunContext, branch: Branch): Promise<Stag
               for await (const r of readParquetRows(location.store, file))
                 yield { origin: file, ok: true, value: r };
             })()
-          : (async function* () {
-              for await (const l of readShard(location.store, file)) {
-                yield l.ok
-                  ? { origin: file, ok: true, value: l.value }
-                  : { origin: file, ok: false, error: l.error };
-              }
-            })();
+          : shardRows(location.store, file);
       for await (const r of rows) {
         const text = r.ok ? (r.value as Record<string, unknown>)[bench.questionColumn] : null;
         if (typeof text === "string") decon.addBenchmarkQuestion(bench.name, text);

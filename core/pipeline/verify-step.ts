@@ -4,8 +4,7 @@
 import { InputContractError } from "../errors.ts";
 import { keys, type Stage } from "../layout/index.ts";
 import { type ByteStore, readJson, writeJson } from "../shards/byte-store.ts";
-import { readShard } from "../shards/jsonl.ts";
-import type { SourceRow } from "../stages/ingest.ts";
+import { readShard, type SourceRow, shardRows } from "../shards/jsonl.ts";
 import { applyMix, type MixIndexEntry, type MixPlan, planMix, selectTraces } from "../stages/select-mix.ts";
 import { runShard, ShardRun, type StageSummary, summarizeStage } from "../stages/stage.ts";
 import { verifyTraces } from "../stages/verify-traces.ts";
@@ -63,11 +62,7 @@ export async function planVerify(
 
 async function* traceRows(store: ByteStore, key: string): AsyncGenerator<SourceRow> {
   if (!(await store.exists(key))) throw new InputContractError(`missing trace shard ${key}`);
-  for await (const line of readShard(store, key)) {
-    yield line.ok
-      ? { origin: `${key}:${line.line}`, ok: true, value: line.value }
-      : { origin: `${key}:${line.line}`, ok: false, error: line.error };
-  }
+  yield* shardRows(store, key);
 }
 
 export async function verifyShard(ctx: RunContext, item: VerifyItem, stage: Stage, mode: "sft" | "rollouts") {

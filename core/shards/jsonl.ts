@@ -12,6 +12,20 @@ export type ShardLine =
   | { line: number; ok: true; value: unknown }
   | { line: number; ok: false; error: string; raw: string };
 
+/** A record read from a file, located by `origin` (file:line), or a line that could not be parsed. */
+export type SourceRow =
+  | { origin: string; ok: true; value: unknown }
+  | { origin: string; ok: false; error: string };
+
+/** readShard's lines as rows located by `key:line`, the shape every stage consumes. */
+export async function* shardRows(store: ByteStore, key: string): AsyncGenerator<SourceRow> {
+  for await (const line of readShard(store, key)) {
+    yield line.ok
+      ? { origin: `${key}:${line.line}`, ok: true, value: line.value }
+      : { origin: `${key}:${line.line}`, ok: false, error: line.error };
+  }
+}
+
 /** Reads a `.jsonl.gz` (or plain `.jsonl`) shard line by line. Blank lines are skipped. */
 export async function* readShard(store: ByteStore, key: string): AsyncGenerator<ShardLine> {
   const raw = await store.read(key);

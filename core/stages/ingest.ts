@@ -14,12 +14,10 @@ import {
   type Trace,
   userContent,
 } from "../records/index.ts";
+import type { SourceRow } from "../shards/jsonl.ts";
 import type { ShardRun } from "./stage.ts";
 
-/** A raw row from a source file, or a line that could not be parsed. */
-export type SourceRow =
-  | { origin: string; ok: true; value: unknown }
-  | { origin: string; ok: false; error: string };
+export type { SourceRow };
 
 export interface ImageIo {
   /** Bytes of an image named by a source row (relative path, s3:// or https:// URL, data: URL); null if missing. */
