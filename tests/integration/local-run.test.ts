@@ -158,7 +158,9 @@ describe("faults", () => {
     let killedMidRun = false;
     const { execution } = await runSample({
       // The teacher answers 20 distill requests, then holds the rest: the child is provably mid-shard.
+      // One child at a time, so those 20 answers are all child 0's.
       teacherHold: { model: "replay/sample-teacher", count: 20 },
+      batchParallelism: 1,
       onBatchChild: (child, index, attempt, jobName) => {
         if (!jobName.startsWith("Distill") || index !== 0 || attempt !== 1) return;
         const timer = setInterval(() => {
