@@ -4,7 +4,7 @@
  * state machine instead.
  */
 
-import { keys, type Stage } from "../core/layout/index.ts";
+import { INGEST_STAGE, keys, type Stage } from "../core/layout/index.ts";
 import type { RunContext } from "../core/pipeline/context.ts";
 import { readManifest } from "../core/pipeline/context.ts";
 import { writeRlDatasetStep, writeSftDatasetStep } from "../core/pipeline/outputs.ts";
@@ -40,7 +40,7 @@ export async function runDirect(ctx: RunContext, generate: GenerateJob): Promise
     (b) => ctx.config.sources[b].length > 0 && (b === "sft" || ctx.config.rl.enabled),
   );
   for (const branch of branches) {
-    const stage: Stage = branch === "sft" ? "ingest-sft" : "ingest-rl";
+    const stage = INGEST_STAGE[branch];
     await timed(stage, async () => {
       await planIngest(ctx, branch);
       for (const item of await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, stage)))

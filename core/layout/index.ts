@@ -24,6 +24,11 @@ export const STAGES = [
 ] as const;
 export type Stage = (typeof STAGES)[number];
 
+export type Branch = "sft" | "rl";
+/** The ingest and dedup stages of each branch. */
+export const INGEST_STAGE: Record<Branch, Stage> = { sft: "ingest-sft", rl: "ingest-rl" };
+export const DEDUP_STAGE: Record<Branch, Stage> = { sft: "dedup-sft", rl: "dedup-rl" };
+
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 export const SHARD_DIGITS = 5;

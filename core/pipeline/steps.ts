@@ -6,7 +6,7 @@ import { type ConfigProblem, parseRunConfigText, validateRunConfig } from "../co
 import type { RunConfig, Source } from "../config/schema.ts";
 import { Decontaminator, NearDuplicateFinder } from "../dedup/index.ts";
 import { InputContractError } from "../errors.ts";
-import { keys, type Stage } from "../layout/index.ts";
+import { type Branch, DEDUP_STAGE, INGEST_STAGE, keys, type Stage } from "../layout/index.ts";
 import type { ImageRef } from "../records/index.ts";
 import { type ByteStore, readJson, writeJson } from "../shards/byte-store.ts";
 import { type SourceRow, shardRows } from "../shards/jsonl.ts";
@@ -17,11 +17,8 @@ import { markStageDone, runShard, type StageSummary } from "../stages/stage.ts";
 import { type RunContext, readManifest, sourceFiles, writeManifest } from "./context.ts";
 import { type GenerateItem, loadQuestionSlice, questionsOf } from "./slices.ts";
 
+export type { Branch };
 export { type GenerateItem, loadQuestionSlice };
-
-export type Branch = "sft" | "rl";
-const INGEST: Record<Branch, Stage> = { sft: "ingest-sft", rl: "ingest-rl" };
-const DEDUP: Record<Branch, Stage> = { sft: "dedup-sft", rl: "dedup-rl" };
 
 // ---------------------------------------------------------------- validate-config
 
@@ -79,7 +76,7 @@ export async function planIngest(
     for (const file of files)
       items.push({ branch, shard: items.length, sourceIndex, source: source.name, file });
   }
-  const manifest = keys.manifest(ctx.runId, INGEST[branch]);
+  const manifest = keys.manifest(ctx.runId, INGEST_STAGE[branch]);
   await writeManifest(ctx.store, manifest, items);
   return { manifest, shards: items.length };
 }
@@ -132,7 +129,7 @@ export async function ingestShard(ctx: RunContext, item: IngestItem) {
   const source = ctx.config.sources[item.branch][item.sourceIndex];
   if (!source || source.name !== item.source)
     throw new InputContractError(`manifest item does not match the config: ${item.source}`);
-  return runShard(ctx.store, ctx.runId, INGEST[item.branch], item.shard, async (run) => {
+  return runShard(ctx.store, ctx.runId, INGEST_STAGE[item.branch], item.shard, async (run) => {
     await ingestRows(
       sourceRows(ctx, source, item.file),
       { source, systemPrompt: ctx.config.teacher.systemPrompt },
@@ -155,22 +152,22 @@ export async function ingestShard(ctx: RunContext, item: IngestItem) {
  * Output shard i holds what survives of ingest shard i.
  */
 export async function dedupBranch(ctx: RunContext, branch: Branch): Promise<StageSummary> {
-  const stage = DEDUP[branch];
+  const stage = DEDUP_STAGE[branch];
   const done = await readJson<StageSummary>(ctx.store, keys.success(ctx.runId, stage));
   if (done) return done;
-  const items = await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST[branch]));
+  const items = await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST_STAGE[branch]));
   const finder = new NearDuplicateFinder(ctx.config.dedup);
   if (branch === "rl" && ctx.config.rl.removeSftOverlap && ctx.config.sources.sft.length > 0) {
-    const sftItems = await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST.sft));
+    const sftItems = await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST_STAGE.sft));
     for (const it of sftItems) {
-      for await (const q of questionsOf(ctx.store, keys.shard(ctx.runId, DEDUP.sft, it.shard))) {
+      for await (const q of questionsOf(ctx.store, keys.shard(ctx.runId, DEDUP_STAGE.sft, it.shard))) {
         finder.add(q.id, q.question, q.images, true, q.answer);
       }
     }
   }
   const start = finder.size;
   for (const it of items) {
-    for await (const q of questionsOf(ctx.store, keys.shard(ctx.runId, INGEST[branch], it.shard))) {
+    for await (const q of questionsOf(ctx.store, keys.shard(ctx.runId, INGEST_STAGE[branch], it.shard))) {
       finder.add(q.id, q.question, q.images, false, q.answer);
     }
   }
@@ -197,7 +194,7 @@ export async function dedupBranch(ctx: RunContext, branch: Branch): Promise<Stag
   for (const it of items) {
     const source = ctx.config.sources[branch][it.sourceIndex]!;
     await runShard(ctx.store, ctx.runId, stage, it.shard, async (run) => {
-      for await (const q of questionsOf(ctx.store, keys.shard(ctx.runId, INGEST[branch], it.shard))) {
+      for await (const q of questionsOf(ctx.store, keys.shard(ctx.runId, INGEST_STAGE[branch], it.shard))) {
         run.seen();
         const decision = finder.decision(index++);
         if (!decision.keep) {
@@ -241,12 +238,15 @@ export async function planGeneration(
   branch: Branch,
   planStage: Stage,
 ): Promise<{ manifest: string; arraySize: number; questions: number }> {
-  const dedupItems = await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST[branch]));
+  const dedupItems = await readManifest<IngestItem>(
+    ctx.store,
+    keys.manifest(ctx.runId, INGEST_STAGE[branch]),
+  );
   const counts: { key: string; n: number }[] = [];
   for (const it of dedupItems) {
-    const stats = await ctx.store.readBytes(keys.stats(ctx.runId, DEDUP[branch], it.shard));
+    const stats = await ctx.store.readBytes(keys.stats(ctx.runId, DEDUP_STAGE[branch], it.shard));
     const out = stats ? (JSON.parse(stats.toString()) as { out: number }).out : 0;
-    if (out > 0) counts.push({ key: keys.shard(ctx.runId, DEDUP[branch], it.shard), n: out });
+    if (out > 0) counts.push({ key: keys.shard(ctx.runId, DEDUP_STAGE[branch], it.shard), n: out });
   }
   const total = counts.reduce((a, c) => a + c.n, 0);
   let per = ctx.config.batch.questionsPerShard;

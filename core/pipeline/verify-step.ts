@@ -2,7 +2,7 @@
  * The verify and select-and-mix steps, apart from ingest and dedup so their Lambda bundles stay small.
  */
 import { InputContractError } from "../errors.ts";
-import { keys, type Stage } from "../layout/index.ts";
+import { type Branch, DEDUP_STAGE, INGEST_STAGE, keys, type Stage } from "../layout/index.ts";
 import { type ByteStore, readJson, writeJson } from "../shards/byte-store.ts";
 import { readShard, type SourceRow, shardRows } from "../shards/jsonl.ts";
 import { applyMix, type MixIndexEntry, type MixPlan, planMix, selectTraces } from "../stages/select-mix.ts";
@@ -10,10 +10,6 @@ import { runShard, ShardRun, type StageSummary, summarizeStage } from "../stages
 import { verifyTraces } from "../stages/verify-traces.ts";
 import { type RunContext, readManifest, writeManifest } from "./context.ts";
 import { type GenerateItem, loadQuestionSlice } from "./slices.ts";
-
-type Branch = "sft" | "rl";
-const INGEST: Record<Branch, Stage> = { sft: "ingest-sft", rl: "ingest-rl" };
-const DEDUP: Record<Branch, Stage> = { sft: "dedup-sft", rl: "dedup-rl" };
 
 /** The part of an ingest manifest item this module reads. */
 interface IngestItem {
@@ -42,13 +38,13 @@ export async function planVerify(
     items.push({ shard: items.length, traces: keys.shard(ctx.runId, generateStage, g.shard), questions: g });
   }
   if (branch === "sft") {
-    for (const it of await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST.sft))) {
+    for (const it of await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST_STAGE.sft))) {
       if (ctx.config.sources.sft[it.sourceIndex]?.kind !== "traces") continue;
       items.push({
         shard: items.length,
-        traces: keys.side(ctx.runId, INGEST.sft, "traces", it.shard),
+        traces: keys.side(ctx.runId, INGEST_STAGE.sft, "traces", it.shard),
         questions: {
-          questions: keys.shard(ctx.runId, DEDUP.sft, it.shard),
+          questions: keys.shard(ctx.runId, DEDUP_STAGE.sft, it.shard),
           skip: 0,
           take: Number.MAX_SAFE_INTEGER,
         },
