@@ -3,11 +3,11 @@
  */
 import { configHash } from "../config/index.ts";
 import { blankImage, ParquetParts, VERL_SCHEMA, verlRow, writeSftDataset } from "../datasets/index.ts";
-import { keys, STAGES, type Stage } from "../layout/index.ts";
+import { keys, type Stage } from "../layout/index.ts";
 import type { ImageRef, Question } from "../records/index.ts";
 import { readJson, writeJson } from "../shards/byte-store.ts";
 import { readShard } from "../shards/jsonl.ts";
-import type { StageSummary } from "../stages/stage.ts";
+import { type StageSummary, stageSummaries } from "../stages/stage.ts";
 import type { QuestionCount, VerifiedTrace } from "../stages/verify-traces.ts";
 import type { RunContext } from "./context.ts";
 import { readManifest } from "./context.ts";
@@ -36,16 +36,6 @@ export function percentiles(values: number[]): Record<string, number> {
   const s = [...values].sort((a, b) => a - b);
   const at = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
   return { min: s[0]!, p10: at(0.1), p50: at(0.5), p90: at(0.9), p99: at(0.99), max: s.at(-1)! };
-}
-
-/** Summaries of every finished stage, in flow order. */
-export async function stageSummaries(ctx: RunContext): Promise<StageSummary[]> {
-  const out: StageSummary[] = [];
-  for (const stage of STAGES) {
-    const s = await readJson<StageSummary>(ctx.store, keys.success(ctx.runId, stage));
-    if (s && typeof s.in === "number") out.push(s);
-  }
-  return out;
 }
 
 function dataCard(ctx: RunContext, title: string, body: string[], summaries: StageSummary[]): string {
@@ -156,7 +146,7 @@ export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
         .map(([k, v]) => `${k} ${v}`)
         .join(", ") || "no rows",
     ],
-    await stageSummaries(ctx),
+    await stageSummaries(ctx.store, ctx.runId),
   );
   await ctx.store.write(keys.dataset(ctx.runId, "sft", "README.md"), card, { contentType: "text/markdown" });
   await writeJson(ctx.store, keys.success(ctx.runId, stage), summary);
@@ -253,7 +243,7 @@ export async function writeRlDatasetStep(ctx: RunContext) {
       "",
       histogram.map((n, i) => `${(i / 10).toFixed(1)}: ${n}`).join(", "),
     ],
-    await stageSummaries(ctx),
+    await stageSummaries(ctx.store, ctx.runId),
   );
   await ctx.store.write(keys.dataset(ctx.runId, "rl", "README.md"), card, { contentType: "text/markdown" });
   await writeJson(ctx.store, keys.success(ctx.runId, stage), summary);

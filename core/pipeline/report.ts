@@ -6,9 +6,8 @@ import { configHash } from "../config/index.ts";
 import { estimateCost } from "../cost.ts";
 import { keys } from "../layout/index.ts";
 import { writeJson } from "../shards/byte-store.ts";
-import type { StageSummary } from "../stages/stage.ts";
+import { type StageSummary, stageSummaries } from "../stages/stage.ts";
 import type { RunContext } from "./context.ts";
-import { stageSummaries } from "./outputs.ts";
 
 function esc(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
@@ -31,7 +30,7 @@ export function barChart(title: string, bars: [string, number][]): string {
 }
 
 export async function writeReport(ctx: RunContext) {
-  const stages = await stageSummaries(ctx);
+  const stages = await stageSummaries(ctx.store, ctx.runId);
   const find = (name: string) =>
     stages.find((s) => s.stage === name) as (StageSummary & Record<string, unknown>) | undefined;
   const sft = find("write-sft-dataset");

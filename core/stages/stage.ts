@@ -4,7 +4,7 @@
  * up: records in = records out + rejects, or the shard fails as a bug.
  */
 import { InvariantError } from "../errors.ts";
-import { keys, type Stage } from "../layout/index.ts";
+import { keys, STAGES, type Stage } from "../layout/index.ts";
 import type { Reject } from "../records/index.ts";
 import { type ByteStore, listAll, readJson, writeJson } from "../shards/byte-store.ts";
 import { ShardWriter } from "../shards/jsonl.ts";
@@ -200,6 +200,16 @@ export async function summarizeStage(
     for (const [k, v] of Object.entries(s.extra)) summary.extra[k] = (summary.extra[k] ?? 0) + v;
   }
   return summary;
+}
+
+/** Summaries of every finished stage of a run, in flow order. */
+export async function stageSummaries(store: ByteStore, runId: string): Promise<StageSummary[]> {
+  const out: StageSummary[] = [];
+  for (const stage of STAGES) {
+    const s = await readJson<StageSummary>(store, keys.success(runId, stage));
+    if (s && typeof s.in === "number") out.push(s);
+  }
+  return out;
 }
 
 /** Writes `_SUCCESS` (with the stage summary) last; reruns skip the stage from then on. */

@@ -12,7 +12,7 @@ import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
 import { keys, STAGES } from "../../core/layout/index.ts";
 import { type ByteStore, listAll, readJson } from "../../core/shards/byte-store.ts";
 import { createS3Client, S3Store } from "../../core/shards/s3-store.ts";
-import type { StageSummary } from "../../core/stages/stage.ts";
+import { type StageSummary, stageSummaries } from "../../core/stages/stage.ts";
 
 type Out = (text: string) => void;
 
@@ -23,17 +23,6 @@ export interface RunCommandOptions {
   dataDir: string;
   parallelism: string;
   fresh?: boolean;
-}
-
-async function summaries(store: ByteStore, runId: string): Promise<StageSummary[]> {
-  const out: StageSummary[] = [];
-  for (const stage of STAGES) {
-    // The poller reads while stages write: the emulator (unlike S3) can serve a half-written object,
-    // which simply counts as not done yet.
-    const s = await readJson<StageSummary>(store, keys.success(runId, stage)).catch(() => null);
-    if (s && typeof s.in === "number") out.push({ ...s, stage });
-  }
-  return out;
 }
 
 export function summaryTable(rows: StageSummary[]): string {
@@ -125,7 +114,9 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     });
     while (!done) {
       await new Promise((r) => setTimeout(r, 300));
-      for (const s of await summaries(rt.s3.store, config.runId)) {
+      // The poll reads while stages write: the emulator (unlike S3) can serve a half-written object,
+      // which only means this poll shows nothing new.
+      for (const s of await stageSummaries(rt.s3.store, config.runId).catch(() => [])) {
         if (seen.has(s.stage)) continue;
         seen.add(s.stage);
         if (bar) bar.update(seen.size, { stage: s.stage });
@@ -142,7 +133,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     }
     const result = await execution;
     bar?.stop();
-    const rows = await summaries(rt.s3.store, config.runId);
+    const rows = await stageSummaries(rt.s3.store, config.runId);
     out(`\n${summaryTable(rows)}\n\n`);
     if (result.status !== "SUCCEEDED") {
       const failure = await readJson<Record<string, unknown>>(rt.s3.store, keys.failure(config.runId));
@@ -207,7 +198,7 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
     }
   }
   try {
-    const rows = await summaries(store, runId);
+    const rows = await stageSummaries(store, runId);
     if (!execution && rows.length === 0) {
       err(`no run ${runId} found${opts.bucket ? ` in s3://${opts.bucket}` : ` in ${opts.dataDir}`}\n`);
       return 1;
