@@ -7,7 +7,7 @@ import { keys, type Stage } from "../layout/index.ts";
 import type { ImageRef, Question } from "../records/index.ts";
 import { readJson, writeJson } from "../shards/byte-store.ts";
 import { readShard } from "../shards/jsonl.ts";
-import { type StageSummary, stageSummaries } from "../stages/stage.ts";
+import { type StageSummary, stageSummaries, stageSummary } from "../stages/stage.ts";
 import type { QuestionCount, VerifiedTrace } from "../stages/verify-traces.ts";
 import type { RunContext } from "./context.ts";
 import { readManifest } from "./context.ts";
@@ -109,20 +109,15 @@ export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
   if (ctx.config.mixing.blankImageForTextOnly)
     await ctx.store.write(keys.dataset(ctx.runId, "sft", "images/blank.png"), blankImage());
   const lengths = percentiles(result.responseChars);
-  const summary = {
-    stage,
+  const summary = stageSummary(stage, {
     in: result.rows,
     out: result.rows,
-    rejected: 0,
-    reasons: {},
     extra: { rows: result.rows, images: result.images, parquetParts: result.parquet.length },
-    seconds: 0,
-    shards: 1,
     files: { jsonl: result.jsonl, parquet: result.parquet },
     responseChars: lengths,
     perSource: Object.fromEntries(counts),
     perDomain: Object.fromEntries(domains),
-  };
+  });
   const card = dataCard(
     ctx,
     "SFT dataset",
@@ -216,18 +211,15 @@ export async function writeRlDatasetStep(ctx: RunContext) {
     { length: 11 },
     (_, i) => passRates.filter((r) => Math.round(r * 10) === i).length,
   );
-  const summary = {
-    stage,
-    shards: 1,
+  const summary = stageSummary(stage, {
     in: seen,
     out: index,
     rejected: seen - index,
     reasons,
     extra: { rows: index },
-    seconds: 0,
     files: { parquet: parts.parts.map((p) => p.key) },
     passRateHistogram: histogram,
-  };
+  });
   const card = dataCard(
     ctx,
     "RL dataset (verl)",

@@ -6,7 +6,7 @@ import { configHash } from "../config/index.ts";
 import { estimateCost } from "../cost.ts";
 import { keys } from "../layout/index.ts";
 import { writeJson } from "../shards/byte-store.ts";
-import { type StageSummary, stageSummaries } from "../stages/stage.ts";
+import { type StageSummary, stageSummaries, stageSummary } from "../stages/stage.ts";
 import type { RunContext } from "./context.ts";
 
 function esc(s: string): string {
@@ -96,15 +96,6 @@ ${barChart(
 </body></html>
 `;
   await ctx.store.write(keys.report(ctx.runId, "report.html"), html, { contentType: "text/html" });
-  await writeJson(ctx.store, keys.success(ctx.runId, "report"), {
-    stage: "report",
-    shards: 1,
-    in: 0,
-    out: 0,
-    rejected: 0,
-    reasons: {},
-    extra: {},
-    seconds: 0,
-  });
+  await writeJson(ctx.store, keys.success(ctx.runId, "report"), stageSummary("report"));
   return report;
 }

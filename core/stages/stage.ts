@@ -178,16 +178,7 @@ export async function summarizeStage(
   stage: Stage,
   statsFolder = "stats/",
 ): Promise<StageSummary> {
-  const summary: StageSummary = {
-    stage,
-    shards: 0,
-    in: 0,
-    out: 0,
-    rejected: 0,
-    reasons: {},
-    extra: {},
-    seconds: 0,
-  };
+  const summary = stageSummary(stage, { shards: 0 });
   for (const key of await listAll(store, `${keys.stagePrefix(runId, stage)}${statsFolder}`)) {
     const s = await readJson<ShardStats>(store, key);
     if (!s) continue;
@@ -200,6 +191,21 @@ export async function summarizeStage(
     for (const [k, v] of Object.entries(s.extra)) summary.extra[k] = (summary.extra[k] ?? 0) + v;
   }
   return summary;
+}
+
+/** A stage summary: zero counts, one shard, plus what `fields` says (single-step stages add their files). */
+export function stageSummary<T extends Partial<StageSummary>>(stage: Stage, fields?: T): StageSummary & T {
+  return {
+    stage,
+    shards: 1,
+    in: 0,
+    out: 0,
+    rejected: 0,
+    reasons: {},
+    extra: {},
+    seconds: 0,
+    ...(fields as T),
+  };
 }
 
 /** Summaries of every finished stage of a run, in flow order. */

@@ -18,6 +18,7 @@ import { loadConfig } from "../../../core/pipeline/context.ts";
 import { type ByteStore, listAll, readJson, writeJson } from "../../../core/shards/byte-store.ts";
 import { FsStore } from "../../../core/shards/fs-store.ts";
 import { readParquetRows } from "../../../core/shards/parquet.ts";
+import { stageSummary } from "../../../core/stages/stage.ts";
 import {
   newestCheckpoint,
   VERL_TRACKER_FILE,
@@ -231,17 +232,14 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
       o.out(`verl exited with ${code}; checkpoints are in S3, a retry resumes from the newest`);
       return EXIT_TRANSIENT;
     }
-    await writeJson(o.store, keys.success(o.runId, "train-rl"), {
-      stage: "train-rl",
-      shards: 1,
-      in: 0,
-      out: 0,
-      rejected: 0,
-      reasons: {},
-      extra: { checkpoints: uploaded.size },
-      seconds: 0,
-      checkpoints: checkpointsPrefix(o.runId),
-    });
+    await writeJson(
+      o.store,
+      keys.success(o.runId, "train-rl"),
+      stageSummary("train-rl", {
+        extra: { checkpoints: uploaded.size },
+        checkpoints: checkpointsPrefix(o.runId),
+      }),
+    );
     return EXIT_OK;
   } catch (err) {
     o.out(`train-rl failed: ${(err as Error).message}`);
