@@ -6,7 +6,7 @@
  */
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { PNG } from "pngjs";
-import { sniffType } from "../images/index.ts";
+import { sniffType } from "../images/sniff.ts";
 import type { ImageRef, Question } from "../records/index.ts";
 import type { ByteStore } from "../shards/byte-store.ts";
 import { ShardWriter } from "../shards/jsonl.ts";

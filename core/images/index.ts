@@ -7,6 +7,9 @@ import jpeg from "jpeg-js";
 import { PNG } from "pngjs";
 import type { ImageRef } from "../records/index.ts";
 import { sha256Hex } from "../records/index.ts";
+import { type MediaType, sniffType } from "./sniff.ts";
+
+export { sniffType };
 
 export const MAX_IMAGE_BYTES = 20 * 1024 * 1024;
 export const MAX_IMAGE_SIDE = 12000;
@@ -14,22 +17,6 @@ export const MAX_IMAGE_SIDE = 12000;
 export type ImageCheck =
   | { ok: true; ref: ImageRef & { dhash: string | null } }
   | { ok: false; reason: "unsupported_image_type" | "corrupt_image" | "image_too_large" | "empty_image" };
-
-type MediaType = ImageRef["mediaType"];
-
-export function sniffType(b: Uint8Array): MediaType | null {
-  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return "image/png";
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image/jpeg";
-  if (
-    b.length >= 12 &&
-    String.fromCharCode(...b.subarray(0, 4)) === "RIFF" &&
-    String.fromCharCode(...b.subarray(8, 12)) === "WEBP"
-  ) {
-    return "image/webp";
-  }
-  if (b.length >= 6 && String.fromCharCode(...b.subarray(0, 4)) === "GIF8") return "image/gif";
-  return null;
-}
 
 function dims(b: Uint8Array, type: MediaType): [number, number] | null {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);

@@ -20,6 +20,7 @@ import {
   sampleSeed,
   samplingFor,
 } from "../../../core/generate/index.ts";
+import { sniffType } from "../../../core/images/sniff.ts";
 import { keys, type Stage } from "../../../core/layout/index.ts";
 import { loadConfig, readManifest } from "../../../core/pipeline/context.ts";
 import { type GenerateItem, loadQuestionSlice } from "../../../core/pipeline/slices.ts";
@@ -118,7 +119,7 @@ async function work(
     if (!url) {
       const bytes = await o.store.readBytes(keys.image(sha));
       if (!bytes) throw new InputContractError(`image ${sha} is missing`);
-      const type = bytes[0] === 0xff ? "image/jpeg" : bytes[0] === 0x89 ? "image/png" : "image/webp";
+      const type = sniffType(bytes) ?? "application/octet-stream";
       url = `data:${type};base64,${bytes.toString("base64")}`;
       if (images.size > 256) images.delete(images.keys().next().value!);
       images.set(sha, url);
