@@ -7,7 +7,7 @@
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { PNG } from "pngjs";
 import { sniffType } from "../images/sniff.ts";
-import type { ImageRef, Question } from "../records/index.ts";
+import { type ImageRef, type Question, questionWithOptions } from "../records/index.ts";
 import type { ByteStore } from "../shards/byte-store.ts";
 import { ShardWriter } from "../shards/jsonl.ts";
 import type { VerifiedTrace } from "../stages/verify-traces.ts";
@@ -152,10 +152,7 @@ export interface ImageSource {
 
 /** The user turn as text: one `<image>` marker per image, then the question and its options. */
 export function userText(q: Pick<Question, "question" | "choices">, images: number): string {
-  const options = q.choices?.length
-    ? `\n${q.choices.map((c, i) => `${"ABCDEFGH"[i]}. ${c}`).join("\n")}`
-    : "";
-  return `${"<image>".repeat(images)}${q.question}${options}`;
+  return `${"<image>".repeat(images)}${questionWithOptions(q)}`;
 }
 
 function userTurn(trace: VerifiedTrace): { text: string; images: string[] } {

@@ -128,13 +128,17 @@ export function sha256Hex(bytes: Uint8Array | string): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-/** The user turn: images (by content hash) first, then the question and its options. */
-export function userContent(q: Question): ChatMessage["content"] {
-  const textPart = q.choices?.length
+/** The question as asked: its text, then one `A. option` line per choice. */
+export function questionWithOptions(q: Pick<Question, "question" | "choices">): string {
+  return q.choices?.length
     ? `${q.question}\n${q.choices.map((c, i) => `${"ABCDEFGH"[i]}. ${c}`).join("\n")}`
     : q.question;
+}
+
+/** The user turn: images (by content hash) first, then the question and its options. */
+export function userContent(q: Question): ChatMessage["content"] {
   return [
     ...q.images.map((i) => ({ type: "image" as const, sha256: i.sha256 })),
-    { type: "text" as const, text: textPart },
+    { type: "text" as const, text: questionWithOptions(q) },
   ];
 }
