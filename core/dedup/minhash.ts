@@ -13,7 +13,8 @@ export function shingleText(text: string): string {
     .trim();
 }
 
-function fmix32(h: number): number {
+/** murmur3's 32-bit finalizer: spreads the bits of a hash. */
+export function fmix32(h: number): number {
   let x = h;
   x ^= x >>> 16;
   x = Math.imul(x, 0x85ebca6b);

@@ -8,6 +8,7 @@
  * in any shard order and on any machine; and it streams: pass 1 collects keys, pass 2 filters.
  */
 import type { Domain, RunConfig } from "../config/schema.ts";
+import { fmix32 } from "../dedup/minhash.ts";
 import { InvariantError } from "../errors.ts";
 import type { SourceRow } from "./ingest.ts";
 import { parseRecord, type ShardRun } from "./stage.ts";
@@ -16,11 +17,7 @@ import { VerifiedTrace } from "./verify-traces.ts";
 function fnv1a(text: string, seed: number): number {
   let h = (0x811c9dc5 ^ seed) >>> 0;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
+  return fmix32(h);
 }
 
 /** The sampling key of a trace: uniform in [0, 2^53), a pure function of seed and identity. */
