@@ -64,6 +64,9 @@ export class ShardWriter {
     readonly store: ByteStore,
     readonly key: string,
   ) {
+    // The store attaches to the stream after its own set-up (a directory, an upload): an abort
+    // before then must not surface as an unhandled 'error' event. Failures reach `done` either way.
+    this.gzip.on("error", () => undefined);
     this.done = store.write(key, this.gzip, { contentType: "application/gzip" });
     this.done.catch((err: Error) => {
       this.failure = err;

@@ -101,6 +101,22 @@ function behavesAsAShardStore(
       expect(await listAll(store, "runs/t/distill/shards/")).not.toContain(key);
     });
 
+    it("aborts a writer before its first record without an unhandled stream error", async () => {
+      const key = "runs/t/never-written-before/shards/00003.jsonl.gz";
+      const uncaught: unknown[] = [];
+      const onError = (err: unknown) => uncaught.push(err);
+      process.on("uncaughtException", onError);
+      try {
+        const writer = new ShardWriter(store, key);
+        await writer.abort(new Error("the stage failed before writing"));
+        await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        process.off("uncaughtException", onError);
+      }
+      expect(uncaught).toEqual([]);
+      expect(await store.exists(key)).toBe(false);
+    });
+
     it("yields a malformed line as an error entry and keeps reading", async () => {
       const key = "runs/t/ingest-sft/shards/00000.jsonl";
       await store.write(key, '{"a":1}\n{"a":\n\n{"a":3}\n');
