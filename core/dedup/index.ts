@@ -11,29 +11,28 @@
  * other member is dropped naming it. Memory: one signature per item (4 bytes x permutations) plus one
  * band's bucket map at a time, so a million questions fit in well under 2 GiB.
  */
-import { hammingHex } from "../images/index.ts";
-import { bandKey, createMinHasher, estimateJaccard, type MinHasher, shingleText } from "./minhash.ts";
+import {
+  comparableAnswer,
+  type DedupFeatures,
+  type DedupImage,
+  type DedupSettings,
+  REPS_PER_BUCKET,
+  similar,
+  UnionFind,
+} from "./groups.ts";
+import { bandKey, createMinHasher, type MinHasher, shingleText } from "./minhash.ts";
 
-export interface DedupSettings {
-  nearDuplicateThreshold: number;
-  minhashPermutations: number;
-  lshBands: number;
-  shingleSize: number;
-  imageHashMaxDistance: number;
-}
-
-export interface DedupImage {
-  sha256: string;
-  dhash: string | null;
-}
+export * from "./groups.ts";
 
 export type DedupDecision =
   | { keep: true }
   | { keep: false; reason: "duplicate_question" | "near_duplicate" | "in_sft_set"; duplicateOf: string };
 
-/** Representatives checked per LSH bucket: bounds work on huge buckets while keeping recall. */
-const REPS_PER_BUCKET = 4;
-
+/**
+ * Everything in memory: one signature per item (4 bytes x permutations) plus one band's buckets at
+ * a time, so a million questions fit in well under 2 GiB. The pipeline runs the same rule as a
+ * fan-out (core/pipeline/dedup-step.ts); this one is its reference and the bench's subject.
+ */
 export class NearDuplicateFinder {
   private readonly hasher: MinHasher;
   private readonly rows: number;
@@ -44,8 +43,7 @@ export class NearDuplicateFinder {
   private readonly reference: boolean[] = [];
   private readonly exact = new Map<string, number>();
   private exactOf: Int32Array = new Int32Array(1024);
-  private parent: Int32Array = new Int32Array(0);
-  private resolved = false;
+  private groups: UnionFind | null = null;
   /** Verified candidate pairs (counted for stats). */
   pairsConfirmed = 0;
   pairsRejected = 0;
@@ -77,7 +75,7 @@ export class NearDuplicateFinder {
     }
     this.ids.push(id);
     this.images.push(images.length > 0 ? [...images] : null);
-    this.answers.push(answer.replace(/\s+/g, "").toLowerCase());
+    this.answers.push(comparableAnswer(answer));
     this.reference.push(reference);
     const first = this.exact.get(id);
     this.exactOf[i] = first ?? -1;
@@ -86,61 +84,21 @@ export class NearDuplicateFinder {
     return i;
   }
 
-  private find(x: number): number {
-    let r = x;
-    while (this.parent[r] !== r) r = this.parent[r]!;
-    let c = x;
-    while (this.parent[c] !== r) {
-      const next = this.parent[c]!;
-      this.parent[c] = r;
-      c = next;
-    }
-    return r;
-  }
-
-  /** Joins two groups; the root is always the earlier item, so a group's root is the one kept. */
-  private union(a: number, b: number): void {
-    const ra = this.find(a);
-    const rb = this.find(b);
-    if (ra === rb) return;
-    if (ra < rb) this.parent[rb] = ra;
-    else this.parent[ra] = rb;
-  }
-
-  private imagesMatch(a: number, b: number): boolean {
-    const x = this.images[a];
-    const y = this.images[b];
-    if (!x || !y) return !x && !y;
-    if (x.length !== y.length) return false;
-    for (let k = 0; k < x.length; k++) {
-      const p = x[k]!;
-      const q = y[k]!;
-      if (p.sha256 === q.sha256) continue;
-      if (!p.dhash || !q.dhash) return false;
-      if (hammingHex(p.dhash, q.dhash) > this.settings.imageHashMaxDistance) return false;
-    }
-    return true;
-  }
-
-  private similar(a: number, b: number): boolean {
+  private features(i: number): DedupFeatures {
     const perms = this.settings.minhashPermutations;
-    const j = estimateJaccard(this.sigs, a * perms, this.sigs, b * perms, perms);
-    // Same wording over the same-looking figure with another gold answer is another question
-    // (a diagram whose numbers changed): perceptual hashes cannot read the numbers, answers can.
-    return (
-      j >= this.settings.nearDuplicateThreshold &&
-      this.answers[a] === this.answers[b] &&
-      this.imagesMatch(a, b)
-    );
+    return {
+      sig: this.sigs.subarray(i * perms, (i + 1) * perms),
+      answer: this.answers[i]!,
+      images: this.images[i]!,
+    };
   }
 
   /** Finds the groups. Call once, after every item is added. */
   resolve(): void {
     const n = this.ids.length;
     const perms = this.settings.minhashPermutations;
-    this.parent = new Int32Array(n);
-    for (let i = 0; i < n; i++) this.parent[i] = i;
-    for (let i = 0; i < n; i++) if (this.exactOf[i]! >= 0) this.union(i, this.exactOf[i]!);
+    const groups = new UnionFind(n);
+    for (let i = 0; i < n; i++) if (this.exactOf[i]! >= 0) groups.union(i, this.exactOf[i]!);
     for (let band = 0; band < this.settings.lshBands; band++) {
       const buckets = new Map<number, number | number[]>();
       for (let i = 0; i < n; i++) {
@@ -152,33 +110,26 @@ export class NearDuplicateFinder {
           continue;
         }
         const list = typeof reps === "number" ? [reps] : reps;
-        let joined = false;
         for (const r of list) {
-          if (this.find(r) === this.find(i)) {
-            joined = true;
-            break;
-          }
-          if (this.similar(r, i)) {
-            this.union(r, i);
+          if (groups.find(r) === groups.find(i)) continue;
+          if (similar(this.settings, this.features(r), this.features(i))) {
+            groups.union(r, i);
             this.pairsConfirmed += 1;
-            joined = true;
-            break;
-          }
-          this.pairsRejected += 1;
+          } else this.pairsRejected += 1;
         }
-        if (!joined && list.length < REPS_PER_BUCKET) {
+        if (list.length < REPS_PER_BUCKET) {
           list.push(i);
           if (typeof reps === "number") buckets.set(key, list);
         }
       }
     }
-    this.resolved = true;
+    this.groups = groups;
   }
 
   /** The decision for item `i`: keep it, or drop it naming the kept item of its group. */
   decision(i: number): DedupDecision {
-    if (!this.resolved) throw new Error("resolve() first");
-    const root = this.find(i);
+    if (!this.groups) throw new Error("resolve() first");
+    const root = this.groups.find(i);
     if (root === i || this.reference[i]) return { keep: true };
     const duplicateOf = this.ids[root]!;
     if (this.reference[root]) return { keep: false, reason: "in_sft_set", duplicateOf };

@@ -75,6 +75,15 @@ export const keys = {
     `${keys.stagePrefix(runId, stage)}${stream}/${shardName(index)}.jsonl.gz`,
   sidePrefix: (runId: string, stage: Stage, stream: "traces" | "index" | "counts") =>
     `${keys.stagePrefix(runId, stage)}${stream}/`,
+  /**
+   * A stage's internal files, kept for audit and redrive (the dedup fan-out's band rows, candidate
+   * pairs and per-shard decisions): `work/<file>` or `work/<bands|pairs|decisions>/<file>`.
+   */
+  work: (runId: string, stage: Stage, file: string) => {
+    if (!/^(?:(?:bands|pairs|decisions)\/)?[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file))
+      throw new InvariantError(`bad work file name: ${file}`);
+    return `${keys.stagePrefix(runId, stage)}work/${file}`;
+  },
   manifest: (runId: string, stage: Stage) => `${keys.stagePrefix(runId, stage)}manifest.json`,
   success: (runId: string, stage: Stage) => `${keys.stagePrefix(runId, stage)}_SUCCESS`,
   dataset: (runId: string, branch: "sft" | "rl", file: string) => {

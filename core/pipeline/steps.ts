@@ -4,7 +4,6 @@
  */
 import { type ConfigProblem, parseRunConfigText, validateRunConfig } from "../config/index.ts";
 import type { RunConfig, Source } from "../config/schema.ts";
-import { Decontaminator, NearDuplicateFinder } from "../dedup/index.ts";
 import { InputContractError } from "../errors.ts";
 import { type Branch, DEDUP_STAGE, INGEST_STAGE, keys, type Stage } from "../layout/index.ts";
 import type { ImageRef } from "../records/index.ts";
@@ -144,91 +143,19 @@ export async function ingestShard(ctx: RunContext, item: IngestItem) {
   });
 }
 
-// ---------------------------------------------------------------- dedup
+// ---------------------------------------------------------------- dedup (core/pipeline/dedup-step.ts)
 
-/**
- * Dedup of one branch: exact and near-duplicate removal in source order, the sample cap of each
- * source, benchmark decontamination, and (RL) removal of questions already in the SFT pool.
- * Output shard i holds what survives of ingest shard i.
- */
-export async function dedupBranch(ctx: RunContext, branch: Branch): Promise<StageSummary> {
-  const stage = DEDUP_STAGE[branch];
-  const done = await readJson<StageSummary>(ctx.store, keys.success(ctx.runId, stage));
-  if (done) return done;
-  const items = await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST_STAGE[branch]));
-  const finder = new NearDuplicateFinder(ctx.config.dedup);
-  if (branch === "rl" && ctx.config.rl.removeSftOverlap && ctx.config.sources.sft.length > 0) {
-    const sftItems = await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST_STAGE.sft));
-    for (const it of sftItems) {
-      for await (const q of questionsOf(ctx.store, keys.shard(ctx.runId, DEDUP_STAGE.sft, it.shard))) {
-        finder.add(q.id, q.question, q.images, true, q.answer);
-      }
-    }
-  }
-  const start = finder.size;
-  for (const it of items) {
-    for await (const q of questionsOf(ctx.store, keys.shard(ctx.runId, INGEST_STAGE[branch], it.shard))) {
-      finder.add(q.id, q.question, q.images, false, q.answer);
-    }
-  }
-  finder.resolve();
-  const decon = new Decontaminator(ctx.config.dedup.decontamination.ngram);
-  for (const bench of ctx.config.dedup.decontamination.benchmarks) {
-    const location = ctx.sources(bench.uri);
-    for (const file of await sourceFiles(location, bench.format)) {
-      const rows: AsyncIterable<SourceRow> =
-        bench.format === "parquet"
-          ? (async function* () {
-              for await (const r of readParquetRows(location.store, file))
-                yield { origin: file, ok: true, value: r };
-            })()
-          : shardRows(location.store, file);
-      for await (const r of rows) {
-        const text = r.ok ? (r.value as Record<string, unknown>)[bench.questionColumn] : null;
-        if (typeof text === "string") decon.addBenchmarkQuestion(bench.name, text);
-      }
-    }
-  }
-  const perSource = new Map<string, number>();
-  let index = start;
-  for (const it of items) {
-    const source = ctx.config.sources[branch][it.sourceIndex]!;
-    await runShard(ctx.store, ctx.runId, stage, it.shard, async (run) => {
-      for await (const q of questionsOf(ctx.store, keys.shard(ctx.runId, INGEST_STAGE[branch], it.shard))) {
-        run.seen();
-        const decision = finder.decision(index++);
-        if (!decision.keep) {
-          await run.reject({
-            reason: decision.reason,
-            questionId: q.id,
-            duplicateOf: decision.duplicateOf,
-            origin: q.source,
-          });
-          continue;
-        }
-        const leak = decon.size > 0 ? decon.check(q.question) : null;
-        if (leak) {
-          await run.reject({
-            reason: "benchmark_contamination",
-            questionId: q.id,
-            detail: leak,
-            origin: q.source,
-          });
-          continue;
-        }
-        const taken = perSource.get(source.name) ?? 0;
-        if (source.maxSamples !== undefined && taken >= source.maxSamples) {
-          await run.reject({ reason: "over_sample_cap", questionId: q.id, origin: q.source });
-          continue;
-        }
-        perSource.set(source.name, taken + 1);
-        run.count(`domain_${q.domain}`);
-        await run.emit(q);
-      }
-    });
-  }
-  return markStageDone(ctx.store, ctx.runId, stage);
-}
+export {
+  applyDedup,
+  type DedupPlan,
+  dedupBranch,
+  groupPartition,
+  type PartitionItem,
+  planDedup,
+  resolveDuplicates,
+  type SignItem,
+  signQuestions,
+} from "./dedup-step.ts";
 
 // ---------------------------------------------------------------- plan-generation
 
