@@ -20,10 +20,9 @@ export interface RecipePipelineStackProps extends StackProps {
   readonly settings: PipelineSettings;
 }
 
-type Grants = Pick<
-  StageFunctionProps,
-  "reads" | "writes" | "lists" | "memoryMb" | "timeout" | "copyFiles"
-> & { sources?: boolean };
+type Grants = Pick<StageFunctionProps, "reads" | "writes" | "memoryMb" | "timeout" | "copyFiles"> & {
+  sources?: boolean;
+};
 
 /** What each step reads and writes, by key pattern: least privilege, next to the resource. */
 const GRANTS: Record<StepName | "start-run", Grants> = {
@@ -31,7 +30,6 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
   "plan-ingest": {
     reads: ["runs/*/config.json"],
     writes: ["runs/*/ingest-*/manifest.json"],
-    lists: ["runs/*", "sources/*"],
     sources: true,
   },
   "ingest-source": {
@@ -50,14 +48,50 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
   "finish-stage": {
     reads: ["runs/*/*/stats/*", "runs/*/*/_SUCCESS"],
     writes: ["runs/*/*/_SUCCESS"],
-    lists: ["runs/*"],
   },
-  "dedup-questions": {
-    reads: ["runs/*/config.json", "runs/*/ingest-*", "runs/*/dedup-*", "sources/*"],
-    writes: ["runs/*/dedup-*/*"],
-    lists: ["runs/*", "sources/*"],
+  "plan-dedup": {
+    reads: ["runs/*/config.json", "runs/*/ingest-*/manifest.json", "runs/*/*/_SUCCESS"],
+    writes: ["runs/*/dedup-*/manifest.json", "runs/*/dedup-*/work/*"],
+  },
+  "sign-questions": {
+    reads: [
+      "runs/*/config.json",
+      "runs/*/ingest-*/shards/*",
+      "runs/*/dedup-sft/shards/*",
+      "runs/*/dedup-*/work/*",
+      "sources/*",
+    ],
+    writes: ["runs/*/dedup-*/work/bands/*"],
     sources: true,
+    memoryMb: 2048,
+    timeout: Duration.minutes(15),
+  },
+  "group-candidates": {
+    reads: ["runs/*/config.json", "runs/*/dedup-*/work/*"],
+    writes: ["runs/*/dedup-*/work/pairs/*"],
+    memoryMb: 3008,
+    timeout: Duration.minutes(15),
+  },
+  "resolve-duplicates": {
+    reads: [
+      "runs/*/config.json",
+      "runs/*/dedup-*/work/*",
+      "runs/*/ingest-*/shards/*",
+      "runs/*/dedup-sft/shards/*",
+    ],
+    writes: ["runs/*/dedup-*/work/decisions/*", "runs/*/dedup-*/work/resolved.json"],
     memoryMb: 10240,
+    timeout: Duration.minutes(15),
+  },
+  "apply-dedup": {
+    reads: [
+      "runs/*/config.json",
+      "runs/*/dedup-*/work/decisions/*",
+      "runs/*/dedup-*/stats/*",
+      "runs/*/ingest-*/shards/*",
+    ],
+    writes: ["runs/*/dedup-*/shards/*", "runs/*/dedup-*/rejects/*", "runs/*/dedup-*/stats/*"],
+    memoryMb: 2048,
     timeout: Duration.minutes(15),
   },
   "plan-generation": {
@@ -86,7 +120,6 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
   "select-and-mix": {
     reads: ["runs/*/config.json", "runs/*/verify-traces/shards/*", "runs/*/select-and-mix/*"],
     writes: ["runs/*/select-and-mix/*"],
-    lists: ["runs/*"],
     memoryMb: 4096,
     timeout: Duration.minutes(15),
   },
@@ -132,7 +165,6 @@ export class RecipePipelineStack extends Stack {
         key: storage.key,
         reads: g.reads,
         writes: g.writes,
-        lists: g.lists,
         memoryMb: g.memoryMb,
         timeout: g.timeout,
         copyFiles: g.copyFiles,

@@ -50,6 +50,8 @@ export interface SignItem {
   index: number;
   questions: string;
   reference: boolean;
+  /** How many partitions the band rows go to. */
+  partitions: number;
   /** The ingest shard (own items only). */
   shard?: number;
   sourceIndex?: number;
@@ -142,7 +144,7 @@ export async function planDedup(
   if (await ctx.store.exists(keys.success(ctx.runId, w.stage)))
     return { done: true, ...plan, partitionCount: 0, questions: 0 };
   const items = await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST_STAGE[branch]));
-  const sign: SignItem[] = [];
+  const sign: Omit<SignItem, "partitions">[] = [];
   let questions = await stageOut(ctx, INGEST_STAGE[branch]);
   if (branch === "rl" && ctx.config.rl.removeSftOverlap && ctx.config.sources.sft.length > 0) {
     const sftItems = await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST_STAGE.sft));
@@ -172,7 +174,11 @@ export async function planDedup(
     partition,
     partitions: partitionCount,
   }));
-  await writeManifest(ctx.store, w.sign, sign);
+  await writeManifest(
+    ctx.store,
+    w.sign,
+    sign.map((s) => ({ ...s, partitions: partitionCount })),
+  );
   await writeManifest(ctx.store, w.partitions, partitions);
   await writeManifest(ctx.store, apply, items);
   return { done: false, ...plan, partitionCount, questions };
@@ -223,9 +229,9 @@ export async function loadDecontaminator(ctx: RunContext): Promise<Decontaminato
 export async function signQuestions(
   ctx: RunContext,
   item: SignItem,
-  partitions: number,
   decontaminator?: Decontaminator,
 ): Promise<{ skipped: boolean; rows: number; contaminated: number }> {
+  const { partitions } = item;
   const w = workKeys(ctx, item.branch);
   const done = await readJson<BandIndex>(ctx.store, w.bandIndex(item.index));
   if (done) return { skipped: true, rows: done.rows, contaminated: done.contaminated.length };
@@ -547,7 +553,7 @@ export async function dedupBranch(
   if (plan.done) return (await readJson<StageSummary>(ctx.store, keys.success(ctx.runId, stage)))!;
   const decon = await loadDecontaminator(ctx);
   for (const item of await readManifest<SignItem>(ctx.store, plan.sign))
-    await signQuestions(ctx, item, plan.partitionCount, decon);
+    await signQuestions(ctx, item, decon);
   for (const item of await readManifest<PartitionItem>(ctx.store, plan.partitions))
     await groupPartition(ctx, item);
   await resolveDuplicates(ctx, branch);

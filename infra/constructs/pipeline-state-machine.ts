@@ -18,7 +18,11 @@ export type StepName =
   | "plan-ingest"
   | "ingest-source"
   | "finish-stage"
-  | "dedup-questions"
+  | "plan-dedup"
+  | "sign-questions"
+  | "group-candidates"
+  | "resolve-duplicates"
+  | "apply-dedup"
   | "plan-generation"
   | "plan-verify"
   | "verify-shard"
@@ -279,15 +283,45 @@ export class PipelineStateMachine extends Construct {
     )
       .next(this.map(`Ingest${B}Map`, "$.ingestPlan.manifest", "ingest-source", {}, graph))
       .next(this.finish(`FinishIngest${B}`, `ingest-${branch}`, graph))
+      .next(this.dedup(branch, graph));
+  }
+
+  /**
+   * Dedup as a fan-out keyed by LSH band (core/pipeline/dedup-step.ts): sign each question shard
+   * into band partitions, group each partition's buckets into candidate pairs, resolve the pairs in
+   * one step, apply the decisions per shard. Skipped when the stage's `_SUCCESS` exists.
+   */
+  private dedup(branch: "sft" | "rl", graph: "main" | "branch"): sfn.Chain {
+    const B = branch === "sft" ? "Sft" : "Rl";
+    const plan = this.lambda(
+      `PlanDedup${B}`,
+      "plan-dedup",
+      { "runId.$": "$.runId", branch },
+      "$.dedupPlan",
+      graph,
+    );
+    const work = this.map(`SignQuestions${B}Map`, "$.dedupPlan.sign", "sign-questions", {}, graph)
+      .next(this.map(`GroupCandidates${B}Map`, "$.dedupPlan.partitions", "group-candidates", {}, graph))
       .next(
         this.lambda(
-          `Dedup${B}`,
-          "dedup-questions",
+          `ResolveDuplicates${B}`,
+          "resolve-duplicates",
           { "runId.$": "$.runId", branch },
           sfn.JsonPath.DISCARD,
           graph,
         ),
-      );
+      )
+      .next(this.map(`ApplyDedup${B}Map`, "$.dedupPlan.apply", "apply-dedup", {}, graph))
+      .next(this.finish(`FinishDedup${B}`, `dedup-${branch}`, graph));
+    return plan.next(
+      new sfn.Choice(this, `Dedup${B}Done?`)
+        .when(
+          sfn.Condition.booleanEquals("$.dedupPlan.done", true),
+          new sfn.Pass(this, `Dedup${B}AlreadyDone`),
+        )
+        .otherwise(work)
+        .afterwards(),
+    );
   }
 
   /** plan -> generate on GPUs (when there are questions) -> finish -> plan verify -> verify Map -> finish. */

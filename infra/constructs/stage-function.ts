@@ -20,8 +20,6 @@ export interface StageFunctionProps {
   readonly reads: string[];
   /** Object key patterns written. */
   readonly writes: string[];
-  /** Key prefixes listed (ListBucket with an s3:prefix condition). @default none */
-  readonly lists?: string[];
   /** Source buckets read (sources and benchmarks). @default none */
   readonly sourceBuckets?: string[];
   /** @default 1024 */
@@ -92,13 +90,12 @@ export class StageFunction extends Construct {
         }),
       );
     }
-    if (props.lists?.length) {
+    if (props.reads.length > 0) {
+      // S3 answers a GET or HEAD of a missing key with 403, not 404, unless the caller may list the
+      // bucket. Every step tells "not written yet" (stats, _SUCCESS, markers, cache) from "denied",
+      // so each one that reads may list this bucket's keys (keys only: reading stays per pattern).
       this.fn.addToRolePolicy(
-        new iam.PolicyStatement({
-          actions: ["s3:ListBucket"],
-          resources: [props.bucket.bucketArn],
-          conditions: { StringLike: { "s3:prefix": props.lists } },
-        }),
+        new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [props.bucket.bucketArn] }),
       );
     }
     for (const b of props.sourceBuckets ?? []) {

@@ -1,17 +1,12 @@
 /** ingest-source: one shard of one source into canonical Questions (a Distributed Map child). */
 import { z } from "zod";
 import { ingestShard } from "../../core/pipeline/steps.ts";
+import { IngestItem } from "../shared/items.ts";
 import { handler, runContext } from "../shared/runtime.ts";
 
 export const Event = z.object({
   runId: z.string(),
-  item: z.object({
-    branch: z.enum(["sft", "rl"]),
-    shard: z.number().int().min(0),
-    sourceIndex: z.number().int().min(0),
-    source: z.string(),
-    file: z.string(),
-  }),
+  item: IngestItem,
 });
 
 export const handle = handler("ingest-source", Event, async ({ runId, item }) => {

@@ -123,14 +123,20 @@ describe("state machine", () => {
     for (const s of [
       "ValidateConfig",
       "IngestSftMap",
-      "DedupSft",
+      "SignQuestionsSftMap",
+      "GroupCandidatesSftMap",
+      "ResolveDuplicatesSft",
+      "ApplyDedupSftMap",
       "DistillArray",
       "DistillSingle",
       "SftVerifyMap",
       "SelectAndMix",
       "WriteSftDataset",
       "IngestRlMap",
-      "DedupRl",
+      "SignQuestionsRlMap",
+      "GroupCandidatesRlMap",
+      "ResolveDuplicatesRl",
+      "ApplyDedupRlMap",
       "RolloutsArray",
       "RlVerifyMap",
       "WriteRlDataset",
@@ -145,10 +151,16 @@ describe("state machine", () => {
   it("reads Distributed Map items from S3 manifests and writes results to S3", () => {
     const maps = allStates(definition.States as Record<string, State>).filter(([, s]) => s.Type === "Map");
     expect(maps.map(([n]) => n).sort()).toEqual([
+      "ApplyDedupRlMap",
+      "ApplyDedupSftMap",
+      "GroupCandidatesRlMap",
+      "GroupCandidatesSftMap",
       "IngestRlMap",
       "IngestSftMap",
       "RlVerifyMap",
       "SftVerifyMap",
+      "SignQuestionsRlMap",
+      "SignQuestionsSftMap",
     ]);
     for (const [, m] of maps) {
       expect(m.ItemReader).toMatchObject({
@@ -209,6 +221,24 @@ describe("IAM", () => {
         if (!actions.some((a) => /^s3:(Get|Put|Delete)Object/.test(a))) continue;
         expect(([] as unknown[]).concat(st.Resource)).not.toContain("*");
       }
+    }
+  });
+
+  it("lets every step that reads the bucket list it, so a missing key is a 404 and not a 403", () => {
+    const policies = Object.entries(json.Resources).filter(
+      ([id, r]) => r.Type === "AWS::IAM::Policy" && id.startsWith("Step") && !id.startsWith("Stepstartrun"),
+    );
+    expect(policies.length).toBeGreaterThan(10);
+    for (const [id, p] of policies) {
+      const statements = (
+        p.Properties!.PolicyDocument as {
+          Statement: { Action: string | string[]; Resource: unknown; Condition?: unknown }[];
+        }
+      ).Statement;
+      const list = statements.find(
+        (st) => ([] as string[]).concat(st.Action).includes("s3:ListBucket") && st.Condition === undefined,
+      );
+      expect(list, id).toBeDefined();
     }
   });
 

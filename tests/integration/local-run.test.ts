@@ -143,7 +143,7 @@ describe("faults", () => {
     let failures = 0;
     const { execution } = await runSample({
       beforeStep: (step) => {
-        if (step === "dedup-questions" && failures < 2) {
+        if (step === "resolve-duplicates" && failures < 2) {
           failures++;
           throw new TransientError("throttled (injected)");
         }

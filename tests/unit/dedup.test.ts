@@ -411,12 +411,12 @@ describe("the dedup fan-out", () => {
     const parts = await readJson<PartitionItem[]>(ctx.store, plan.partitions);
     const apply = await readJson<IngestItem[]>(ctx.store, plan.apply);
     // A group child before every shard is signed, and an apply child before resolve, fail loudly.
-    await signQuestions(ctx, sign![0]!, 5);
+    await signQuestions(ctx, sign![0]!);
     await expect(groupPartition(ctx, parts![0]!)).rejects.toBeInstanceOf(InvariantError);
     await expect(applyDedup(ctx, apply![0]!)).rejects.toBeInstanceOf(InvariantError);
     // Killed part-way through each Map: some children done, the rest run on the redrive.
-    await signQuestions(ctx, sign![1]!, 5);
-    for (const item of sign!) await signQuestions(ctx, item, 5);
+    await signQuestions(ctx, sign![1]!);
+    for (const item of sign!) await signQuestions(ctx, item);
     await groupPartition(ctx, parts![2]!);
     for (const item of parts!) await groupPartition(ctx, item);
     await resolveDuplicates(ctx, "sft");
