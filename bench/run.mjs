@@ -6,6 +6,7 @@ const BENCHES = {
   verifier: "bench/verifier/run.ts",
   shards: "bench/shards/run.ts",
   dedup: "bench/dedup/run.ts",
+  "dedup-fanout": "bench/dedup/fanout.ts",
   stages: "bench/stages/run.ts",
   generate: "bench/generate/run.ts",
 };

@@ -75,7 +75,9 @@ export const Source = z
     license: z.string().min(1).describe("License of the source, copied into the data card."),
     maxSamples: positiveInt
       .optional()
-      .describe("Take at most this many questions from the source (before dedup)."),
+      .describe(
+        "Keep at most this many questions from the source: the first ones, in file order, that survive dedup and decontamination.",
+      ),
     columns: ColumnMapping.prefault({}),
   })
   .describe("One input data set.");

@@ -143,14 +143,46 @@ export function writeRow(buf: Buffer, at: number, row: BandRow): void {
   buf.writeUInt32LE(row.tagB, at + 20);
 }
 
-export function readRow(buf: Buffer, at: number): BandRow {
-  return {
-    key: buf.readUInt32LE(at),
-    band: buf.readUInt32LE(at + 4),
-    order: buf.readDoubleLE(at + 8),
-    tagA: buf.readUInt32LE(at + 16),
-    tagB: buf.readUInt32LE(at + 20),
+/** Band rows as columns (a partition holds millions: no object per row). */
+export interface RowColumns {
+  length: number;
+  band: Uint32Array;
+  key: Uint32Array;
+  order: Float64Array;
+  tagA: Uint32Array;
+  tagB: Uint32Array;
+}
+
+/** Decodes concatenated row bytes (each chunk a whole number of rows) into columns. */
+export function decodeRows(chunks: readonly Buffer[]): RowColumns {
+  const length = chunks.reduce((n, c) => n + c.length / ROW_BYTES, 0);
+  const cols: RowColumns = {
+    length,
+    band: new Uint32Array(length),
+    key: new Uint32Array(length),
+    order: new Float64Array(length),
+    tagA: new Uint32Array(length),
+    tagB: new Uint32Array(length),
   };
+  let i = 0;
+  for (const c of chunks)
+    for (let at = 0; at < c.length; at += ROW_BYTES, i++) {
+      cols.key[i] = c.readUInt32LE(at);
+      cols.band[i] = c.readUInt32LE(at + 4);
+      cols.order[i] = c.readDoubleLE(at + 8);
+      cols.tagA[i] = c.readUInt32LE(at + 16);
+      cols.tagB[i] = c.readUInt32LE(at + 20);
+    }
+  return cols;
+}
+
+/** Columns from row objects (tests and small inputs). */
+export function rowColumns(rows: readonly BandRow[]): RowColumns {
+  const buf = Buffer.alloc(rows.length * ROW_BYTES);
+  rows.forEach((r, i) => {
+    writeRow(buf, i * ROW_BYTES, r);
+  });
+  return decodeRows([buf]);
 }
 
 /** The partition a bucket's rows go to: every row of one bucket lands in the same partition. */
@@ -165,52 +197,107 @@ export interface CandidatePair {
   exact: boolean;
 }
 
-function compareRows(x: BandRow, y: BandRow): number {
-  return x.band - y.band || x.key - y.key || x.order - y.order;
+/** Candidate pairs as (a, b, exact ? 1 : 0) triples: the pairs file's layout (24 bytes a pair). */
+export class PairList {
+  private data = new Float64Array(3 * 1024);
+  length = 0;
+
+  push(a: number, b: number, exact: boolean): void {
+    if ((this.length + 1) * 3 > this.data.length) {
+      const grown = new Float64Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    const at = this.length * 3;
+    this.data[at] = a;
+    this.data[at + 1] = b;
+    this.data[at + 2] = exact ? 1 : 0;
+    this.length += 1;
+  }
+
+  get(i: number): CandidatePair {
+    return { a: this.data[i * 3]!, b: this.data[i * 3 + 1]!, exact: this.data[i * 3 + 2] === 1 };
+  }
+
+  /** Sorted by (a, b), each pair once (an exact pair wins over a band pair of the same two). */
+  unique(): PairList {
+    const idx = new Uint32Array(this.length);
+    for (let i = 0; i < idx.length; i++) idx[i] = i;
+    const d = this.data;
+    idx.sort(
+      (x, y) => d[x * 3]! - d[y * 3]! || d[x * 3 + 1]! - d[y * 3 + 1]! || d[y * 3 + 2]! - d[x * 3 + 2]!,
+    );
+    const out = new PairList();
+    let lastA = -1;
+    let lastB = -1;
+    for (const i of idx) {
+      const a = d[i * 3]!;
+      const b = d[i * 3 + 1]!;
+      if (a === lastA && b === lastB) continue;
+      out.push(a, b, d[i * 3 + 2] === 1);
+      lastA = a;
+      lastB = b;
+    }
+    return out;
+  }
+
+  bytes(): Buffer {
+    return Buffer.from(this.data.buffer, 0, this.length * 3 * 8);
+  }
+
+  static fromBytes(bytes: Buffer): PairList {
+    const list = new PairList();
+    const copy = new Uint8Array(bytes.length);
+    copy.set(bytes);
+    list.data = new Float64Array(copy.buffer, 0, Math.floor(bytes.length / 24) * 3);
+    list.length = list.data.length / 3;
+    return list;
+  }
+
+  toArray(): CandidatePair[] {
+    return Array.from({ length: this.length }, (_, i) => this.get(i));
+  }
 }
 
 /**
- * The candidate pairs of one partition's rows (any order in; sorted here), each pair once.
- * Exact rows pair every later copy of an id with its first; band rows follow the bucket rule.
+ * The candidate pairs of one partition's rows (any order in), each pair once. Exact rows pair every
+ * later copy of an id with its first; band rows follow the bucket rule.
  */
-export function partitionPairs(rows: BandRow[]): CandidatePair[] {
-  rows.sort(compareRows);
-  const out: CandidatePair[] = [];
+export function partitionPairs(rows: RowColumns): PairList {
+  const { band, key, order } = rows;
+  const idx = new Uint32Array(rows.length);
+  for (let i = 0; i < idx.length; i++) idx[i] = i;
+  idx.sort((x, y) => band[x]! - band[y]! || key[x]! - key[y]! || order[x]! - order[y]!);
+  const out = new PairList();
   let start = 0;
-  while (start < rows.length) {
+  while (start < idx.length) {
+    const s = idx[start]!;
     let end = start + 1;
-    while (end < rows.length && rows[end]!.band === rows[start]!.band && rows[end]!.key === rows[start]!.key)
-      end++;
-    bucketPairs(rows, start, end, out);
+    while (end < idx.length && band[idx[end]!] === band[s] && key[idx[end]!] === key[s]) end++;
+    if (end - start > 1) bucketPairs(rows, idx.subarray(start, end), out);
     start = end;
   }
-  out.sort((x, y) => x.a - y.a || x.b - y.b || Number(y.exact) - Number(x.exact));
-  const unique: CandidatePair[] = [];
-  for (const p of out) {
-    const last = unique[unique.length - 1];
-    if (last && last.a === p.a && last.b === p.b) continue;
-    unique.push(p);
-  }
-  return unique;
+  return out.unique();
 }
 
-function bucketPairs(rows: BandRow[], start: number, end: number, out: CandidatePair[]): void {
-  if (end - start < 2) return;
-  const exact = rows[start]!.band === EXACT_BAND;
+function bucketPairs(rows: RowColumns, members: Uint32Array, out: PairList): void {
+  const exact = rows.band[members[0]!] === EXACT_BAND;
   // The first member with each id tag; later members with a seen tag are exact copies.
-  const firstOf = new Map<string, number>();
+  const firstOf = new Map<number, { tagB: number; order: number }[]>();
   const reps: number[] = [];
-  for (let i = start; i < end; i++) {
-    const r = rows[i]!;
-    const tag = `${r.tagA}:${r.tagB}`;
-    const first = firstOf.get(tag);
-    if (first !== undefined) {
-      if (exact) out.push({ a: first, b: r.order, exact: true });
+  for (const m of members) {
+    const order = rows.order[m]!;
+    const tagB = rows.tagB[m]!;
+    const same = firstOf.get(rows.tagA[m]!);
+    const first = same?.find((f) => f.tagB === tagB);
+    if (first) {
+      if (exact) out.push(first.order, order, true);
       continue;
     }
-    firstOf.set(tag, r.order);
+    if (same) same.push({ tagB, order });
+    else firstOf.set(rows.tagA[m]!, [{ tagB, order }]);
     if (exact) continue;
-    for (const rep of reps) out.push({ a: rep, b: r.order, exact: false });
-    if (reps.length < REPS_PER_BUCKET) reps.push(r.order);
+    for (const rep of reps) out.push(rep, order, false);
+    if (reps.length < REPS_PER_BUCKET) reps.push(order);
   }
 }

@@ -18,15 +18,15 @@
 import pLimit from "p-limit";
 import {
   type BandRow,
-  type CandidatePair,
   comparableAnswer,
   type DedupFeatures,
+  decodeRows,
   EXACT_BAND,
   idBits,
+  PairList,
   partitionOf,
   partitionPairs,
   ROW_BYTES,
-  readRow,
   similar,
   UnionFind,
   writeRow,
@@ -293,25 +293,6 @@ async function bandIndex(
   return idx;
 }
 
-function encodePairs(pairs: CandidatePair[]): Buffer {
-  const out = new Float64Array(pairs.length * 3);
-  pairs.forEach((p, i) => {
-    out[i * 3] = p.a;
-    out[i * 3 + 1] = p.b;
-    out[i * 3 + 2] = p.exact ? 1 : 0;
-  });
-  return Buffer.from(out.buffer);
-}
-
-function* decodePairs(bytes: Buffer): Generator<CandidatePair> {
-  for (let at = 0; at + 24 <= bytes.length; at += 24)
-    yield {
-      a: bytes.readDoubleLE(at),
-      b: bytes.readDoubleLE(at + 8),
-      exact: bytes.readDoubleLE(at + 16) === 1,
-    };
-}
-
 /** The candidate pairs of one partition: reads only that partition's byte range of every band file. */
 export async function groupPartition(
   ctx: RunContext,
@@ -333,11 +314,9 @@ export async function groupPartition(
       }),
     ),
   );
-  const rows: BandRow[] = [];
-  for (const chunk of chunks)
-    for (let at = 0; at < chunk.length; at += ROW_BYTES) rows.push(readRow(chunk, at));
+  const rows = decodeRows(chunks);
   const pairs = partitionPairs(rows);
-  await ctx.store.write(out, encodePairs(pairs), { contentType: "application/octet-stream" });
+  await ctx.store.write(out, pairs.bytes(), { contentType: "application/octet-stream" });
   return { skipped: false, rows: rows.length, pairs: pairs.length };
 }
 
@@ -362,15 +341,16 @@ export async function resolveDuplicates(ctx: RunContext, branch: Branch): Promis
           throw new InvariantError(
             `dedup-${branch}: partition ${p.partition} has no pairs file (group step not finished)`,
           );
-        return bytes;
+        return PairList.fromBytes(bytes);
       }),
     ),
   );
   // The questions in any pair, in priority order: their position is their union-find index.
   const involvedSet = new Set<number>();
   let candidatePairs = 0;
-  for (const bytes of pairFiles)
-    for (const p of decodePairs(bytes)) {
+  for (const list of pairFiles)
+    for (let k = 0; k < list.length; k++) {
+      const p = list.get(k);
       involvedSet.add(p.a);
       involvedSet.add(p.b);
       candidatePairs += 1;
@@ -416,8 +396,9 @@ export async function resolveDuplicates(ctx: RunContext, branch: Branch): Promis
   const exactCopy = new Uint8Array(involved.length);
   let pairsConfirmed = 0;
   let pairsRejected = 0;
-  for (const bytes of pairFiles)
-    for (const p of decodePairs(bytes)) {
+  for (const list of pairFiles)
+    for (let k = 0; k < list.length; k++) {
+      const p = list.get(k);
       const a = position.get(p.a)!;
       const b = position.get(p.b)!;
       if (p.exact) {

@@ -12,6 +12,7 @@ import {
   NearDuplicateFinder,
   partitionPairs,
   REPS_PER_BUCKET,
+  rowColumns,
 } from "../../core/dedup/index.ts";
 import { InvariantError } from "../../core/errors.ts";
 import { type Branch, type DEDUP_STAGE, INGEST_STAGE, keys } from "../../core/layout/index.ts";
@@ -110,7 +111,7 @@ describe("the bucket rule", () => {
     const rows = [0, 1, 2, 3, 4, 5].map((i) => row(0, 7, 10 + i, i));
     // The same two items share a second band: that pair must appear once.
     rows.push(row(3, 9, 10, 0), row(3, 9, 11, 1));
-    const pairs = partitionPairs(rows.reverse());
+    const pairs = partitionPairs(rowColumns(rows.reverse())).toArray();
     const keys = pairs.map((p) => `${p.a}-${p.b}`);
     expect(new Set(keys).size).toBe(keys.length);
     expect(keys).toContain("10-11");
@@ -124,7 +125,7 @@ describe("the bucket rule", () => {
   it("joins later copies of an id to the first and keeps them out of the band buckets", () => {
     const rows = [row(EXACT_BAND, 5, 20, 1), row(EXACT_BAND, 5, 40, 1), row(EXACT_BAND, 5, 30, 2)];
     rows.push(row(0, 8, 20, 1), row(0, 8, 40, 1), row(0, 8, 50, 3));
-    const pairs = partitionPairs(rows);
+    const pairs = partitionPairs(rowColumns(rows)).toArray();
     expect(pairs).toEqual([
       { a: 20, b: 40, exact: true },
       { a: 20, b: 50, exact: false },
