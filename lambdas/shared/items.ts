@@ -1,5 +1,6 @@
-/** Map item schemas that more than one step receives. */
+/** Map item schemas and results that more than one step shares. */
 import { z } from "zod";
+import type { ShardStats } from "../../core/stages/stage.ts";
 
 /** One ingest shard (the ingest Map's item, and the dedup apply Map's item). */
 export const IngestItem = z.object({
@@ -9,3 +10,11 @@ export const IngestItem = z.object({
   source: z.string(),
   file: z.string(),
 });
+
+/** The event of a Map child over ingest shards. */
+export const IngestItemEvent = z.object({ runId: z.string(), item: IngestItem });
+
+/** What a Map child that wrote one shard returns (small: Map results are kept in S3). */
+export function shardResult(shard: number, r: { skipped: boolean; stats: ShardStats }) {
+  return { shard, skipped: r.skipped, in: r.stats.in, out: r.stats.out, rejected: r.stats.rejected };
+}

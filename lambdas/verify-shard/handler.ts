@@ -1,6 +1,7 @@
 /** verify-shard: verifier and quality filters over one trace shard (a Distributed Map child). */
 import { z } from "zod";
 import { verifyShard } from "../../core/pipeline/verify-step.ts";
+import { shardResult } from "../shared/items.ts";
 import { openAiJudge } from "../shared/judge.ts";
 import { handler, runContext } from "../shared/runtime.ts";
 
@@ -18,11 +19,6 @@ export const Event = z.object({
 });
 
 export const handle = handler("verify-shard", Event, async ({ runId, stage, mode, item }) => {
-  const { skipped, stats } = await verifyShard(
-    await runContext(runId, (c) => openAiJudge(c.verification.judge)),
-    item,
-    stage,
-    mode,
-  );
-  return { shard: item.shard, skipped, in: stats.in, out: stats.out, rejected: stats.rejected };
+  const ctx = await runContext(runId, (c) => openAiJudge(c.verification.judge));
+  return shardResult(item.shard, await verifyShard(ctx, item, stage, mode));
 });

@@ -6,6 +6,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { seeded } from "../../bench/lib/stats.ts";
 import {
   type BandRow,
   EXACT_BAND,
@@ -70,17 +71,6 @@ function question(source: string, text: string, answer: string, images: ImageRef
   };
 }
 
-// A small deterministic generator of distinct question texts.
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 const WORDS =
   "angle triangle circle radius area perimeter square length width height sum product ratio value point line segment chord tangent slope".split(
     " ",
