@@ -15,6 +15,7 @@
  * not depend on the number of partitions. Every step writes its output atomically and is skipped on
  * a rerun when its output exists, so a child killed at any point is simply run again.
  */
+import { Readable } from "node:stream";
 import pLimit from "p-limit";
 import {
   type BandRow,
@@ -264,7 +265,9 @@ export async function signQuestions(
   }
   const offsets = [0];
   for (const b of buffers) offsets.push(offsets[offsets.length - 1]! + b.length * ROW_BYTES);
-  await ctx.store.write(w.bands(item.index), Buffer.concat(buffers.map((b) => b.bytes())), {
+  // Streamed partition by partition: a big shard's rows are not copied into one more buffer.
+  const parts = buffers.filter((b) => b.length > 0).map((b) => b.bytes());
+  await ctx.store.write(w.bands(item.index), parts.length > 0 ? Readable.from(parts) : Buffer.alloc(0), {
     contentType: "application/octet-stream",
   });
   // The index is written last: it is the marker that this shard is signed.
