@@ -31,10 +31,11 @@ import {
   signQuestions,
 } from "../../core/pipeline/steps.ts";
 import { type ImageRef, type Question, questionId } from "../../core/records/index.ts";
-import { listAll, readJson } from "../../core/shards/byte-store.ts";
+import { type ByteStore, listAll, readJson } from "../../core/shards/byte-store.ts";
 import { FsStore } from "../../core/shards/fs-store.ts";
 import { readShard } from "../../core/shards/jsonl.ts";
 import { markStageDone, runShard, type StageSummary } from "../../core/stages/stage.ts";
+import { startS3Emulator } from "../../local/s3-emulator.ts";
 import { sampleContext } from "../helpers/pipeline.ts";
 
 const SETTINGS = {
@@ -202,27 +203,26 @@ async function ingestFixture(
 }
 
 /** ~600 questions over 5 shards of 2 sources: planted near and exact copies, a templated family. */
-async function bigFixture(dir?: string, maxSamples?: number): Promise<Fixture> {
+async function bigFixture(options: { maxSamples?: number; store?: ByteStore } = {}): Promise<Fixture> {
+  const { maxSamples, store } = options;
   const rand = seeded(7);
-  const ctx = await sampleContext(
-    {
-      sources: {
-        sft: [
-          { name: "first", uri: "x", format: "jsonl", domain: "text_math", license: "CC0-1.0" },
-          {
-            name: "second",
-            uri: "y",
-            format: "jsonl",
-            domain: "text_math",
-            license: "CC0-1.0",
-            ...(maxSamples ? { maxSamples } : {}),
-          },
-        ],
-        rl: [],
-      },
-    } as never,
-    dir,
-  );
+  const base = await sampleContext({
+    sources: {
+      sft: [
+        { name: "first", uri: "x", format: "jsonl", domain: "text_math", license: "CC0-1.0" },
+        {
+          name: "second",
+          uri: "y",
+          format: "jsonl",
+          domain: "text_math",
+          license: "CC0-1.0",
+          ...(maxSamples ? { maxSamples } : {}),
+        },
+      ],
+      rl: [],
+    },
+  } as never);
+  const ctx: RunContext = store ? { ...base, store } : base;
   const all: Question[] = [];
   const pick = () => all[Math.floor(rand() * all.length)]!;
   const shards: Question[][] = [];
@@ -309,8 +309,21 @@ describe("the dedup fan-out", () => {
     expect(summary.in).toBe(summary.out + summary.rejected);
   });
 
+  it("gives the same output over S3 (range reads of the band files, streamed uploads)", async () => {
+    const emulator = await startS3Emulator();
+    try {
+      const onS3 = await bigFixture({ store: emulator.store });
+      const onDisk = await bigFixture();
+      await dedupBranch(onS3.ctx, "sft", { partitions: 4 });
+      await dedupBranch(onDisk.ctx, "sft", { partitions: 4 });
+      expect(await stageFiles(onS3.ctx, "dedup-sft")).toEqual(await stageFiles(onDisk.ctx, "dedup-sft"));
+    } finally {
+      await emulator.stop();
+    }
+  });
+
   it("caps a source across its shards in source order, after dedup", async () => {
-    const { ctx } = await bigFixture(undefined, 100);
+    const { ctx } = await bigFixture({ maxSamples: 100 });
     await dedupBranch(ctx, "sft", { partitions: 3 });
     const kept = [0, 0, 0, 0, 0];
     const capped = [0, 0, 0, 0, 0];
