@@ -28,3 +28,11 @@ export class TransientError extends Error {
 export class InvariantError extends Error {
   override readonly name = "InvariantError";
 }
+
+/**
+ * The Batch container contract (DESIGN.md), shared by both GPU images: 0 done, 3 bad input (the job
+ * definition fails at once), 75 transient (the job definition retries).
+ */
+export const EXIT_OK = 0;
+export const EXIT_BAD_INPUT = 3;
+export const EXIT_TRANSIENT = 75;

@@ -7,7 +7,7 @@
  * written once, atomically, at the end, in question and sample order: no duplicates, nothing lost.
  */
 import OpenAI from "openai";
-import { InputContractError } from "../../../core/errors.ts";
+import { EXIT_BAD_INPUT, EXIT_OK, EXIT_TRANSIENT, InputContractError } from "../../../core/errors.ts";
 import {
   AdaptiveLimit,
   backoffMs,
@@ -28,9 +28,7 @@ import type { Question, Trace } from "../../../core/records/index.ts";
 import { type ByteStore, readJson } from "../../../core/shards/byte-store.ts";
 import { runShard } from "../../../core/stages/stage.ts";
 
-export const EXIT_OK = 0;
-export const EXIT_BAD_INPUT = 3;
-export const EXIT_TRANSIENT = 75;
+export { EXIT_BAD_INPUT, EXIT_OK, EXIT_TRANSIENT };
 
 export interface WorkerOptions {
   store: ByteStore;

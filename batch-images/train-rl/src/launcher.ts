@@ -12,7 +12,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
-import { InputContractError } from "../../../core/errors.ts";
+import { EXIT_BAD_INPUT, EXIT_OK, EXIT_TRANSIENT, InputContractError } from "../../../core/errors.ts";
 import { keys } from "../../../core/layout/index.ts";
 import { loadConfig } from "../../../core/pipeline/context.ts";
 import { type ByteStore, listAll, readJson, writeJson } from "../../../core/shards/byte-store.ts";
@@ -26,9 +26,7 @@ import {
   verlCommand,
 } from "../../../core/train/verl.ts";
 
-export const EXIT_OK = 0;
-export const EXIT_BAD_INPUT = 3;
-export const EXIT_TRANSIENT = 75;
+export { EXIT_BAD_INPUT, EXIT_OK, EXIT_TRANSIENT };
 
 export interface LauncherOptions {
   store: ByteStore;
