@@ -9,9 +9,8 @@ import type { Reject } from "../records/index.ts";
 import { type ByteStore, listAll, readJson, writeJson } from "../shards/byte-store.ts";
 import { ShardWriter } from "../shards/jsonl.ts";
 
-export interface ShardStats {
-  stage: Stage;
-  shard: number;
+/** The counts a shard and a whole stage report alike. */
+interface Counts {
   in: number;
   out: number;
   rejected: number;
@@ -21,15 +20,14 @@ export interface ShardStats {
   seconds: number;
 }
 
-export interface StageSummary {
+export interface ShardStats extends Counts {
+  stage: Stage;
+  shard: number;
+}
+
+export interface StageSummary extends Counts {
   stage: Stage;
   shards: number;
-  in: number;
-  out: number;
-  rejected: number;
-  reasons: Record<string, number>;
-  extra: Record<string, number>;
-  seconds: number;
 }
 
 /** Writers and counters for one shard of one stage. */
