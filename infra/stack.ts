@@ -51,7 +51,7 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
   },
   "plan-dedup": {
     reads: ["runs/*/config.json", "runs/*/ingest-*/manifest.json", "runs/*/*/_SUCCESS"],
-    writes: ["runs/*/dedup-*/manifest.json", "runs/*/dedup-*/work/*"],
+    writes: ["runs/*/dedup-*/work/*"],
   },
   "sign-questions": {
     reads: [

@@ -135,12 +135,20 @@ export interface BandRow {
   tagB: number;
 }
 
-export function writeRow(buf: Buffer, at: number, row: BandRow): void {
-  buf.writeUInt32LE(row.key, at);
-  buf.writeUInt32LE(row.band, at + 4);
-  buf.writeDoubleLE(row.order, at + 8);
-  buf.writeUInt32LE(row.tagA, at + 16);
-  buf.writeUInt32LE(row.tagB, at + 20);
+export function writeRow(
+  buf: Buffer,
+  at: number,
+  band: number,
+  key: number,
+  order: number,
+  tagA: number,
+  tagB: number,
+): void {
+  buf.writeUInt32LE(key, at);
+  buf.writeUInt32LE(band, at + 4);
+  buf.writeDoubleLE(order, at + 8);
+  buf.writeUInt32LE(tagA, at + 16);
+  buf.writeUInt32LE(tagB, at + 20);
 }
 
 /** Band rows as columns (a partition holds millions: no object per row). */
@@ -180,7 +188,7 @@ export function decodeRows(chunks: readonly Buffer[]): RowColumns {
 export function rowColumns(rows: readonly BandRow[]): RowColumns {
   const buf = Buffer.alloc(rows.length * ROW_BYTES);
   rows.forEach((r, i) => {
-    writeRow(buf, i * ROW_BYTES, r);
+    writeRow(buf, i * ROW_BYTES, r.band, r.key, r.order, r.tagA, r.tagB);
   });
   return decodeRows([buf]);
 }

@@ -18,7 +18,6 @@
 import { Readable } from "node:stream";
 import pLimit from "p-limit";
 import {
-  type BandRow,
   comparableAnswer,
   type DedupFeatures,
   decodeRows,
@@ -35,7 +34,7 @@ import {
 import { Decontaminator } from "../dedup/index.ts";
 import { bandKey, createMinHasher } from "../dedup/minhash.ts";
 import { InvariantError } from "../errors.ts";
-import { type Branch, DEDUP_STAGE, INGEST_STAGE, keys, shardName } from "../layout/index.ts";
+import { type Branch, DEDUP_STAGE, INGEST_STAGE, keys, type Stage, shardName } from "../layout/index.ts";
 import { readJson, writeJson } from "../shards/byte-store.ts";
 import { type SourceRow, shardRows } from "../shards/jsonl.ts";
 import { readParquetRows } from "../shards/parquet.ts";
@@ -69,7 +68,7 @@ export interface DedupPlan {
   done: boolean;
   sign: string;
   partitions: string;
-  /** The apply manifest (the ingest shards), which is also the stage's manifest. */
+  /** The apply manifest: the branch's ingest manifest (output shard i follows ingest shard i). */
   apply: string;
   partitionCount: number;
   questions: number;
@@ -128,7 +127,7 @@ function workKeys(ctx: RunContext, branch: Branch) {
   };
 }
 
-async function stageOut(ctx: RunContext, stage: (typeof DEDUP_STAGE)[Branch] | "ingest-sft" | "ingest-rl") {
+async function stageOut(ctx: RunContext, stage: Stage) {
   return (await readJson<StageSummary>(ctx.store, keys.success(ctx.runId, stage)))?.out ?? 0;
 }
 
@@ -140,11 +139,12 @@ export async function planDedup(
   options: { partitions?: number } = {},
 ): Promise<DedupPlan> {
   const w = workKeys(ctx, branch);
-  const apply = keys.manifest(ctx.runId, w.stage);
+  // The apply Map goes over the ingest shards: it reads the ingest manifest itself.
+  const apply = keys.manifest(ctx.runId, INGEST_STAGE[branch]);
   const plan = { sign: w.sign, partitions: w.partitions, apply };
   if (await ctx.store.exists(keys.success(ctx.runId, w.stage)))
     return { done: true, ...plan, partitionCount: 0, questions: 0 };
-  const items = await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST_STAGE[branch]));
+  const items = await readManifest<IngestItem>(ctx.store, apply);
   const sign: Omit<SignItem, "partitions">[] = [];
   let questions = await stageOut(ctx, INGEST_STAGE[branch]);
   if (branch === "rl" && ctx.config.rl.removeSftOverlap && ctx.config.sources.sft.length > 0) {
@@ -181,7 +181,6 @@ export async function planDedup(
     sign.map((s) => ({ ...s, partitions: partitionCount })),
   );
   await writeManifest(ctx.store, w.partitions, partitions);
-  await writeManifest(ctx.store, apply, items);
   return { done: false, ...plan, partitionCount, questions };
 }
 
@@ -191,13 +190,13 @@ export async function planDedup(
 class RowBuffer {
   buf = Buffer.allocUnsafe(ROW_BYTES * 256);
   length = 0;
-  push(row: BandRow): void {
+  push(band: number, key: number, order: number, tagA: number, tagB: number): void {
     if ((this.length + 1) * ROW_BYTES > this.buf.length) {
       const grown = Buffer.allocUnsafe(this.buf.length * 2);
       this.buf.copy(grown, 0, 0, this.length * ROW_BYTES);
       this.buf = grown;
     }
-    writeRow(this.buf, this.length * ROW_BYTES, row);
+    writeRow(this.buf, this.length * ROW_BYTES, band, key, order, tagA, tagB);
     this.length += 1;
   }
   bytes(): Buffer {
@@ -253,11 +252,11 @@ export async function signQuestions(
       throw new InvariantError(`${item.questions}: more than ${ROW_SPAN} questions in a shard`);
     const order = orderOf(item.index, row);
     const { key, tagA, tagB } = idBits(q.id);
-    buffers[partitionOf(EXACT_BAND, key, partitions)]!.push({ band: EXACT_BAND, key, order, tagA, tagB });
+    buffers[partitionOf(EXACT_BAND, key, partitions)]!.push(EXACT_BAND, key, order, tagA, tagB);
     hasher.signature(q.question, sig);
     for (let band = 0; band < lshBands; band++) {
       const k = bandKey(sig, 0, band, rowsPerBand);
-      buffers[partitionOf(band, k, partitions)]!.push({ band, key: k, order, tagA, tagB });
+      buffers[partitionOf(band, k, partitions)]!.push(band, k, order, tagA, tagB);
     }
     const leak = decon && decon.size > 0 ? decon.check(q.question) : null;
     if (leak) contaminated.push([row, leak]);

@@ -7,14 +7,14 @@ import type { RunConfig, Source } from "../config/schema.ts";
 import { InputContractError } from "../errors.ts";
 import { type Branch, DEDUP_STAGE, INGEST_STAGE, keys, type Stage } from "../layout/index.ts";
 import type { ImageRef } from "../records/index.ts";
-import { type ByteStore, readJson, writeJson } from "../shards/byte-store.ts";
+import { type ByteStore, writeJson } from "../shards/byte-store.ts";
 import { type SourceRow, shardRows } from "../shards/jsonl.ts";
 import { readParquetRows } from "../shards/parquet.ts";
 import { ingestRows } from "../stages/ingest.ts";
 
-import { markStageDone, runShard, type StageSummary } from "../stages/stage.ts";
+import { runShard } from "../stages/stage.ts";
 import { type RunContext, readManifest, sourceFiles, writeManifest } from "./context.ts";
-import { type GenerateItem, loadQuestionSlice, questionsOf } from "./slices.ts";
+import { type GenerateItem, loadQuestionSlice } from "./slices.ts";
 
 export type { Branch };
 export { type GenerateItem, loadQuestionSlice };
