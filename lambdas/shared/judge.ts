@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { RunConfig } from "../../core/config/schema.ts";
 import type { Judge } from "../../core/stages/verify-traces.ts";
+import { type JudgeInput, renderJudgePrompt } from "../../core/verify/judge-prompt.ts";
 
 const PROMPT_FILE = join(dirname(fileURLToPath(import.meta.url)), "judge-prompt.md");
 
@@ -14,15 +15,9 @@ export function judgePrompt(): string {
   return readFileSync(PROMPT_FILE, "utf8");
 }
 
-export function renderJudgeMessages(
-  template: string,
-  input: { question: string; gold: string; prediction: string },
-) {
-  const user = template
-    .replace("{{question}}", input.question)
-    .replace("{{gold}}", input.gold)
-    .replace("{{prediction}}", input.prediction);
-  return [{ role: "user" as const, content: user }];
+/** The judge's chat messages: the template with every field fenced as data (core/verify/judge-prompt.ts). */
+export function renderJudgeMessages(template: string, input: JudgeInput) {
+  return [{ role: "user" as const, content: renderJudgePrompt(template, input) }];
 }
 
 /** Reads the judge's reply: exactly "1" or "0" (whitespace and a trailing period allowed). */
