@@ -153,6 +153,12 @@ export const Judge = z
       "Judge endpoint; when absent the judge runs in the generate Batch job.",
     ),
     maxTokens: positiveInt.default(16).describe("Max tokens of the judge's 1/0 reply."),
+    maxPredictionChars: positiveInt
+      .max(2000)
+      .default(200)
+      .describe(
+        "Longest prediction sent to the judge. A longer one is never sent (it could carry instructions to the judge): it stays wrong with reason `judge_prediction_too_long`.",
+      ),
   })
   .describe("LLM judge, the last resort of answer verification.");
 
@@ -170,7 +176,20 @@ export const Verification = z
       .max(0.1)
       .default(1e-4)
       .describe("Relative tolerance when comparing decimals."),
-    itemTimeBudgetMs: positiveInt.max(10000).default(50).describe("Time budget of one verdict."),
+    itemStepBudget: positiveInt
+      .min(1000)
+      .max(10_000_000)
+      .default(200_000)
+      .describe(
+        "Work one verdict may do, in counted steps (expression nodes evaluated, values compared), never in time: the same trace gets the same verdict on any machine under any load. An item that needs more is `verifier_budget_exceeded`.",
+      ),
+    hangGuardMs: positiveInt
+      .min(1000)
+      .max(600_000)
+      .default(10_000)
+      .describe(
+        "Last-resort guard against a verifier hang, far above any normal item. When it fires the verdict is `verifier_timeout` and it is counted and logged as a verifier defect.",
+      ),
     judge: Judge.prefault({}),
   })
   .describe("How answers are extracted and checked (one verifier for SFT filter, difficulty and RL reward).");

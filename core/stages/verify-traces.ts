@@ -105,7 +105,8 @@ export async function verifyTraces(
         preset: config.verification.extractionPreset,
         judge: judgeEnabled,
         relativeTolerance: config.verification.numericRelativeTolerance,
-        timeBudgetMs: config.verification.itemTimeBudgetMs,
+        stepBudget: config.verification.itemStepBudget,
+        hangGuardMs: config.verification.hangGuardMs,
       },
     );
     const verdict: Verdict = {
@@ -116,13 +117,30 @@ export async function verifyTraces(
       reason: v.reason,
       format: v.format,
     };
-    if (v.undecided && opts.judge) {
+    if (v.defect) {
+      // The hang guard fired or a rule threw: a verifier bug, never a quiet "wrong". Counted and logged.
+      run.count("verifier_defects");
+      console.error(
+        JSON.stringify({
+          level: "ERROR",
+          message: "verifier defect",
+          defect: v.defect,
+          questionId: q.id,
+          sampleIndex: trace.sampleIndex,
+        }),
+      );
+    }
+    const prediction = v.extracted ?? trace.response;
+    if (v.undecided && opts.judge && prediction.length > config.verification.judge.maxPredictionChars) {
+      // Never sent: a long prediction is where instructions to the judge would hide.
+      verdict.reason = "judge_prediction_too_long";
+    } else if (v.undecided && opts.judge) {
       run.count("judge_calls");
       try {
         const j = await opts.judge({
           question: q.question,
           gold: q.answer,
-          prediction: v.extracted ?? trace.response,
+          prediction,
         });
         verdict.correct = j.verdict;
         verdict.reason = j.verdict ? "match_judge" : "judge_mismatch";

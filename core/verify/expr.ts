@@ -1,91 +1,36 @@
 /**
- * Symbolic expressions: LaTeX -> a whitelisted mathjs expression tree, compared by evaluating
- * both sides on fixed pseudo-random points. Only operators, numbers, symbols and a fixed list of
- * functions are allowed, so evaluating an answer can never do anything but arithmetic.
+ * Symbolic expressions: LaTeX -> a whitelisted expression tree (parsed by mathjs, then copied into
+ * our own small tree), compared exactly when both sides are exact numbers and otherwise by
+ * evaluating both sides on fixed points.
+ *
+ * Evaluation is our own: exact rationals over BigInt where possible, complex doubles otherwise, with
+ * every node counted against the item's step budget (so a verdict never depends on the clock) and
+ * every overflow or underflow of the float range flagged (so two values too small or too large to
+ * tell apart are refused, never "equal because both round to 0").
  */
 import {
-  absDependencies,
-  acosDependencies,
-  addDependencies,
-  asinDependencies,
-  atanDependencies,
-  cosDependencies,
-  coshDependencies,
-  cotDependencies,
   create,
-  cscDependencies,
-  divideDependencies,
-  eDependencies,
-  expDependencies,
   type FactoryFunctionMap,
-  factorialDependencies,
-  InfinityDependencies,
-  log10Dependencies,
-  logDependencies,
   type MathJsInstance,
   type MathNode,
-  multiplyDependencies,
-  nthRootDependencies,
   parseDependencies,
-  piDependencies,
-  powDependencies,
-  secDependencies,
-  sinDependencies,
-  sinhDependencies,
-  sqrtDependencies,
-  subtractDependencies,
-  tanDependencies,
-  tanhDependencies,
-  unaryMinusDependencies,
-  unaryPlusDependencies,
 } from "mathjs";
+import type { Budget } from "./budget.ts";
 import { readArgument } from "./latex.ts";
+import { MAX_EXACT_DIGITS, Rational } from "./rational.ts";
 
 let instance: MathJsInstance | null = null;
 
-/** Creates and warms the CAS once per process (outside any verdict's time budget). */
+/** Creates and warms the parser once per process. */
 export function warmUp(): void {
   math();
 }
 
-/** A mathjs instance with only what answers use (created on first use, so bundles without the verifier drop it). */
+/** A mathjs instance with the parser only: evaluation is ours (created on first use, so bundles without the verifier drop it). */
 function math(): MathJsInstance {
   if (!instance) {
-    const factories = {
-      parseDependencies,
-      addDependencies,
-      subtractDependencies,
-      multiplyDependencies,
-      divideDependencies,
-      powDependencies,
-      unaryMinusDependencies,
-      unaryPlusDependencies,
-      sqrtDependencies,
-      nthRootDependencies,
-      logDependencies,
-      log10Dependencies,
-      expDependencies,
-      sinDependencies,
-      cosDependencies,
-      tanDependencies,
-      cotDependencies,
-      secDependencies,
-      cscDependencies,
-      asinDependencies,
-      acosDependencies,
-      atanDependencies,
-      sinhDependencies,
-      coshDependencies,
-      tanhDependencies,
-      absDependencies,
-      factorialDependencies,
-      piDependencies,
-      eDependencies,
-      InfinityDependencies,
-    } as FactoryFunctionMap;
-    instance = create(factories, { number: "number" });
-    // Warm up once, so the first verdict of a process does not pay for the JIT.
-    instance.parse("sqrt(2)/x+sin(x)^2").compile().evaluate({ x: 0.5 });
+    instance = create({ parseDependencies } as FactoryFunctionMap, { number: "number" });
+    instance.parse("sqrt(2)/x+sin(x)^2");
   }
   return instance;
 }
@@ -248,42 +193,82 @@ function convert(s: string, depth: number): string {
   return out;
 }
 
-function checkTree(node: MathNode, vars: Set<string>): void {
-  node.traverse((n, _path, parent) => {
-    switch (n.type) {
-      case "OperatorNode":
-      case "ParenthesisNode":
-      case "ConstantNode":
-        return;
-      case "SymbolNode": {
-        const name = (n as unknown as { name: string }).name;
-        const isCallee = parent?.type === "FunctionNode" && (parent as unknown as { fn: MathNode }).fn === n;
-        if (isCallee) {
-          if (!ALLOWED_FUNCTIONS.has(name)) throw new Unsupported(`function ${name}`);
-        } else if (!CONSTANTS.has(name)) vars.add(name);
-        return;
-      }
-      case "FunctionNode":
-        return;
-      default:
-        throw new Unsupported(n.type);
+/** Our expression tree: what the verifier can evaluate, and nothing else. */
+export type Node =
+  | { k: "num"; value: number; exact: Rational | null }
+  | { k: "const"; name: "pi" | "e" | "i" | "Infinity" }
+  | { k: "var"; name: string }
+  | { k: "op"; op: "+" | "-" | "*" | "/" | "^"; a: Node; b: Node }
+  | { k: "neg"; a: Node }
+  | { k: "fn"; name: string; args: Node[] };
+
+const OPERATORS: Record<string, "+" | "-" | "*" | "/" | "^"> = {
+  add: "+",
+  subtract: "-",
+  multiply: "*",
+  divide: "/",
+  pow: "^",
+};
+
+function literal(value: number): Node {
+  // A literal is exact when its shortest decimal form is what was written (integers up to 2^53).
+  const exact =
+    Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value))
+      ? Rational.parseDecimal(String(value))
+      : null;
+  return { k: "num", value, exact };
+}
+
+/** Copies a mathjs tree into ours, refusing anything outside the whitelist. */
+function fromMath(n: MathNode, vars: Set<string>): Node {
+  const any = n as unknown as {
+    type: string;
+    value?: unknown;
+    name?: string;
+    fn?: unknown;
+    op?: string;
+    args?: MathNode[];
+    content?: MathNode;
+  };
+  switch (any.type) {
+    case "ConstantNode":
+      if (typeof any.value !== "number") throw new Unsupported("constant");
+      return literal(any.value);
+    case "ParenthesisNode":
+      return fromMath(any.content!, vars);
+    case "SymbolNode": {
+      const name = any.name!;
+      if (CONSTANTS.has(name)) return { k: "const", name: name as "pi" | "e" | "i" | "Infinity" };
+      vars.add(name);
+      return { k: "var", name };
     }
-  });
+    case "OperatorNode": {
+      const fn = any.fn as string;
+      const args = any.args ?? [];
+      if (fn === "unaryMinus" && args.length === 1) return { k: "neg", a: fromMath(args[0]!, vars) };
+      if (fn === "unaryPlus" && args.length === 1) return fromMath(args[0]!, vars);
+      if (fn === "factorial" && args.length === 1)
+        return { k: "fn", name: "factorial", args: [fromMath(args[0]!, vars)] };
+      const op = OPERATORS[fn];
+      if (!op || args.length !== 2) throw new Unsupported(`operator ${fn}`);
+      return { k: "op", op, a: fromMath(args[0]!, vars), b: fromMath(args[1]!, vars) };
+    }
+    case "FunctionNode": {
+      const callee = any.fn as { type?: string; name?: string };
+      if (callee?.type !== "SymbolNode" || !ALLOWED_FUNCTIONS.has(callee.name!)) {
+        throw new Unsupported(`function ${callee?.name}`);
+      }
+      return { k: "fn", name: callee.name!, args: (any.args ?? []).map((a) => fromMath(a, vars)) };
+    }
+    default:
+      throw new Unsupported(any.type);
+  }
 }
 
 export interface Expr {
   text: string;
   vars: string[];
-  evaluate(scope: Record<string, number>): number | null;
-}
-
-function toReal(v: unknown): number | null {
-  if (typeof v === "number") return Number.isNaN(v) ? null : v;
-  if (v && typeof v === "object" && "re" in v && "im" in v) {
-    const c = v as { re: number; im: number };
-    return Math.abs(c.im) < 1e-12 ? c.re : null;
-  }
-  return null;
+  node: Node;
 }
 
 /** Parses a normalized LaTeX math string; null when it is not a supported expression. */
@@ -291,24 +276,310 @@ export function parseExpr(latex: string): Expr | null {
   if (latex.length === 0 || latex.length > MAX_SYMBOLIC_CHARS) return null;
   try {
     const text = convert(latex, 0);
-    const node = math().parse(text);
     const vars = new Set<string>();
-    checkTree(node, vars);
-    const code = node.compile();
-    return {
-      text,
-      vars: [...vars].sort(),
-      evaluate(scope) {
-        try {
-          return toReal(code.evaluate({ ...scope }));
-        } catch {
-          return null;
-        }
-      },
-    };
+    const node = fromMath(math().parse(text), vars);
+    return { text, vars: [...vars].sort(), node };
   } catch {
     return null;
   }
+}
+
+/** The expression `l - r` (for equations and inequalities, compared as `lhs - rhs`). */
+export function diffExpr(l: Expr, r: Expr): Expr {
+  return {
+    text: `(${l.text})-(${r.text})`,
+    vars: [...new Set([...l.vars, ...r.vars])].sort(),
+    node: { k: "op", op: "-", a: l.node, b: r.node },
+  };
+}
+
+/** A constant expression standing for a number value. */
+export function numberExpr(value: number, exact: Rational | null): Expr {
+  return { text: String(value), vars: [], node: { k: "num", value, exact } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact evaluation: rationals over BigInt, for constant expressions built from +, -, *, /,
+// integer powers, factorials and square roots of perfect squares. Null when not exact.
+
+function digits(r: Rational): number {
+  const n = r.num < 0n ? -r.num : r.num;
+  return Math.max(n.toString(16).length, r.den.toString(16).length) * 1.21; // hex digits -> decimal
+}
+
+function isqrt(n: bigint): bigint {
+  if (n < 2n) return n;
+  let x = BigInt(Math.floor(Math.sqrt(Number(n))));
+  for (let k = 0; k < 200; k++) {
+    const y = (x + n / x) >> 1n;
+    if (y >= x && x * x <= n && (x + 1n) * (x + 1n) > n) return x;
+    x = y;
+  }
+  return x;
+}
+
+function exactSqrt(r: Rational): Rational | null {
+  if (r.num < 0n) return null;
+  const a = isqrt(r.num);
+  const b = isqrt(r.den);
+  return a * a === r.num && b * b === r.den ? new Rational(a, b) : null;
+}
+
+/** The exact value of a constant expression, or null (not exact, or beyond MAX_EXACT_DIGITS). */
+export function exactValue(node: Node, budget: Budget): Rational | null {
+  budget.spend(1);
+  switch (node.k) {
+    case "num":
+      return node.exact;
+    case "const":
+    case "var":
+      return null;
+    case "neg": {
+      const a = exactValue(node.a, budget);
+      return a ? a.neg() : null;
+    }
+    case "op": {
+      const a = exactValue(node.a, budget);
+      if (!a) return null;
+      const b = exactValue(node.b, budget);
+      if (!b) return null;
+      budget.spend(Math.ceil((digits(a) + digits(b)) / 64));
+      switch (node.op) {
+        case "+":
+          return a.add(b);
+        case "-":
+          return a.add(b.neg());
+        case "*":
+          return a.mul(b);
+        case "/":
+          return a.div(b);
+        case "^": {
+          if (!b.isInteger()) return null;
+          budget.spend(Math.ceil(Math.min(digits(a) * Math.abs(Number(b.num)), MAX_EXACT_DIGITS) / 16));
+          return a.pow(b.num);
+        }
+      }
+      return null;
+    }
+    case "fn": {
+      if (node.args.length !== 1) return null;
+      const a = exactValue(node.args[0]!, budget);
+      if (!a) return null;
+      if (node.name === "sqrt") return exactSqrt(a);
+      if (node.name === "abs") return a.num < 0n ? a.neg() : a;
+      if (node.name === "factorial") {
+        if (!a.isInteger() || a.num < 0n) return null;
+        const n = Number(a.num);
+        // log10(n!) < n * log10(n): stay within the digit bound before computing anything.
+        if (n > 1 && n * Math.log10(n) > MAX_EXACT_DIGITS * 1.3) return null;
+        budget.spend(n);
+        let f = 1n;
+        for (let k = 2n; k <= a.num; k++) f *= k;
+        return new Rational(f);
+      }
+      return null;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float evaluation over complex doubles, with range checks.
+
+interface C {
+  re: number;
+  im: number;
+}
+
+export interface Evaluation {
+  value: C;
+  /** The largest magnitude that was added or subtracted: the size of a rounding residue after cancellation. */
+  scale: number;
+  /** An intermediate result overflowed or underflowed the float range: the value cannot be trusted. */
+  outOfRange: boolean;
+}
+
+const MIN_NORMAL = 2.2250738585072014e-308;
+
+function mod(z: C): number {
+  return z.im === 0 ? Math.abs(z.re) : Math.hypot(z.re, z.im);
+}
+
+function finite(z: C): boolean {
+  return Number.isFinite(z.re) && Number.isFinite(z.im);
+}
+
+function real(x: number): C {
+  return { re: x, im: 0 };
+}
+
+function cmul(a: C, b: C): C {
+  if (a.im === 0 && b.im === 0) return real(a.re * b.re);
+  return { re: a.re * b.re - a.im * b.im, im: a.re * b.im + a.im * b.re };
+}
+
+function cdiv(a: C, b: C): C {
+  if (a.im === 0 && b.im === 0) return real(a.re / b.re);
+  const d = b.re * b.re + b.im * b.im;
+  return { re: (a.re * b.re + a.im * b.im) / d, im: (a.im * b.re - a.re * b.im) / d };
+}
+
+function cexp(z: C): C {
+  if (z.im === 0) return real(Math.exp(z.re));
+  const r = Math.exp(z.re);
+  return { re: r * Math.cos(z.im), im: r * Math.sin(z.im) };
+}
+
+function clog(z: C): C {
+  return { re: Math.log(mod(z)), im: Math.atan2(z.im, z.re) };
+}
+
+function cpow(a: C, b: C): C {
+  if (a.im === 0 && b.im === 0 && (a.re >= 0 || Number.isInteger(b.re))) return real(a.re ** b.re);
+  if (b.im === 0 && Number.isInteger(b.re) && Math.abs(b.re) <= 64) {
+    let result = real(1);
+    for (let k = 0; k < Math.abs(b.re); k++) result = cmul(result, a);
+    return b.re < 0 ? cdiv(real(1), result) : result;
+  }
+  if (a.re === 0 && a.im === 0) return real(0);
+  return cexp(cmul(b, clog(a)));
+}
+
+function csqrt(z: C): C {
+  if (z.im === 0) return z.re >= 0 ? real(Math.sqrt(z.re)) : { re: 0, im: Math.sqrt(-z.re) };
+  const r = mod(z);
+  const re = Math.sqrt((r + z.re) / 2);
+  const im = Math.sign(z.im) * Math.sqrt((r - z.re) / 2);
+  return { re, im };
+}
+
+const REAL_FUNCTIONS: Record<string, (x: number) => number> = {
+  sin: Math.sin,
+  cos: Math.cos,
+  tan: Math.tan,
+  cot: (x) => 1 / Math.tan(x),
+  sec: (x) => 1 / Math.cos(x),
+  csc: (x) => 1 / Math.sin(x),
+  asin: Math.asin,
+  acos: Math.acos,
+  atan: Math.atan,
+  sinh: Math.sinh,
+  cosh: Math.cosh,
+  tanh: Math.tanh,
+  log10: (x) => (x > 0 ? Math.log10(x) : Number.NaN),
+};
+
+function gammaFactorial(n: number): number {
+  if (!Number.isInteger(n) || n < 0) return Number.NaN;
+  if (n > 170) return Number.POSITIVE_INFINITY;
+  let f = 1;
+  for (let k = 2; k <= n; k++) f *= k;
+  return f;
+}
+
+class Evaluator {
+  scale = 0;
+  outOfRange = false;
+  constructor(
+    private readonly scope: Readonly<Record<string, number>>,
+    private readonly budget: Budget,
+  ) {}
+
+  /** Flags a result that left the float range although its operands were in it. */
+  private checked(result: C, operands: C[]): C {
+    if (operands.every(finite)) {
+      if (!finite(result) && !Number.isNaN(result.re) && !Number.isNaN(result.im)) this.outOfRange = true;
+      const m = mod(result);
+      const nonzeroOperands = operands.every((o) => mod(o) !== 0);
+      if ((m === 0 && nonzeroOperands) || (m !== 0 && m < MIN_NORMAL)) this.outOfRange = true;
+    }
+    return result;
+  }
+
+  eval(node: Node): C {
+    this.budget.spend(1);
+    switch (node.k) {
+      case "num":
+        return real(node.value);
+      case "const":
+        if (node.name === "i") return { re: 0, im: 1 };
+        return real(node.name === "pi" ? Math.PI : node.name === "e" ? Math.E : Number.POSITIVE_INFINITY);
+      case "var":
+        return real(this.scope[node.name] ?? Number.NaN);
+      case "neg": {
+        const a = this.eval(node.a);
+        return { re: -a.re, im: -a.im };
+      }
+      case "op": {
+        const a = this.eval(node.a);
+        const b = this.eval(node.b);
+        switch (node.op) {
+          case "+":
+          case "-": {
+            this.scale = Math.max(this.scale, mod(a), mod(b));
+            const sign = node.op === "+" ? 1 : -1;
+            return { re: a.re + sign * b.re, im: a.im + sign * b.im };
+          }
+          case "*":
+            return this.checked(cmul(a, b), [a, b]);
+          case "/":
+            if (mod(b) === 0)
+              return real(mod(a) === 0 ? Number.NaN : Number.POSITIVE_INFINITY * Math.sign(a.re || 1));
+            return this.checked(cdiv(a, b), [a, b]);
+          case "^":
+            return this.checked(cpow(a, b), [a, b]);
+        }
+        return real(Number.NaN);
+      }
+      case "fn": {
+        const args = node.args.map((a) => this.eval(a));
+        const x = args[0];
+        if (!x) return real(Number.NaN);
+        switch (node.name) {
+          case "sqrt":
+            return csqrt(x);
+          case "exp":
+            return this.checked(cexp(x), [x]);
+          case "abs":
+            return real(mod(x));
+          case "factorial":
+            return x.im === 0 ? this.checked(real(gammaFactorial(x.re)), [x]) : real(Number.NaN);
+          case "log": {
+            const base = args[1];
+            const ln = x.im === 0 && x.re > 0 ? real(Math.log(x.re)) : clog(x);
+            if (!base) return ln;
+            return cdiv(ln, base.im === 0 && base.re > 0 ? real(Math.log(base.re)) : clog(base));
+          }
+          case "nthRoot": {
+            const n = args[1];
+            if (n === undefined || n.im !== 0 || x.im !== 0) return real(Number.NaN);
+            if (x.re < 0 && Number.isInteger(n.re) && n.re % 2 !== 0) return real(-((-x.re) ** (1 / n.re)));
+            return cpow(x, real(1 / n.re));
+          }
+          default: {
+            const f = REAL_FUNCTIONS[node.name];
+            if (!f || x.im !== 0) return real(Number.NaN);
+            return this.checked(real(f(x.re)), [x]);
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Evaluates an expression at a point; counts every node against the budget. */
+export function evaluate(expr: Expr, scope: Readonly<Record<string, number>>, budget: Budget): Evaluation {
+  const ev = new Evaluator(scope, budget);
+  const value = ev.eval(expr.node);
+  const m = mod(value);
+  if (m !== 0 && m < MIN_NORMAL) ev.outOfRange = true;
+  return { value, scale: ev.scale, outOfRange: ev.outOfRange };
+}
+
+/** A real value of a constant expression (NaN when complex or undefined), for range checks by callers. */
+export function realValue(expr: Expr, budget: Budget): number {
+  const e = evaluate(expr, {}, budget);
+  if (e.outOfRange || Math.abs(e.value.im) > 1e-12 * Math.max(1, Math.abs(e.value.re))) return Number.NaN;
+  return e.value.re;
 }
 
 /** Fixed evaluation points: deterministic, irrational-looking, away from common poles. */
@@ -319,20 +590,37 @@ const POINTS = [
 export interface PointwiseResult {
   comparable: number;
   equal: boolean;
+  /** A side left the float range: nothing was compared (refused, not "different"). */
+  refused: boolean;
 }
 
+/** Rounding residue allowed after cancellation, relative to the largest term added or subtracted. */
+const CANCELLATION = 1e-12;
+
 /**
- * Compares f and g on the fixed points: equal when every point where both are finite agrees within
- * `tolerance` (relative). `relation` may ask for g = k * f with one constant k (k > 0 when `positive`).
+ * Compares f and g. Constant expressions that are both exact compare exactly (unless `exact` is false:
+ * a decimal side is an approximation). Otherwise both are
+ * evaluated on the fixed points: equal when every point where both are finite agrees within
+ * `tolerance` (relative). `mode` may ask for g = k * f with one constant k (k > 0 when `positive`).
+ * A point where either side over- or underflows is not compared; when that leaves nothing, the
+ * comparison is refused.
  */
 export function comparePointwise(
   f: Expr,
   g: Expr,
   tolerance: number,
-  mode: "equal" | "proportional" | "positive-proportional" = "equal",
+  mode: "equal" | "proportional" | "positive-proportional",
+  budget: Budget,
+  exact = true,
 ): PointwiseResult {
   const names = [...new Set([...f.vars, ...g.vars])];
+  if (exact && names.length === 0 && mode === "equal") {
+    const a = exactValue(f.node, budget);
+    const b = a && exactValue(g.node, budget);
+    if (a && b) return { comparable: 1, equal: a.equals(b), refused: false };
+  }
   let comparable = 0;
+  let refused = false;
   let ratio: number | null = null;
   const points = names.length === 0 ? 1 : POINTS.length;
   for (let p = 0; p < points; p++) {
@@ -340,36 +628,57 @@ export function comparePointwise(
     names.forEach((name, k) => {
       scope[name] = POINTS[(p + 3 * k) % POINTS.length]! * (1 + k * 0.173);
     });
-    const a = f.evaluate(scope);
-    const b = g.evaluate(scope);
-    if (a === null || b === null) continue;
-    if (!Number.isFinite(a) || !Number.isFinite(b)) {
-      if (a === b && mode === "equal") {
+    const ea = evaluate(f, scope, budget);
+    const eb = evaluate(g, scope, budget);
+    const [a, b] = [ea.value, eb.value];
+    if ([a.re, a.im, b.re, b.im].some(Number.isNaN)) continue;
+    if (ea.outOfRange || eb.outOfRange) {
+      refused = true;
+      continue;
+    }
+    if (!finite(a) || !finite(b)) {
+      if (a.re === b.re && a.im === b.im && mode === "equal") {
         comparable += 1;
         continue;
       }
-      if (Number.isFinite(a) !== Number.isFinite(b)) return { comparable: comparable + 1, equal: false };
+      if (finite(a) !== finite(b)) return { comparable: comparable + 1, equal: false, refused: false };
       continue;
     }
     comparable += 1;
+    const floor = CANCELLATION * Math.max(ea.scale, eb.scale);
     if (mode === "equal") {
-      if (!close(a, b, tolerance)) return { comparable, equal: false };
-    } else {
-      if (Math.abs(a) < 1e-12 && Math.abs(b) < 1e-12) continue;
-      if (Math.abs(a) < 1e-12 || Math.abs(b) < 1e-12) return { comparable, equal: false };
-      const r = b / a;
-      if (ratio === null) {
-        if (mode === "positive-proportional" && r <= 0) return { comparable, equal: false };
-        ratio = r;
-      } else if (!close(r, ratio, tolerance)) return { comparable, equal: false };
+      if (!closeComplex(a, b, tolerance, floor)) return { comparable, equal: false, refused: false };
+      continue;
     }
+    // Proportional modes compare real values only.
+    if (Math.abs(a.im) > floor || Math.abs(b.im) > floor) return { comparable, equal: false, refused: false };
+    const [x, y] = [a.re, b.re];
+    const zeroX = Math.abs(x) <= Math.max(floor, 1e-300);
+    const zeroY = Math.abs(y) <= Math.max(floor, 1e-300);
+    if (zeroX && zeroY) continue;
+    if (zeroX || zeroY) return { comparable, equal: false, refused: false };
+    const r = y / x;
+    if (ratio === null) {
+      if (mode === "positive-proportional" && r <= 0) return { comparable, equal: false, refused: false };
+      ratio = r;
+    } else if (!close(r, ratio, tolerance)) return { comparable, equal: false, refused: false };
   }
-  return { comparable, equal: comparable > 0 };
+  return { comparable, equal: comparable > 0, refused: comparable === 0 && refused };
 }
 
+function closeComplex(a: C, b: C, relative: number, floor: number): boolean {
+  if (a.re === b.re && a.im === b.im) return true;
+  const diff = Math.hypot(a.re - b.re, a.im - b.im);
+  return diff <= relative * Math.max(mod(a), mod(b)) || diff <= floor;
+}
+
+/**
+ * Relative closeness of two finite numbers: never an absolute tolerance, so two different tiny values
+ * are never "close" because both are near 0. Exact zero equals only exact zero.
+ */
 export function close(a: number, b: number, relative: number): boolean {
   if (a === b) return true;
   if (!Number.isFinite(a) || !Number.isFinite(b)) return false;
-  const scale = Math.max(Math.abs(a), Math.abs(b));
-  return Math.abs(a - b) <= relative * Math.max(scale, 1e-12) || Math.abs(a - b) < 1e-12;
+  if (Math.abs(a) < MIN_NORMAL || Math.abs(b) < MIN_NORMAL) return false;
+  return Math.abs(a - b) <= relative * Math.max(Math.abs(a), Math.abs(b));
 }

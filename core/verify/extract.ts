@@ -12,12 +12,18 @@
  * Both presets accept a response that has `</think>` but no `<think>` as having its think block open at
  * the start: chat templates that prefill `<think>` (Qwen3 style) produce exactly that.
  */
-import { lastBoxed } from "./latex.ts";
+import { allBoxed, lastBoxed } from "./latex.ts";
 
 export type Preset = "strict" | "recipe";
 
 export type Extraction =
-  | { ok: true; answer: string; via: "answer_tag" | "boxed" | "last_number" }
+  | {
+      ok: true;
+      answer: string;
+      via: "answer_tag" | "boxed" | "last_number";
+      /** Every box of the answer's part of the response, in order, when there are several. */
+      boxes?: string[];
+    }
   | {
       ok: false;
       reason: "no_boxed_answer" | "empty_answer" | "unclosed_box" | "unclosed_answer" | "unclosed_think";
@@ -88,7 +94,8 @@ function fromAnswerContent(content: string): Extraction {
   if (boxed?.kind === "ok") answer = boxed.content;
   else if (boxed?.kind === "unclosed") return { ok: false, reason: "unclosed_box" };
   answer = answer.trim();
-  return answer === "" ? { ok: false, reason: "empty_answer" } : { ok: true, answer, via: "answer_tag" };
+  if (answer === "") return { ok: false, reason: "empty_answer" };
+  return withBoxes({ ok: true, answer, via: "answer_tag" }, content);
 }
 
 function fromBoxed(text: string): Extraction | null {
@@ -96,7 +103,14 @@ function fromBoxed(text: string): Extraction | null {
   if (!boxed) return null;
   if (boxed.kind === "unclosed") return { ok: false, reason: "unclosed_box" };
   const answer = boxed.content.trim();
-  return answer === "" ? { ok: false, reason: "empty_answer" } : { ok: true, answer, via: "boxed" };
+  if (answer === "") return { ok: false, reason: "empty_answer" };
+  return withBoxes({ ok: true, answer, via: "boxed" }, text);
+}
+
+/** Adds the part's boxes when it has several (a multi-answer question answered one box per answer). */
+function withBoxes(e: Extract<Extraction, { ok: true }>, part: string): Extraction {
+  const boxes = allBoxed(part).filter((b) => b !== "");
+  return boxes.length >= 2 ? { ...e, boxes } : e;
 }
 
 const NUMBER = /-?\d[\d,]*(?:\.\d+)?|-?\.\d+/g;

@@ -6,10 +6,20 @@
  *   reward = 0.9 * accuracy + 0.1 * format   (RECIPE.md)
  */
 
+import {
+  Budget,
+  BudgetExceeded,
+  DEFAULT_HANG_GUARD_MS,
+  DEFAULT_STEP_BUDGET,
+  HangGuardFired,
+} from "./budget.ts";
 import { close, warmUp } from "./expr.ts";
-import { extractAnswer, formatScore, LONG_RESPONSE_CHARS, type Preset } from "./extract.ts";
+import { type Extraction, extractAnswer, formatScore, LONG_RESPONSE_CHARS, type Preset } from "./extract.ts";
 import { normalizeAnswer, textForm } from "./normalize.ts";
-import { compareValues, isList, parseValue } from "./value.ts";
+import { Rational } from "./rational.ts";
+import { type CompareOptions, compareValues, isList, parseValue } from "./value.ts";
+
+export { DEFAULT_HANG_GUARD_MS, DEFAULT_STEP_BUDGET } from "./budget.ts";
 
 export type { Preset } from "./extract.ts";
 export { extractAnswer, formatScore } from "./extract.ts";
@@ -28,7 +38,10 @@ export interface VerifyOptions {
   /** When true, answers the rules cannot decide come back `undecided` for an LLM judge. */
   judge?: boolean;
   relativeTolerance?: number;
-  timeBudgetMs?: number;
+  /** Counted steps one verdict may spend (the bound on its work; the same on every machine). */
+  stepBudget?: number;
+  /** Last-resort guard against a hang, in ms; when it fires the result carries `defect`. */
+  hangGuardMs?: number;
   now?: () => number;
 }
 
@@ -41,6 +54,8 @@ export interface VerifyResult {
   format: number;
   /** 0.9 * accuracy + 0.1 * format. */
   score: number;
+  /** Set when the verdict is a verifier defect (the hang guard fired, or a rule threw): count and log it. */
+  defect?: string;
 }
 
 export const ACCURACY_WEIGHT = 0.9;
@@ -84,8 +99,7 @@ interface Context {
   preset: Preset;
   judge: boolean;
   tolerance: number;
-  deadline: number;
-  now: () => number;
+  budget: Budget;
 }
 
 function equivalent(gold: string, pred: string, ctx: Context): Decision {
@@ -94,24 +108,31 @@ function equivalent(gold: string, pred: string, ctx: Context): Decision {
   if (gn.text === pn.text || gn.text.replace(/\s+/g, "") === pn.text.replace(/\s+/g, "")) {
     return { correct: true, reason: "match_exact" };
   }
-  const opts = { relativeTolerance: ctx.tolerance, deadline: ctx.deadline, now: ctx.now };
+  const opts: CompareOptions = {
+    relativeTolerance: ctx.tolerance,
+    budget: ctx.budget,
+    refusal: { refused: false },
+  };
   const gv = parseValue(gn);
   const pv = parseValue(pn);
   if (!isList(gv) && pv.kind === "list" && pv.open === "") return { correct: false, reason: "hedged_answer" };
   const match = compareValues(gv, pv, opts);
   if (match) return { correct: true, reason: match };
   if ((gn.percent || pn.percent) && gv.kind === "number" && pv.kind === "number") {
-    // 30% may be given as 0.3, and 0.3 as 30%.
-    if ([100, 0.01].some((k) => close(gv.approx, pv.approx * k, ctx.tolerance))) {
-      return { correct: true, reason: "match_numeric" };
-    }
+    // 30% may be given as 0.3, and 0.3 as 30%: exactly when both are exact, else within the tolerance.
+    const scaled = [new Rational(100n), new Rational(1n, 100n)];
+    const exactBoth = gv.exact !== null && pv.exact !== null && gv.decimals === null && pv.decimals === null;
+    const equal = exactBoth
+      ? scaled.some((k) => gv.exact!.equals(pv.exact!.mul(k)))
+      : [100, 0.01].some((k) => close(gv.approx, pv.approx * k, ctx.tolerance));
+    if (equal) return { correct: true, reason: "match_numeric" };
   }
   const gt = textForm(gn.text);
   const pt = textForm(pn.text);
   const textual = gv.kind === "text" || pv.kind === "text";
   if (textual && gt !== "" && gt === pt) return { correct: true, reason: "match_text" };
   if (ctx.preset === "recipe" && relaxedMatch(gt, pt)) return { correct: true, reason: "match_relaxed" };
-  if (ctx.now() > ctx.deadline) return { correct: false, reason: "verifier_timeout" };
+  if (opts.refusal?.refused) return { correct: false, reason: "numeric_out_of_range" };
   if (ctx.judge && gv.kind === "text" && pv.kind === "text" && !(singleWord(gt) && singleWord(pt))) {
     return { correct: false, undecided: true, reason: "undecided" };
   }
@@ -173,19 +194,34 @@ function decide(pred: string, ctx: Context): Decision {
   return equivalent(gold, pred, ctx);
 }
 
+/**
+ * A multi-answer question answered one box per answer (`\boxed{(2,2)}` and `\boxed{(6,2)}` for gold
+ * `(2,2),(6,2)`): the boxes of the answer's part, taken together, are the answer. One box of several
+ * stays what it was.
+ */
+function decideBoxes(extraction: Extract<Extraction, { ok: true }>, ctx: Context): Decision | null {
+  const boxes = extraction.boxes;
+  if (!boxes || boxes.length < 2) return null;
+  const gold = parseValue(normalizeAnswer(ctx.input.answer));
+  if (gold.kind !== "list" || gold.open !== "" || gold.items.length !== boxes.length) return null;
+  const d = equivalent(ctx.input.answer, boxes.join(", "), ctx);
+  return d.correct ? d : null;
+}
+
 /** Verifies one response against its gold answer. Never throws. */
 export function verify(input: VerifyInput, options: VerifyOptions = {}): VerifyResult {
-  // One-time set-up of the computer-algebra instance is not part of any item's time budget.
   warmUp();
   const preset = options.preset ?? "strict";
-  const now = options.now ?? (() => performance.now());
   const ctx: Context = {
     input,
     preset,
     judge: options.judge ?? false,
     tolerance: options.relativeTolerance ?? 1e-4,
-    deadline: now() + (options.timeBudgetMs ?? 50),
-    now,
+    budget: new Budget(
+      options.stepBudget ?? DEFAULT_STEP_BUDGET,
+      options.hangGuardMs ?? DEFAULT_HANG_GUARD_MS,
+      options.now,
+    ),
   };
   try {
     const response = typeof input.response === "string" ? input.response : "";
@@ -202,11 +238,23 @@ export function verify(input: VerifyInput, options: VerifyOptions = {}): VerifyR
       }
       return result(false, false, null, extraction.reason, format);
     }
-    const d = decide(extraction.answer, ctx);
-    return result(d.correct, d.undecided ?? false, extraction.answer, d.reason, format);
+    let d = decide(extraction.answer, ctx);
+    let extracted = extraction.answer;
+    if (!d.correct) {
+      const joined = decideBoxes(extraction, ctx);
+      if (joined) {
+        d = joined;
+        extracted = extraction.boxes!.join(", ");
+      }
+    }
+    return result(d.correct, d.undecided ?? false, extracted, d.reason, format);
   } catch (err) {
-    // Rules are written not to throw; this is the last line of defence and is counted by its reason.
-    return result(false, false, null, err instanceof RangeError ? "verifier_timeout" : "verifier_error", 0);
+    // The step budget is deterministic: the same item runs out on every machine.
+    if (err instanceof BudgetExceeded) return result(false, false, null, "verifier_budget_exceeded", 0);
+    // Rules are written not to throw and the budget should stop any long item first: either is a defect.
+    const defect = err instanceof HangGuardFired ? "hang_guard" : `threw: ${(err as Error)?.message ?? err}`;
+    const reason = err instanceof HangGuardFired ? "verifier_timeout" : "verifier_error";
+    return { ...result(false, false, null, reason, 0), defect };
   }
 }
 

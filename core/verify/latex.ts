@@ -66,6 +66,21 @@ export function lastBoxed(text: string): BoxedMatch | null {
   return { kind: "ok", content: text.slice(braceAt + 1, close), start: last, end: close + 1 };
 }
 
+/** Every top-level `\boxed{...}` / `\fbox{...}` in the text, in order (boxes inside a box are part of it). */
+export function allBoxed(text: string): string[] {
+  const out: string[] = [];
+  let after = 0;
+  for (const m of text.matchAll(BOX_COMMANDS)) {
+    if (m.index < after) continue;
+    const braceAt = m.index + m[0].length - 1;
+    const close = matchBrace(text, braceAt);
+    if (close < 0) break;
+    out.push(text.slice(braceAt + 1, close).trim());
+    after = close + 1;
+  }
+  return out;
+}
+
 /**
  * Replaces `\name{arg}` by `arg` for the given commands (e.g. `\text`, `\mathrm`), braces matched.
  * An unclosed group is left as it is.

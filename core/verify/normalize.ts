@@ -42,6 +42,11 @@ const TEXT_COMMANDS = [
   "mathsf",
   "mathtt",
   "mathnormal",
+  "mathup",
+  "textnormal",
+  "textup",
+  "textsl",
+  "textmd",
   "mbox",
   "hbox",
   "bm",
@@ -52,8 +57,12 @@ const TEXT_COMMANDS = [
   "emph",
 ];
 
+/** Spacing and sizing commands; a row break (two backslashes) is matched first so that it is kept whole. */
 const SPACING =
-  /\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![A-Za-z])|\\[!,;:> ]|\\q?quad(?![A-Za-z])|~/g;
+  /\\\\|\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![A-Za-z])|\\[!,;:> ]|\\q?quad(?![A-Za-z])|\\(?:thinspace|medspace|thickspace|enspace|negthinspace)(?![A-Za-z])|~/g;
+
+/** A thousands separator written with TeX spacing: `16,\!386.20`, `10\,000`, `1\;000\;000`, `10{,}000`. */
+const SPACED_THOUSANDS = /(\d)(?:,\\!|\{,\}|\\[,;:!]|\\ )\s*(?=\d{3}(?!\d))/g;
 
 const UNIT_WORDS = [
   "square units",
@@ -180,9 +189,9 @@ const UNIT_SUFFIX = new RegExp(
   `^(.*?[\\d}).])\\s*(?:${UNIT_WORDS.map((w) => w.replace(/[/.]/g, "\\$&")).join("|")})(?:\\s*\\^\\s*\\{?[23]\\}?)?$`,
 );
 
-/** `\frac34` -> `\frac{3}{4}`, `\dfrac`/`\tfrac` -> `\frac`; arguments re-braced so later steps see groups. */
+/** `\frac34` -> `\frac{3}{4}`, `\dfrac`/`\tfrac`/`\cfrac` -> `\frac`; arguments re-braced so later steps see groups. */
 function canonicalFractions(text: string): string {
-  let s = text.replace(/\\[dt]frac(?![A-Za-z])/g, "\\frac");
+  let s = text.replace(/\\[dtc]frac(?![A-Za-z])/g, "\\frac");
   if (!s.includes("\\frac")) return s;
   let out = "";
   let i = 0;
@@ -199,6 +208,10 @@ function canonicalFractions(text: string): string {
   return s;
 }
 
+/** "<words> is|are|equals <value>": words without digits or negation, then a value that starts like one. */
+const STATED_VALUE =
+  /^(?:so |thus |therefore |hence )?(?!.*\b(?:not|no|never|neither|nor)\b)[A-Za-z][A-Za-z' ]{0,60}? (?:is|are|equals|was|will be|should be) (?:equal to |about |approximately )?((?:-|\\|\(|\[|\d|\.\d)[\s\S]*)$/i;
+
 export function normalizeAnswer(raw: string): Normalized {
   let s = raw;
   for (const [re, to] of UNICODE) s = s.replace(re, to);
@@ -206,7 +219,8 @@ export function normalizeAnswer(raw: string): Normalized {
   s = s.replace(/\\\(|\\\)|\\\[|\\\]|\\displaystyle|\\textstyle/g, " ");
   s = s.replace(/\\\$/g, "").replace(/\$/g, "");
   s = unwrapCommands(s, TEXT_COMMANDS);
-  s = s.replace(SPACING, " ");
+  s = s.replace(SPACED_THOUSANDS, "$1");
+  s = s.replace(SPACING, (m) => (m === "\\\\" ? m : " "));
   s = s.replace(/\{,\}/g, "");
   s = canonicalFractions(s);
   s = s.replace(/\\(?:leq|leqslant)(?![A-Za-z])/g, "\\le").replace(/\\(?:geq|geqslant)(?![A-Za-z])/g, "\\ge");
@@ -231,6 +245,11 @@ export function normalizeAnswer(raw: string): Normalized {
   s = s.replace(/^["'`]+|["'`]+$/g, "").trim();
   s = s.replace(/\.+$/, "").trim();
   s = s.replace(/^(?:the )?(?:final )?answer(?: is)?\s*[:=]?\s*/i, "");
+  // An approximate answer (`\approx 3.14`, `x \approx 3.14`) is read as its value (README: policy).
+  s = s.replace(/^\\approx(?![A-Za-z])\s*/, "").replace(/\\approx(?![A-Za-z])/g, "=");
+  // A sentence that states a value ("The area is 24 square units") answers with the value.
+  const stated = STATED_VALUE.exec(s);
+  if (stated) s = stated[1]!.trim();
 
   const withoutDegreeWord = s.replace(/\s*\b(?:degrees?|deg)$/i, "");
   if (withoutDegreeWord !== s && /\d/.test(withoutDegreeWord)) {

@@ -1,7 +1,7 @@
 /** Exact rationals over BigInt, for integers of any size and decimals without rounding. */
 
 /** Integer powers whose result would exceed this many decimal digits are not expanded exactly. */
-export const MAX_EXACT_DIGITS = 2000;
+export const MAX_EXACT_DIGITS = 20_000;
 
 function gcd(a: bigint, b: bigint): bigint {
   let x = a < 0n ? -a : a;
@@ -52,8 +52,8 @@ export class Rational {
     return new Rational(-this.num, this.den);
   }
 
-  /** this^k for an integer k, or null when the result would be too large to hold exactly. */
-  pow(k: bigint): Rational | null {
+  /** this^k for an integer k, or null when the result would have more than `maxDigits` digits. */
+  pow(k: bigint, maxDigits = MAX_EXACT_DIGITS): Rational | null {
     if (k === 0n) return new Rational(1n);
     let base: Rational = this;
     if (k < 0n) {
@@ -62,7 +62,9 @@ export class Rational {
     }
     const e = k < 0n ? -k : k;
     const digits = Math.max(base.num.toString().length, base.den.toString().length);
-    if (digits * Number(e) > MAX_EXACT_DIGITS) return null;
+    const unit = base.den === 1n && (base.num === 1n || base.num === -1n || base.num === 0n);
+    if (!unit && digits * Number(e) > maxDigits) return null;
+    if (unit) return new Rational(e % 2n === 0n && base.num !== 0n ? 1n : base.num);
     return new Rational(base.num ** e, base.den ** e);
   }
 

@@ -1,25 +1,50 @@
 /**
  * Structured answer values and their equivalence, cheapest test first: numbers (exact rationals,
- * then relative tolerance), symbolic expressions (pointwise evaluation), intervals, tuples, sets,
- * equations and inequalities. Text is handled by the caller.
+ * then relative tolerance where a side is a decimal), symbolic expressions (exact when both sides are
+ * exact constants, else pointwise evaluation), intervals, tuples, sets, matrices, equations and
+ * inequalities. Text is handled by the caller.
  */
-import { close, comparePointwise, type Expr, parseExpr } from "./expr.ts";
+import type { Budget } from "./budget.ts";
+import {
+  close,
+  comparePointwise,
+  diffExpr,
+  type Expr,
+  exactValue,
+  numberExpr,
+  parseExpr,
+  realValue,
+} from "./expr.ts";
 import { balanced, splitTopLevel } from "./latex.ts";
 import type { Normalized } from "./normalize.ts";
 import { Rational } from "./rational.ts";
 
+type NumberValue = {
+  kind: "number";
+  exact: Rational | null;
+  approx: number;
+  decimals: number | null;
+  sig: number;
+};
+
 export type Value =
-  | { kind: "number"; exact: Rational | null; approx: number; decimals: number | null; sig: number }
+  | NumberValue
   | { kind: "expr"; expr: Expr }
   | { kind: "list"; open: string; close: string; items: Value[] }
+  | { kind: "matrix"; rows: Value[][]; determinant: boolean }
   | {
       kind: "relation";
       op: "=" | "<" | "<=" | "!=";
       lhs: Expr;
       rhs: Expr;
       text: string;
+      /** The value a name is given (`x = 5`, `f(x) = 2x`, `x = 2+3 = 5`): it also compares with a bare `5`. */
       assigned: string | null;
+      /** Every side of a chain of equalities, first to last (only for chains). */
+      chain?: Expr[];
     }
+  /** `name = value` where the name is not an expression (`(p,q) = (3,2)`, `|AB| = 1`, `S_1:S = 7:32`). */
+  | { kind: "named"; name: string; value: Value }
   | { kind: "union"; parts: Value[] }
   | { kind: "text"; text: string };
 
@@ -29,18 +54,24 @@ export type MatchReason =
   | "match_interval"
   | "match_tuple"
   | "match_set"
+  | "match_matrix"
   | "match_equation"
-  | "match_inequality";
+  | "match_inequality"
+  | "match_text";
 
 export interface CompareOptions {
   relativeTolerance: number;
-  deadline: number;
-  now: () => number;
+  budget: Budget;
+  /** Set when a comparison was refused because a value left the float range. */
+  refusal?: { refused: boolean };
 }
 
 const SYMBOLIC_TOLERANCE = 1e-9;
+/** A decimal written inside an expression (`0.5 - 0.866i`) makes that side an approximation. */
+const DECIMAL_LITERAL = /\d*\.\d+/;
+const MIN_NORMAL = 2.2250738585072014e-308;
 
-function numberValue(exact: Rational | null, approx: number, literal?: string): Value {
+function numberValue(exact: Rational | null, approx: number, literal?: string): NumberValue {
   let decimals: number | null = null;
   let sig = 17;
   if (literal && /^-?\d*\.\d+$/.test(literal)) {
@@ -51,7 +82,7 @@ function numberValue(exact: Rational | null, approx: number, literal?: string): 
 }
 
 /** Exact parse of plain numbers, fractions, mixed numbers, scientific notation and integer powers. */
-function parseNumber(s: string): Value | null {
+function parseNumber(s: string): NumberValue | null {
   // Mixed numbers: 1\frac{1}{2} and "1 1/2" are 1.5 (a whole number directly before the fraction).
   let m =
     /^(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}$/.exec(s.trim()) ?? /^(-?)(\d+)\s+(\d+)\/(\d+)$/.exec(s.trim());
@@ -93,8 +124,16 @@ function parseNumber(s: string): Value | null {
 }
 
 const RELATION = /\\le(?![A-Za-z])|\\ge(?![A-Za-z])|\\ne(?![A-Za-z])|<=|>=|!=|=|<|>/g;
+/** A name given a value: `x`, `x_1`, `f(x)`. */
+const NAME = /^\s*(?:[A-Za-z](?:_\{?\w+\}?)?|[A-Za-z]\s*\(\s*[A-Za-z]\s*\))\s*$/;
+/**
+ * A quantity's name that is not an expression to solve: letters (with subscripts), `|AB|`, a tuple of
+ * names `(p,q)`, a ratio of names `S_1:S`, `\angle ABC`. No digits outside subscripts, no arithmetic.
+ */
+const QUANTITY_NAME =
+  /^\s*(?:\\(?:angle|triangle|overline|widehat|overarc)\s*)?[(|[]?\s*[A-Za-z](?:_\{?\w+\}?)?(?:\s*[A-Za-z](?:_\{?\w+\}?)?)*(?:\s*[,:]\s*(?:\\angle\s*)?[A-Za-z](?:_\{?\w+\}?)?(?:\s*[A-Za-z](?:_\{?\w+\}?)?)*)*\s*[)|\]]?\s*$/;
 
-function parseRelation(s: string): Value | null {
+function parseRelation(s: string, depth: number): Value | null {
   const parts: string[] = [];
   const ops: string[] = [];
   let last = 0;
@@ -105,8 +144,19 @@ function parseRelation(s: string): Value | null {
   }
   parts.push(s.slice(last));
   if (ops.length === 0) return null;
+  if (ops.length === 1 && ops[0] === "=" && QUANTITY_NAME.test(parts[0]!) && !NAME.test(parts[0]!)) {
+    const value = parseValue(parts[1]!.trim(), depth + 1);
+    return { kind: "named", name: parts[0]!.replace(/\s+/g, ""), value };
+  }
   const exprs = parts.map((p) => parseExpr(p.trim()));
   if (exprs.some((e) => e === null)) return null;
+  if (ops.length >= 2 && ops.every((o) => o === "=")) {
+    // x = 5+5+1 = 11: a chain answers with its last side, when every constant side equals it (checked
+    // when compared).
+    const chain = exprs as Expr[];
+    const assigned = NAME.test(parts[0]!) || chain[0]!.vars.length === 0 ? parts.at(-1)!.trim() : null;
+    return { kind: "relation", op: "=", lhs: chain[0]!, rhs: chain.at(-1)!, text: s, assigned, chain };
+  }
   if (ops.length === 2) {
     // a < x < b  ->  the interval (a, b)
     const [o1, o2] = ops as [string, string];
@@ -138,9 +188,9 @@ function parseRelation(s: string): Value | null {
     [lhs, rhs] = [rhs, lhs];
     rel = op === ">" ? "<" : "<=";
   }
-  // `x = 5` (or `f(x) = 2x`) gives a value to a name: it also compares with a bare `5` (`2x`).
-  const named = /^\s*(?:[A-Za-z](?:_\{?\w+\}?)?|[A-Za-z]\s*\(\s*[A-Za-z]\s*\))\s*$/;
-  const assigned = rel === "=" && named.test(parts[0]!) ? parts[1]!.trim() : null;
+  // `x = 5` (or `f(x) = 2x`, `|AB| = 1`) gives a value to a name: it also compares with a bare `5`.
+  const named = NAME.test(parts[0]!) || (QUANTITY_NAME.test(parts[0]!) && exprs[1]!.vars.length === 0);
+  const assigned = rel === "=" && named ? parts[1]!.trim() : null;
   return { kind: "relation", op: rel, lhs, rhs, text: s, assigned };
 }
 
@@ -158,11 +208,48 @@ function wrapped(s: string): boolean {
   return depth === 0;
 }
 
+const MATRIX =
+  /^[([]?\s*\\begin\{(matrix|pmatrix|bmatrix|Bmatrix|vmatrix|Vmatrix|smallmatrix|array)\}(?:\{[^{}]*\})?([\s\S]*)\\end\{\1\}\s*[)\]]?$/;
+
+/** `\begin{pmatrix}1&2\\3&4\end{pmatrix}` (any bracket style, or an array in brackets) as rows of values. */
+function parseMatrix(s: string, depth: number): Value | null {
+  const m = MATRIX.exec(s);
+  if (!m) return null;
+  const env = m[1]!;
+  const arrayBrackets = env === "array" || env === "matrix" || env === "smallmatrix";
+  const bracketed = /^[([]/.test(s) && /[)\]]$/.test(s);
+  if (arrayBrackets && !bracketed && env === "array") return null;
+  const rows = m[2]!
+    .split(/\\\\/)
+    .map((r) => r.trim())
+    .filter((r, i, all) => r !== "" || i < all.length - 1)
+    .map((r) => r.split("&").map((c) => parseValue(c.trim(), depth + 1)));
+  if (rows.length === 0 || rows.some((r) => r.length !== rows[0]!.length)) return null;
+  return { kind: "matrix", rows, determinant: env === "vmatrix" || env === "Vmatrix" };
+}
+
+/** Splits a bare list on a top-level joiner: `,` then `;`, then the words "or" / "and". */
+function bareItems(s: string): string[] {
+  for (const sep of [",", ";"]) {
+    const items = splitTopLevel(s, sep);
+    if (items.length >= 2) return items;
+  }
+  const words = splitTopLevel(s, " or ").flatMap((p) => splitTopLevel(p, " and "));
+  return words.length >= 2 ? words : [s];
+}
+
 /** Parses a normalized answer into a structured value. Never throws. */
 export function parseValue(norm: Normalized | string, depth = 0): Value {
   const raw = typeof norm === "string" ? norm : norm.text;
-  const s = raw.trim();
+  let s = raw.trim();
   if (depth > 8 || s.length === 0) return { kind: "text", text: s };
+  // x \in [-2, 7]: membership answers with the set.
+  const member = /^[A-Za-z](?:_\{?\w+\}?)?\s*\\in(?![A-Za-z])\s*/.exec(s);
+  if (member) s = s.slice(member[0].length);
+  if (s.includes("\\begin{")) {
+    const matrix = parseMatrix(s, depth);
+    if (matrix) return matrix;
+  }
   if (/\\cup(?![A-Za-z])/.test(s)) {
     const parts = s.split(/\\cup(?![A-Za-z])/).map((p) => parseValue(p, depth + 1));
     if (parts.every((p) => p.kind === "list")) return { kind: "union", parts };
@@ -173,7 +260,7 @@ export function parseValue(norm: Normalized | string, depth = 0): Value {
       kind: "list",
       open: "{",
       close: "}",
-      items: splitTopLevel(inner).map((p) => parseValue(p, depth + 1)),
+      items: bareItems(inner).map((p) => parseValue(p, depth + 1)),
     };
   }
   if (balanced(s) && /^[([]/.test(s) && /[)\]]$/.test(s) && wrapped(s)) {
@@ -188,37 +275,33 @@ export function parseValue(norm: Normalized | string, depth = 0): Value {
     }
   }
   if (balanced(s)) {
-    // A bare list ("-3, 3", "x = 1 or x = 2") is a list of values; prose with commas stays text.
-    const items = splitTopLevel(s);
-    const alternatives = items.length >= 2 ? items : s.split(/\s+(?:or|and)\s+/);
+    // A bare list ("-3, 3", "(11,7) or (7,11)", "1; 2") is a list of values; prose with commas stays text.
+    const alternatives = bareItems(s);
     if (alternatives.length >= 2 && alternatives.every((a) => a.trim() !== "")) {
       const values = alternatives.map((p) => parseValue(p, depth + 1));
       if (values.every((v) => v.kind !== "text")) return { kind: "list", open: "", close: "", items: values };
       return { kind: "text", text: s };
     }
     const pm = s.split(/\\(?:pm|mp)(?![A-Za-z])/);
-    if (pm.length === 2 && pm[0]!.trim() !== "" && pm[1]!.trim() !== "") {
-      // a \pm b is the two values a + b and a - b.
+    if (pm.length === 2 && pm[1]!.trim() !== "") {
+      // a \pm b is the two values a + b and a - b; a bare \pm b is b and -b.
       const [a, b] = [pm[0]!.trim(), pm[1]!.trim()];
-      const items = [parseValue(`${a}+${b}`, depth + 1), parseValue(`${a}-(${b})`, depth + 1)];
+      const items =
+        a === ""
+          ? [parseValue(b, depth + 1), parseValue(`-(${b})`, depth + 1)]
+          : [parseValue(`${a}+${b}`, depth + 1), parseValue(`${a}-(${b})`, depth + 1)];
       if (items.every((v) => v.kind !== "text")) return { kind: "list", open: "", close: "", items };
     }
   }
   const num = parseNumber(s);
   if (num) return num;
   if (/=|<|>|\\le|\\ge|\\ne/.test(s)) {
-    const rel = parseRelation(s);
+    const rel = parseRelation(s, depth);
     if (rel) return rel;
     return { kind: "text", text: s };
   }
   const expr = parseExpr(s);
-  if (expr) {
-    if (expr.vars.length === 0) {
-      const v = expr.evaluate({});
-      if (v !== null && !Number.isFinite(v)) return numberValue(null, v);
-    }
-    return { kind: "expr", expr };
-  }
+  if (expr) return { kind: "expr", expr };
   return { kind: "text", text: s };
 }
 
@@ -229,33 +312,37 @@ export function isList(v: Value): boolean {
 
 function asExpr(v: Value): Expr | null {
   if (v.kind === "expr") return v.expr;
-  if (v.kind === "number") {
-    const text = Number.isFinite(v.approx) ? String(v.approx) : v.approx > 0 ? "Infinity" : "-Infinity";
-    return { text, vars: [], evaluate: () => v.approx };
-  }
+  if (v.kind === "number") return numberExpr(v.approx, v.exact);
   return null;
 }
 
-function numbersEqual(
-  a: Extract<Value, { kind: "number" }>,
-  b: Extract<Value, { kind: "number" }>,
-  tol: number,
-): boolean {
+/** A number whose float value stands for it: not an exact value that over- or underflowed to 0 or ±∞. */
+function representable(v: NumberValue): boolean {
+  if (!Number.isFinite(v.approx)) return v.exact === null;
+  if (v.approx === 0) return v.exact === null || v.exact.num === 0n;
+  return Math.abs(v.approx) >= MIN_NORMAL;
+}
+
+function numbersEqual(a: NumberValue, b: NumberValue, opts: CompareOptions): boolean {
   if (a.exact && b.exact) {
     if (a.exact.equals(b.exact)) return true;
+    // Two exact values written without decimals are equal only when they are the same rational.
+    if (a.decimals === null && b.decimals === null) return false;
     // An integer gold answer (of any size) is matched exactly, never within a tolerance.
     if (a.exact.isInteger() && a.decimals === null) return false;
   }
-  if (close(a.approx, b.approx, tol)) return true;
+  if (!representable(a) || !representable(b)) {
+    if (opts.refusal) opts.refusal.refused = true;
+    return false;
+  }
+  if (close(a.approx, b.approx, opts.relativeTolerance)) return true;
   return roundsTo(a, b) || roundsTo(b, a);
 }
 
 /** A decimal with at least 3 significant digits that is the correct rounding of the other value. */
-function roundsTo(
-  rounded: Extract<Value, { kind: "number" }>,
-  exact: Extract<Value, { kind: "number" }>,
-): boolean {
+function roundsTo(rounded: NumberValue, exact: NumberValue): boolean {
   if (rounded.decimals === null || rounded.sig < 3 || exact.decimals !== null) return false;
+  if (!representable(rounded) || !representable(exact) || exact.approx === 0) return false;
   const half = 0.5 * 10 ** -rounded.decimals;
   return Math.abs(rounded.approx - exact.approx) <= half * (1 + 1e-9);
 }
@@ -285,18 +372,6 @@ function relationAsInterval(v: Value): Value | null {
   return null;
 }
 
-function diffExpr(l: Expr, r: Expr): Expr {
-  return {
-    text: `(${l.text})-(${r.text})`,
-    vars: [...new Set([...l.vars, ...r.vars])],
-    evaluate: (scope) => {
-      const a = l.evaluate(scope);
-      const b = r.evaluate(scope);
-      return a === null || b === null ? null : a - b;
-    },
-  };
-}
-
 function listsEqual(gold: Value[], pred: Value[], ordered: boolean, opts: CompareOptions): boolean {
   if (gold.length !== pred.length) return false;
   if (ordered) return gold.every((g, i) => compareValues(g, pred[i]!, opts) !== null);
@@ -309,12 +384,48 @@ function listsEqual(gold: Value[], pred: Value[], ordered: boolean, opts: Compar
   return true;
 }
 
+/** A chain `x = a = b = c` is consistent when every side without variables equals its last side. */
+function consistentChain(v: Extract<Value, { kind: "relation" }>, opts: CompareOptions): boolean {
+  if (!v.chain) return true;
+  const lastSide = v.chain.at(-1)!;
+  return v.chain
+    .slice(0, -1)
+    .filter((e) => e.vars.length === 0)
+    .every((e) => comparePointwise(e, lastSide, SYMBOLIC_TOLERANCE, "equal", opts.budget).equal);
+}
+
+/** The value a relation or named value assigns, for comparing with a bare value; null when it assigns none. */
+function assignedValue(v: Value, opts: CompareOptions): Value | null {
+  if (v.kind === "named") return v.value;
+  if (v.kind === "relation" && v.assigned !== null)
+    return consistentChain(v, opts) ? parseValue(v.assigned) : null;
+  return null;
+}
+
 /** Returns the match reason when gold and pred are equivalent, else null. */
 export function compareValues(gold: Value, pred: Value, opts: CompareOptions): MatchReason | null {
-  if (opts.now() > opts.deadline) return null;
+  opts.budget.spend(1);
   const tol = opts.relativeTolerance;
+  if (gold.kind === "named" || pred.kind === "named") {
+    if (gold.kind === "named" && pred.kind === "named") {
+      return gold.name === pred.name ? compareValues(gold.value, pred.value, opts) : null;
+    }
+    const g = gold.kind === "named" ? gold.value : (assignedValue(gold, opts) ?? gold);
+    const p = pred.kind === "named" ? pred.value : (assignedValue(pred, opts) ?? pred);
+    return g.kind === "relation" || p.kind === "relation" ? null : compareValues(g, p, opts);
+  }
+  if (gold.kind === "text" && pred.kind === "text") {
+    return gold.text.replace(/\s+/g, "") === pred.text.replace(/\s+/g, "") ? "match_text" : null;
+  }
   if (gold.kind === "number" && pred.kind === "number") {
-    return numbersEqual(gold, pred, tol) ? "match_numeric" : null;
+    return numbersEqual(gold, pred, opts) ? "match_numeric" : null;
+  }
+  if (gold.kind === "matrix" || pred.kind === "matrix") {
+    if (gold.kind !== "matrix" || pred.kind !== "matrix" || gold.determinant !== pred.determinant)
+      return null;
+    if (gold.rows.length !== pred.rows.length) return null;
+    const same = gold.rows.every((row, i) => listsEqual(row, pred.rows[i]!, true, opts));
+    return same ? "match_matrix" : null;
   }
   if (gold.kind === "list" || pred.kind === "list") {
     const g = gold.kind === "list" ? gold : relationAsInterval(gold);
@@ -337,35 +448,46 @@ export function compareValues(gold: Value, pred: Value, opts: CompareOptions): M
   }
   if (gold.kind === "relation" || pred.kind === "relation") {
     if (gold.kind !== "relation" || pred.kind !== "relation") {
-      const g = gold.kind === "relation" && gold.assigned !== null ? parseValue(gold.assigned) : gold;
-      const p = pred.kind === "relation" && pred.assigned !== null ? parseValue(pred.assigned) : pred;
+      const g = assignedValue(gold, opts) ?? gold;
+      const p = assignedValue(pred, opts) ?? pred;
       return g.kind === "relation" || p.kind === "relation" ? null : compareValues(g, p, opts);
     }
-    if (gold.op !== pred.op) {
-      return null;
-    }
+    if (gold.op !== pred.op) return null;
+    if (!consistentChain(gold, opts) || !consistentChain(pred, opts)) return null;
     const dg = diffExpr(gold.lhs, gold.rhs);
     const dp = diffExpr(pred.lhs, pred.rhs);
-    if (gold.op === "=" || gold.op === "!=") {
-      return comparePointwise(dg, dp, 1e-7, "proportional").equal ? "match_equation" : null;
-    }
-    return comparePointwise(dg, dp, 1e-7, "positive-proportional").equal ? "match_inequality" : null;
+    const mode = gold.op === "=" || gold.op === "!=" ? "proportional" : "positive-proportional";
+    if (!comparePointwise(dg, dp, 1e-7, mode, opts.budget).equal) return null;
+    return mode === "proportional" ? "match_equation" : "match_inequality";
   }
   const ge = asExpr(gold);
   const pe = asExpr(pred);
   if (ge && pe) {
     const decimalSide =
       (gold.kind === "number" && gold.decimals !== null) ||
-      (pred.kind === "number" && pred.decimals !== null);
-    if (comparePointwise(ge, pe, decimalSide ? tol : SYMBOLIC_TOLERANCE).equal) return "match_symbolic";
-    if (ge.vars.length === 0 && pe.vars.length === 0) {
+      (pred.kind === "number" && pred.decimals !== null) ||
+      (gold.kind === "expr" && DECIMAL_LITERAL.test(gold.expr.text)) ||
+      (pred.kind === "expr" && DECIMAL_LITERAL.test(pred.expr.text));
+    // A decimal side is an approximation: compared within the tolerance, never exactly.
+    const pointwise = decimalSide
+      ? comparePointwise(ge, pe, tol, "equal", opts.budget, false)
+      : comparePointwise(ge, pe, SYMBOLIC_TOLERANCE, "equal", opts.budget);
+    if (pointwise.equal) return "match_symbolic";
+    if (pointwise.refused && opts.refusal) opts.refusal.refused = true;
+    if (ge.vars.length === 0 && pe.vars.length === 0 && decimalSide) {
       // A decimal that correctly rounds an exact value (1.414 for \sqrt{2}) is a numeric match.
-      const gv = gold.kind === "number" ? gold : numberValue(null, ge.evaluate({}) ?? Number.NaN);
-      const pv = pred.kind === "number" ? pred : numberValue(null, pe.evaluate({}) ?? Number.NaN);
-      if (gv.kind === "number" && pv.kind === "number" && (roundsTo(pv, gv) || roundsTo(gv, pv))) {
-        return "match_numeric";
-      }
+      const gv = gold.kind === "number" ? gold : constantNumber(ge, opts);
+      const pv = pred.kind === "number" ? pred : constantNumber(pe, opts);
+      if (gv && pv && (roundsTo(pv, gv) || roundsTo(gv, pv))) return "match_numeric";
     }
   }
   return null;
+}
+
+/** The value of a constant expression as a number (exact when it is), or null when it has no real value. */
+function constantNumber(e: Expr, opts: CompareOptions): NumberValue | null {
+  const exact = exactValue(e.node, opts.budget);
+  if (exact) return numberValue(exact, exact.toNumber());
+  const v = realValue(e, opts.budget);
+  return Number.isFinite(v) ? numberValue(null, v) : null;
 }

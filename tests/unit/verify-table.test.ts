@@ -41,6 +41,22 @@ describe("verifier regression table", () => {
     expect(verdict.score).toBeCloseTo(0.9 * (verdict.correct ? 1 : 0) + 0.1 * verdict.format, 12);
   });
 
+  it("gives every row the same verdict whatever the clock does (verdicts do not depend on machine load)", () => {
+    let t = 0;
+    const frozen = () => 0;
+    const jumping = () => {
+      t += 250; // a loaded machine: a quarter of a second passes between any two readings
+      return t;
+    };
+    const run = (now: () => number) =>
+      cases.map((c) => {
+        const v = verify(c, { preset: c.preset ?? "strict", judge: c.judge ?? false, now });
+        return `${c.id} ${v.correct} ${v.reason} ${v.format}`;
+      });
+
+    expect(run(jumping)).toEqual(run(frozen));
+  });
+
   it("covers every reason code the verifier can give", () => {
     const reasons = new Set(
       cases.map((c) => verify(c, { preset: c.preset ?? "strict", judge: c.judge ?? false }).reason),
@@ -56,6 +72,8 @@ describe("verifier regression table", () => {
       "match_tuple",
       "match_set",
       "match_equation",
+      "match_matrix",
+      "numeric_out_of_range",
       "match_inequality",
       "match_text",
       "match_relaxed",

@@ -19,22 +19,49 @@ describe("verify", () => {
     expect(v).toMatchObject({ correct: false, reason: "invalid_gold" });
   });
 
-  it("returns verifier_timeout when the time budget is spent, without throwing", () => {
+  it("gives the same verdict when the clock jumps forward between steps", () => {
+    const input = { response: "<think>w</think><answer>\\sqrt{8}</answer>", answer: "2\\sqrt{2}" };
     let t = 0;
-    const clock = () => {
-      t += 100; // every reading of the clock is 100 ms later
+    const jumping = () => {
+      t += 100; // every reading of the clock is 100 ms later (the old 50 ms budget was spent at once)
       return t;
     };
 
-    const v = verify(
-      { response: "<think>w</think><answer>\\sqrt{8}</answer>", answer: "2\\sqrt{2}" },
-      {
-        now: clock,
-        timeBudgetMs: 50,
-      },
-    );
+    const v = verify(input, { now: jumping });
 
-    expect(v).toMatchObject({ correct: false, reason: "verifier_timeout" });
+    expect(v).toMatchObject({ correct: true, reason: "match_symbolic" });
+  });
+
+  it("reports verifier_budget_exceeded, the same on every machine, when the step budget is spent", () => {
+    const items = Array.from({ length: 300 }, (_, i) => `\\sqrt{${i + 2}}`);
+    const input = {
+      response: `<answer>\\{${[...items].reverse().join(", ")}\\}</answer>`,
+      answer: `\\{${items.join(", ")}\\}`,
+    };
+
+    const small = verify(input, { stepBudget: 5000 });
+    const large = verify(input, { stepBudget: 10_000_000 });
+
+    expect(small).toMatchObject({ correct: false, reason: "verifier_budget_exceeded" });
+    expect(small.defect).toBeUndefined();
+    expect(large).toMatchObject({ correct: true, reason: "match_set" });
+  });
+
+  it("reports a fired hang guard as a verifier defect, not as a quiet wrong answer", () => {
+    const items = Array.from({ length: 300 }, (_, i) => `\\sqrt{${i + 2}}`);
+    const input = {
+      response: `<answer>\\{${[...items].reverse().join(", ")}\\}</answer>`,
+      answer: `\\{${items.join(", ")}\\}`,
+    };
+    let t = 0;
+    const stalled = () => {
+      t += 60_000; // the machine stalls for a minute between two readings
+      return t;
+    };
+
+    const v = verify(input, { now: stalled, stepBudget: 10_000_000 });
+
+    expect(v).toMatchObject({ correct: false, reason: "verifier_timeout", defect: "hang_guard" });
   });
 
   it("only reports undecided when a judge is allowed", () => {
