@@ -242,6 +242,8 @@ export function normalizeAnswer(raw: string): Normalized {
   s = s.replace(/[\u20AC\u00A3\u00A5]|\bUSD\b|\bRs\.?/g, "");
 
   s = s.replace(/\s+/g, " ").trim();
+  // "(11,7)or(7,11)": list words written without spaces between bracketed items.
+  s = s.replace(/([)\]])\s*(or|and)\s*([([])/g, "$1 $2 $3");
   s = s.replace(/^["'`]+|["'`]+$/g, "").trim();
   s = s.replace(/\.+$/, "").trim();
   s = s.replace(/^(?:the )?(?:final )?answer(?: is)?\s*[:=]?\s*/i, "");

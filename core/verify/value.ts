@@ -263,8 +263,15 @@ export function parseValue(norm: Normalized | string, depth = 0): Value {
       items: bareItems(inner).map((p) => parseValue(p, depth + 1)),
     };
   }
+  if (s.startsWith("{") && s.endsWith("}") && balanced(s) && wrapped(s)) {
+    // A TeX group `{1,2,3}` is only grouping: it reads as what it holds.
+    return parseValue(s.slice(1, -1), depth + 1);
+  }
   if (balanced(s) && /^[([]/.test(s) && /[)\]]$/.test(s) && wrapped(s)) {
-    const items = splitTopLevel(s.slice(1, -1));
+    const inner = s.slice(1, -1);
+    // Items are separated by commas, or by semicolons where a comma is a decimal comma: (0;-2;6).
+    let items = splitTopLevel(inner);
+    if (items.length < 2) items = splitTopLevel(inner, ";");
     if (items.length >= 2) {
       return {
         kind: "list",
@@ -372,16 +379,21 @@ function relationAsInterval(v: Value): Value | null {
   return null;
 }
 
+/**
+ * Ordered lists compare item by item. Unordered ones (sets, bare lists of answers) compare as sets: every
+ * gold item is in the prediction and every predicted item is in the gold, so a repeated item counts once.
+ */
 function listsEqual(gold: Value[], pred: Value[], ordered: boolean, opts: CompareOptions): boolean {
-  if (gold.length !== pred.length) return false;
-  if (ordered) return gold.every((g, i) => compareValues(g, pred[i]!, opts) !== null);
-  const used = new Array<boolean>(pred.length).fill(false);
+  if (ordered) return gold.length === pred.length && gold.every((g, i) => compareValues(g, pred[i]!, opts) !== null);
+  const matched = new Array<boolean>(pred.length).fill(false);
   for (const g of gold) {
-    const k = pred.findIndex((p, i) => !used[i] && compareValues(g, p, opts) !== null);
-    if (k < 0) return false;
-    used[k] = true;
+    let found = false;
+    pred.forEach((p, i) => {
+      if (compareValues(g, p, opts) !== null) matched[i] = found = true;
+    });
+    if (!found) return false;
   }
-  return true;
+  return matched.every(Boolean);
 }
 
 /** A chain `x = a = b = c` is consistent when every side without variables equals its last side. */
