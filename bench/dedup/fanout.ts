@@ -34,7 +34,7 @@ import { listAll } from "../../core/shards/byte-store.ts";
 import { FsStore } from "../../core/shards/fs-store.ts";
 import { readShard } from "../../core/shards/jsonl.ts";
 import { markStageDone, ShardRun } from "../../core/stages/stage.ts";
-import { checkTargets, fmt, writeResult } from "../lib/stats.ts";
+import { BenchReport, fmt } from "../lib/stats.ts";
 import { generate, SETTINGS, score, THRESHOLD } from "./workload.ts";
 
 const { values: args } = parseArgs({
@@ -205,27 +205,11 @@ console.log(
   `  total ${fmt(seconds)} s, dropped ${s.dropped}, recall ${s.recall.toFixed(4)}, precision ${s.precision.toFixed(4)} (planted at J >= ${THRESHOLD}: ${s.positives})`,
 );
 const worst = Math.max(...steps.map((x) => x.peakRssMiB));
-const ok = checkTargets([
-  {
-    name: "wall time of the dedup steps, process starts included (s)",
-    value: seconds,
-    limit: 600,
-    kind: "max",
-  },
-  { name: "peak RSS of any step (MiB)", value: worst, limit: 2048, kind: "max" },
-  { name: "recall on planted pairs at J >= 0.8", value: s.recall, limit: 0.95, kind: "min" },
-  { name: "precision of drops", value: s.precision, limit: 0.99, kind: "min" },
-]);
-writeResult("bench/results/dedup-fanout.json", {
-  questions: N,
-  shards: items.length,
-  partitions: plan.partitionCount,
-  bandBytes,
-  resolved,
-  steps,
-  seconds,
-  recall: s.recall,
-  precision: s.precision,
-  dropped: s.dropped,
-});
-process.exitCode = ok ? 0 : 1;
+new BenchReport("dedup-fanout", { questions: N, shards: items.length, partitions: plan.partitionCount })
+  .figure("wall time of the dedup steps, process starts included", seconds, "s", { kind: "max", limit: 600 })
+  .figure("peak RSS of any step", worst, "MiB", { kind: "max", limit: 2048 })
+  .figure("recall on planted pairs at J >= 0.8", s.recall, "fraction", { kind: "min", limit: 0.95 })
+  .figure("precision of drops", s.precision, "fraction", { kind: "min", limit: 0.99 })
+  .figure("band files", bandBytes / 2 ** 20, "MiB")
+  .details({ resolved, steps, dropped: s.dropped })
+  .finish();

@@ -90,22 +90,22 @@ export async function generate(
 }
 
 /**
- * Recall: planted pairs at J >= THRESHOLD whose later member was dropped naming its base.
- * Precision: drops that are such a pair (J measured exactly). `drops` maps position -> kept position.
+ * Recall: planted pairs at J >= THRESHOLD of which one member was dropped naming the other (ours always
+ * drops the later one; a peer may keep either). Precision: drops that are such a pair (J measured
+ * exactly). `drops` maps dropped position -> kept position.
  */
 export function score(w: Workload, drops: Map<number, number>) {
+  const pair = (i: number, of: number) => w.plantedAt.get(i) === of || w.plantedAt.get(of) === i;
+  const similar = (i: number, of: number) => jaccard(w.texts.get(i)!, w.texts.get(of)!) >= THRESHOLD;
   let positives = 0;
   let found = 0;
   for (const [dup, base] of w.plantedAt) {
-    if (jaccard(w.texts.get(base)!, w.texts.get(dup)!) < THRESHOLD) continue;
+    if (!similar(dup, base)) continue;
     positives += 1;
-    if (drops.get(dup) === base) found += 1;
+    if (drops.get(dup) === base || drops.get(base) === dup) found += 1;
   }
   let droppedTrue = 0;
-  for (const [i, of] of drops) {
-    const base = w.plantedAt.get(i);
-    if (base === of && jaccard(w.texts.get(base)!, w.texts.get(i)!) >= THRESHOLD) droppedTrue += 1;
-  }
+  for (const [i, of] of drops) if (pair(i, of) && similar(i, of)) droppedTrue += 1;
   return {
     positives,
     recall: found / Math.max(1, positives),

@@ -25,7 +25,7 @@ import { type Question, questionId } from "../../core/records/index.ts";
 import { writeJson } from "../../core/shards/byte-store.ts";
 import { FsStore } from "../../core/shards/fs-store.ts";
 import { writeShard } from "../../core/shards/jsonl.ts";
-import { checkTargets, fmt, writeResult } from "../lib/stats.ts";
+import { BenchReport, fmt } from "../lib/stats.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -113,17 +113,10 @@ console.log(`  raw fetch generator  ${fmt(rawRate)} req/s (${fmt(rawSeconds)} s)
 console.log(
   `  generate worker      ${fmt(workerRate)} req/s (${fmt(w.seconds)} s, exit ${w.exit}, incl. cache writes and the output shard), peak RSS ${fmt(w.peak / 1e6)} MB`,
 );
-const ok = checkTargets([
-  { name: "worker exit code", value: w.exit, limit: 0, kind: "max" },
-  { name: "worker throughput / raw generator", value: workerRate / rawRate, limit: 0.95, kind: "min" },
-  { name: "worker peak RSS (MB), 10k-question shard", value: w.peak / 1e6, limit: 300, kind: "max" },
-]);
-writeResult("bench/results/generate.json", {
-  requests: N,
-  concurrency: C,
-  rawRate,
-  workerRate,
-  ratio: workerRate / rawRate,
-  peakRssMB: w.peak / 1e6,
-});
-process.exitCode = ok ? 0 : 1;
+new BenchReport("generate", { requests: N, concurrency: C, latencyMs: Number(args["latency-ms"]) })
+  .figure("worker exit code", w.exit, "code", { kind: "max", limit: 0 })
+  .figure("raw generator", rawRate, "requests/s")
+  .figure("generate worker", workerRate, "requests/s")
+  .figure("worker throughput / raw generator", workerRate / rawRate, "ratio", { kind: "min", limit: 0.95 })
+  .figure("worker peak RSS, 10k-question shard", w.peak / 1e6, "MB", { kind: "max", limit: 300 })
+  .finish();

@@ -15,7 +15,7 @@ import type { ByteStore } from "../../core/shards/byte-store.ts";
 import { FsStore } from "../../core/shards/fs-store.ts";
 import { readShard, ShardWriter } from "../../core/shards/jsonl.ts";
 import { startS3Emulator } from "../../local/s3-emulator.ts";
-import { checkTargets, fmt, type Target, writeResult } from "../lib/stats.ts";
+import { BenchReport, fmt } from "../lib/stats.ts";
 
 const { values: args } = parseArgs({ options: { records: { type: "string", default: "100000" } } });
 const RECORDS = Number(args.records);
@@ -62,7 +62,7 @@ const emulator = await startS3Emulator();
 const s3Result = await measure(emulator.store);
 await emulator.stop();
 
-const targets: Target[] = [];
+const report = new BenchReport("shards", { records: RECORDS });
 for (const [name, r] of [
   ["filesystem", fsResult],
   ["s3 emulator", s3Result],
@@ -71,12 +71,11 @@ for (const [name, r] of [
     `${name.padEnd(12)} write ${fmt(r.writePerSecond)} rec/s, read ${fmt(r.readPerSecond)} rec/s, ` +
       `RSS growth write ${fmt(r.writeGrowthMB)} MB, read ${fmt(r.readGrowthMB)} MB, peak RSS ${fmt(r.peakRssMB)} MB`,
   );
-  targets.push(
-    { name: `${name}: records read back`, value: r.records, limit: RECORDS, kind: "min" },
-    { name: `${name}: RSS growth while writing (MB)`, value: r.writeGrowthMB, limit: 48, kind: "max" },
-    { name: `${name}: RSS growth while reading (MB)`, value: r.readGrowthMB, limit: 48, kind: "max" },
-  );
+  report
+    .figure(`${name}: write`, r.writePerSecond, "records/s")
+    .figure(`${name}: read`, r.readPerSecond, "records/s")
+    .figure(`${name}: records read back`, r.records, "records", { kind: "min", limit: RECORDS })
+    .figure(`${name}: RSS growth while writing`, r.writeGrowthMB, "MB", { kind: "max", limit: 48 })
+    .figure(`${name}: RSS growth while reading`, r.readGrowthMB, "MB", { kind: "max", limit: 48 });
 }
-const ok = checkTargets(targets);
-writeResult("bench/results/shards.json", { records: RECORDS, filesystem: fsResult, s3Emulator: s3Result });
-process.exitCode = ok ? 0 : 1;
+report.finish();

@@ -25,7 +25,7 @@ import type { StageSummary } from "../../core/stages/stage.ts";
 import { type GenerateJob, runDirect } from "../../local/direct-run.ts";
 import { startReplayServer } from "../../local/replay-server.ts";
 import { fakeGenerate } from "../../tests/helpers/pipeline.ts";
-import { checkTargets, fmt, seeded, writeResult } from "../lib/stats.ts";
+import { BenchReport, fmt, seeded } from "../lib/stats.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -145,12 +145,9 @@ for (const [stage, s] of Object.entries(seconds)) {
     `  ${stage.padEnd(20)} ${fmt(s).padStart(8)} s  ${String(n).padStart(8)} in  ${fmt(n / s).padStart(8)} rec/s`,
   );
 }
-const ok = checkTargets([{ name: "whole CPU path (s)", value: total, limit: 600, kind: "max" }]);
-writeResult("bench/results/stages.json", {
-  questions: N,
-  seconds: total,
-  peakRssMiB: peak / 2 ** 20,
-  perStage,
-});
+new BenchReport("stages", { questions: N, generator: args.generator, samples: Number(args.samples) })
+  .figure("whole CPU path", total, "s", { kind: "max", limit: 600 })
+  .figure("peak RSS of the bench process", peak / 2 ** 20, "MiB")
+  .details({ perStage })
+  .finish();
 await rm(dir, { recursive: true, force: true });
-process.exitCode = ok ? 0 : 1;

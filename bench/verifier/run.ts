@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type Preset, verify } from "../../core/verify/index.ts";
-import { checkTargets, fmt, percentile, type Target, writeResult } from "../lib/stats.ts";
+import { BenchReport, fmt, percentile, writeResult } from "../lib/stats.ts";
 import { generateMix, type MixCase } from "./mix.ts";
 
 const { values: args } = parseArgs({
@@ -124,26 +124,21 @@ for (const [name, r] of [
   );
 }
 
-const result: Record<string, unknown> = {
-  date: new Date().toISOString(),
-  node: process.version,
-  table: { cases: table.length, ...strip(oursTable) },
-  mix: { cases: mix.length, ...strip(oursMix) },
-};
-const targets: Target[] = [
-  {
-    name: "p99 latency (ms), table and mix",
-    value: Math.max(oursTable.p99, oursMix.p99),
+const report = new BenchReport("verifier", { mix: mix.length, mathVerifySample: sample.length })
+  .figure("ours on the table: throughput", oursTable.perSecond, "verdicts/s")
+  .figure("ours on the mix: throughput", oursMix.perSecond, "verdicts/s")
+  .figure("p99 latency, table and mix", Math.max(oursTable.p99, oursMix.p99), "ms", {
+    kind: "max",
     limit: 10,
+  })
+  .figure("max latency, table and mix", Math.max(oursTable.max, oursMix.max), "ms", {
     kind: "max",
-  },
-  {
-    name: "max latency (ms), table and mix",
-    value: Math.max(oursTable.max, oursMix.max),
     limit: 100,
-    kind: "max",
-  },
-];
+  })
+  .details({
+    table: { cases: table.length, ...strip(oursTable) },
+    mix: { cases: mix.length, ...strip(oursMix) },
+  });
 
 const python = args["no-math-verify"] ? null : ensureMathVerify();
 if (python) {
@@ -179,27 +174,17 @@ if (python) {
     );
   }
   writeResult("bench/results/verifier-disagreements.json", disagreements);
-  Object.assign(result, {
-    mathVerify: {
-      version: MATH_VERIFY_VERSION,
-      tablePerSecond: mvTable.perSecond,
-      samplePerSecond: mvSample.perSecond,
-    },
-    ratio: { table: ratioTable, mixSample: ratioSample },
-    disagreements: disagreements.length,
-    oursWrong: oursWrong.length,
-  });
-  targets.push(
-    { name: "throughput vs Math-Verify, table", value: ratioTable, limit: 10, kind: "min" },
-    { name: "throughput vs Math-Verify, mix sample", value: ratioSample, limit: 10, kind: "min" },
-    { name: "disagreements where ours is wrong", value: oursWrong.length, limit: 0, kind: "max" },
-  );
+  report
+    .figure("Math-Verify on the table: throughput", mvTable.perSecond, "verdicts/s")
+    .figure("Math-Verify on the mix sample: throughput", mvSample.perSecond, "verdicts/s")
+    .figure("throughput vs Math-Verify, table", ratioTable, "x", { kind: "min", limit: 10 })
+    .figure("throughput vs Math-Verify, mix sample", ratioSample, "x", { kind: "min", limit: 10 })
+    .figure("disagreements with Math-Verify on the table", disagreements.length, "cases")
+    .figure("disagreements where ours is wrong", oursWrong.length, "cases", { kind: "max", limit: 0 })
+    .details({ mathVerifyVersion: MATH_VERIFY_VERSION });
 }
 
-console.log("\ntargets");
-const ok = checkTargets(targets);
-writeResult("bench/results/verifier.json", result);
-process.exitCode = ok ? 0 : 1;
+report.finish();
 
 function strip(r: ReturnType<typeof timeOurs>) {
   const { verdicts: _v, ...rest } = r;
