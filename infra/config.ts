@@ -24,6 +24,15 @@ export interface PipelineSettings {
   readonly alarmEmail?: string;
   /** GPUs per generate job. @default 8 */
   readonly gpusPerJob: number;
+  /**
+   * Largest Lambda memory (MB) any step gets. New accounts' quota is 3,008 MB; raise it here (up to
+   * 10,240) where the account allows, for the steps that want more. @default 3008
+   */
+  readonly lambdaMemoryMaxMb: number;
+  /** Root volume of each GPU host in GiB: images, teacher weights (~470 GB for a 235B model), checkpoints. @default 1200 */
+  readonly gpuRootVolumeGiB: number;
+  /** Hours a GPU job may wait RUNNABLE (no capacity or quota) before the queue cancels it (0.17-24). @default 6 */
+  readonly gpuRunnableTimeoutHours: number;
 }
 
 function list(v: unknown, fallback: string[]): string[] {
@@ -33,6 +42,14 @@ function list(v: unknown, fallback: string[]): string[] {
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
+}
+
+function bounded(name: string, v: unknown, fallback: number, min: number, max: number): number {
+  if (v === undefined || v === null || v === "") return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max)
+    throw new Error(`context ${name} must be a number from ${min} to ${max}, not ${String(v)}`);
+  return n;
 }
 
 export function settingsFrom(node: Node): PipelineSettings {
@@ -57,5 +74,8 @@ export function settingsFrom(node: Node): PipelineSettings {
     sourceBuckets: list(get("sourceBuckets"), []),
     alarmEmail: opt("alarmEmail"),
     gpusPerJob: Number(get("gpusPerJob") ?? 8),
+    lambdaMemoryMaxMb: bounded("lambdaMemoryMaxMb", get("lambdaMemoryMaxMb"), 3008, 128, 10240),
+    gpuRootVolumeGiB: bounded("gpuRootVolumeGiB", get("gpuRootVolumeGiB"), 1200, 100, 16384),
+    gpuRunnableTimeoutHours: bounded("gpuRunnableTimeoutHours", get("gpuRunnableTimeoutHours"), 6, 1 / 6, 24),
   };
 }

@@ -18,10 +18,11 @@ const RULES: { where: RegExp; rule: string; reason: string }[] = [
       "S3 grants are limited to the step's own key patterns under runs/<run-id>/ (the run id is known only at run time); kms:*Encrypt*/GenerateDataKey* come from CDK's grantEncryptDecrypt on the pipeline key; X-Ray requires Resource *; start-run may only start/describe recipe-run executions.",
   },
   {
-    where: /\/Pipeline\/StateMachine\/(Role\/DefaultPolicy|DistributedMapPolicy)\/Resource$/,
+    where:
+      /\/Pipeline\/(StateMachine\/Role\/DefaultPolicy|StateMachine\/DistributedMapPolicy|BatchJobsPolicy)\/Resource$/,
     rule: "AwsSolutions-IAM5",
     reason:
-      "Lambda invoke grants include version qualifiers (:*); Distributed Maps start and stop child executions of this state machine; submitJob.sync needs batch:DescribeJobs and the managed events rule; S3 access is runs/* (read) and tmp/* (map results); X-Ray and log delivery need *.",
+      "Lambda invoke grants include version qualifiers (:*); Distributed Maps start and stop child executions of this state machine; submitJob.sync submits, tags and terminates jobs whose ids exist only at run time (job/*) and batch:DescribeJobs has no resource scope; S3 access is runs/* (read) and tmp/* (map results); kms:*Encrypt*/GenerateDataKey* come from CDK's grantEncryptDecrypt on the pipeline key; X-Ray and log delivery need *.",
   },
   {
     where: /\/Gpu\/.*(Role|InstanceProfile).*\/Resource$/,

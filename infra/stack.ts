@@ -3,6 +3,7 @@
  * Lambdas and Distributed Maps, AWS Batch GPU jobs, and operations.
  */
 import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
+import { Platform } from "aws-cdk-lib/aws-ecr-assets";
 import * as ecs from "aws-cdk-lib/aws-ecs";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
@@ -165,7 +166,8 @@ export class RecipePipelineStack extends Stack {
         key: storage.key,
         reads: g.reads,
         writes: g.writes,
-        memoryMb: g.memoryMb,
+        // New accounts may not create functions above 3,008 MB: the default cap; context raises it.
+        memoryMb: Math.min(g.memoryMb ?? 1024, s.lambdaMemoryMaxMb),
         timeout: g.timeout,
         copyFiles: g.copyFiles,
         sourceBuckets: g.sources ? s.sourceBuckets : [],
@@ -182,7 +184,11 @@ export class RecipePipelineStack extends Stack {
     const image = (uri: string | undefined, folder: string) =>
       uri
         ? ecs.ContainerImage.fromRegistry(uri)
-        : ecs.ContainerImage.fromAsset(".", { file: `batch-images/${folder}/Dockerfile` });
+        : ecs.ContainerImage.fromAsset(".", {
+            file: `batch-images/${folder}/Dockerfile`,
+            // GPU hosts are x86_64: an image built on an arm64 laptop would not start there.
+            platform: Platform.LINUX_AMD64,
+          });
     const gpu = new GpuBatch(this, "Gpu", {
       bucket,
       key: storage.key,
@@ -194,6 +200,8 @@ export class RecipePipelineStack extends Stack {
       trainImage: image(s.trainImageUri, "train-rl"),
       teacherApiKeySecretArn: s.teacherApiKeySecretArn,
       sourceBuckets: s.sourceBuckets,
+      rootVolumeGiB: s.gpuRootVolumeGiB,
+      runnableTimeout: Duration.hours(s.gpuRunnableTimeoutHours),
     });
 
     const pipeline = new PipelineStateMachine(this, "Pipeline", {

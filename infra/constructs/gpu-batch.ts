@@ -4,7 +4,7 @@
  * `generate` and `train-rl` with the container contract's retry rules: spot reclaim (`Host EC2*`) and
  * exit 75 retry, exit 3 fails at once.
  */
-import { Duration, Size } from "aws-cdk-lib";
+import { Duration, Size, Stack } from "aws-cdk-lib";
 import * as batch from "aws-cdk-lib/aws-batch";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as ecs from "aws-cdk-lib/aws-ecs";
@@ -26,6 +26,10 @@ export interface GpuBatchProps {
   readonly trainImage: ecs.ContainerImage;
   readonly teacherApiKeySecretArn?: string;
   readonly sourceBuckets: string[];
+  /** Root volume of each GPU host (images, weights, checkpoints). */
+  readonly rootVolumeGiB: number;
+  /** How long a job may wait RUNNABLE (no capacity, no quota) before the queue cancels it. */
+  readonly runnableTimeout: Duration;
 }
 
 export class GpuBatch extends Construct {
@@ -50,6 +54,23 @@ export class GpuBatch extends Construct {
           flowLogs: { all: { trafficType: ec2.FlowLogTrafficType.REJECT } },
         });
     const instanceTypes = props.instanceTypes.map((t) => new ec2.InstanceType(t));
+    // The AMI's own root volume is small and shared with Docker: a 235B teacher's weights (~470 GB),
+    // the images and verl checkpoints need a large encrypted gp3 root volume.
+    const launchTemplate = new ec2.LaunchTemplate(this, "HostDisk", {
+      blockDevices: [
+        {
+          deviceName: "/dev/xvda",
+          volume: ec2.BlockDeviceVolume.ebs(props.rootVolumeGiB, {
+            volumeType: ec2.EbsDeviceVolumeType.GP3,
+            encrypted: true,
+            deleteOnTermination: true,
+            throughput: 1000,
+            iops: 16000,
+          }),
+        },
+      ],
+      requireImdsv2: true,
+    });
     const environment = (name: string, spot: boolean) =>
       new batch.ManagedEc2EcsComputeEnvironment(this, name, {
         vpc: this.vpc,
@@ -62,7 +83,9 @@ export class GpuBatch extends Construct {
         allocationStrategy: spot
           ? batch.AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED
           : batch.AllocationStrategy.BEST_FIT_PROGRESSIVE,
-        images: [{ imageType: batch.EcsMachineImageType.ECS_AL2_NVIDIA }],
+        // ECS_AL2_NVIDIA reached end of life on 2026-06-30.
+        images: [{ imageType: batch.EcsMachineImageType.ECS_AL2023_NVIDIA }],
+        launchTemplate,
         updateToLatestImageVersion: true,
       });
     const spot = environment("Spot", true);
@@ -72,6 +95,17 @@ export class GpuBatch extends Construct {
         { computeEnvironment: spot, order: 1 },
         { computeEnvironment: onDemand, order: 2 },
       ],
+      // With no GPU quota or capacity a job would sit RUNNABLE until the execution's 30-day timeout.
+      jobStateTimeLimitActions: [
+        batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
+        batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
+        batch.JobStateTimeLimitActionsReason.JOB_RESOURCE_REQUIREMENT,
+      ].map((reason) => ({
+        reason,
+        maxTime: props.runnableTimeout,
+        action: batch.JobStateTimeLimitActionsAction.CANCEL,
+        state: batch.JobStateTimeLimitActionsState.RUNNABLE,
+      })),
     });
 
     const logGroup = new logs.LogGroup(this, "JobLogs", { retention: logs.RetentionDays.THREE_MONTHS });
@@ -83,7 +117,18 @@ export class GpuBatch extends Construct {
     props.bucket.grantRead(jobRole, "images/*");
     for (const b of props.sourceBuckets) {
       jobRole.addToPolicy(
-        new iam.PolicyStatement({ actions: ["s3:GetObject"], resources: [`arn:aws:s3:::${b}/*`] }),
+        new iam.PolicyStatement({
+          actions: ["s3:GetObject"],
+          resources: [
+            Stack.of(this).formatArn({
+              service: "s3",
+              region: "",
+              account: "",
+              resource: b,
+              resourceName: "*",
+            }),
+          ],
+        }),
       );
     }
     props.key?.grantEncryptDecrypt(jobRole);
@@ -99,6 +144,9 @@ export class GpuBatch extends Construct {
       batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.custom({ onExitCode: "75" })),
       batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom({ onExitCode: "3" })),
       batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.CANNOT_PULL_CONTAINER),
+      // Batch retries an exit that matches no rule: exit 1 or 137 would get every attempt. Batch allows
+      // five rules; this one must stay last.
+      batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom({ onExitCode: "*" })),
     ];
     const container = (
       name: string,

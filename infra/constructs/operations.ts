@@ -1,10 +1,11 @@
 /** Operations: a CloudWatch dashboard and alarms (execution failed or timed out, Batch job failed, Lambda errors). */
-import { Duration } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import * as cw from "aws-cdk-lib/aws-cloudwatch";
 import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
-import type * as kms from "aws-cdk-lib/aws-kms";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as sns from "aws-cdk-lib/aws-sns";
@@ -29,7 +30,24 @@ export class Operations extends Construct {
   constructor(scope: Construct, id: string, props: OperationsProps) {
     super(scope, id);
     if (props.alarmEmail) {
-      this.topic = new sns.Topic(this, "Alarms", { masterKey: props.key, enforceSSL: true });
+      // The topic has its own key: CloudWatch must be able to use it to publish alarms (the bucket key's
+      // policy does not, and should not, let it), and only on behalf of this account's alarms.
+      const masterKey = props.key
+        ? new kms.Key(this, "AlarmsKey", {
+            enableKeyRotation: true,
+            removalPolicy: RemovalPolicy.RETAIN,
+            description: "recipe-pipeline alarm notifications",
+          })
+        : undefined;
+      masterKey?.addToResourcePolicy(
+        new iam.PolicyStatement({
+          principals: [new iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+          actions: ["kms:Decrypt", "kms:GenerateDataKey*"],
+          resources: ["*"],
+          conditions: { StringEquals: { "aws:SourceAccount": Stack.of(this).account } },
+        }),
+      );
+      this.topic = new sns.Topic(this, "Alarms", { masterKey, enforceSSL: true });
       this.topic.addSubscription(new subs.EmailSubscription(props.alarmEmail));
     }
     const sm = props.stateMachine;
@@ -101,7 +119,8 @@ export class Operations extends Construct {
           detailType: ["Batch Job State Change"],
           detail: { status: ["FAILED"], jobQueue: [props.jobQueueArn] },
         },
-        targets: [new targets.SnsTopic(this.topic)],
+        // Through a role: EventBridge gets no grant on the topic's key in the key policy itself.
+        targets: [new targets.SnsTopic(this.topic, { authorizeUsingRole: true })],
       });
     }
 

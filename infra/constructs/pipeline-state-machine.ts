@@ -4,8 +4,9 @@
  * results to S3; GPU stages are AWS Batch jobs run with `submitJob.sync`; every task retries transient
  * errors with backoff and sends everything else to the run-failure handler.
  */
-import { Duration } from "aws-cdk-lib";
+import { Aws, Duration, Stack } from "aws-cdk-lib";
 import type * as batch from "aws-cdk-lib/aws-batch";
+import * as iam from "aws-cdk-lib/aws-iam";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
@@ -31,6 +32,11 @@ export type StepName =
   | "write-rl-dataset"
   | "report"
   | "run-failure";
+
+/** Upper bound of a generate step (distill or rollouts), all Batch attempts included. */
+export const GENERATE_STEP_TIMEOUT = Duration.days(4);
+/** Upper bound of the train-rl step: the job's own limit is 14 days an attempt; a week more for a spot reclaim and resume. */
+export const TRAIN_STEP_TIMEOUT = Duration.days(21);
 
 export interface PipelineStateMachineProps {
   readonly functions: Record<StepName, lambda.IFunction>;
@@ -117,6 +123,47 @@ export class PipelineStateMachine extends Construct {
     });
     props.bucket.grantReadWrite(this.stateMachine, "tmp/*");
     props.bucket.grantRead(this.stateMachine, "runs/*");
+    this.grantBatch();
+  }
+
+  /**
+   * `batch:submitJob.sync` steps are custom states, which add no IAM of their own: the role needs to
+   * submit (and tag) jobs on the queue with the two job definitions, describe and terminate them (a
+   * stopped run stops its GPU jobs), and manage the events rule Step Functions uses to learn when a
+   * job ends. https://docs.aws.amazon.com/step-functions/latest/dg/batch-iam.html
+   */
+  private grantBatch(): void {
+    const stack = Stack.of(this);
+    const job = stack.formatArn({ service: "batch", resource: "job", resourceName: "*" });
+    // A policy of its own: the role's default policy is near IAM's size limit (CDK would split it
+    // at synthesis, after cdk-nag has looked).
+    new iam.Policy(this, "BatchJobsPolicy", {
+      roles: [this.stateMachine.role],
+      statements: [
+        new iam.PolicyStatement({
+          actions: ["batch:SubmitJob", "batch:TagResource"],
+          resources: [
+            this.props.queue.jobQueueArn,
+            this.props.generateJob.jobDefinitionArn,
+            this.props.trainJob.jobDefinitionArn,
+            job,
+          ],
+        }),
+        new iam.PolicyStatement({ actions: ["batch:TerminateJob"], resources: [job] }),
+        // DescribeJobs supports no resource-level permission.
+        new iam.PolicyStatement({ actions: ["batch:DescribeJobs"], resources: ["*"] }),
+        new iam.PolicyStatement({
+          actions: ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+          resources: [
+            stack.formatArn({
+              service: "events",
+              resource: "rule",
+              resourceName: "StepFunctionsGetEventsForBatchJobsRule",
+            }),
+          ],
+        }),
+      ],
+    });
   }
 
   /**
@@ -243,7 +290,7 @@ export class PipelineStateMachine extends Construct {
       const state = new sfn.CustomState(this, `${id}${suffix}`, {
         stateJson: {
           Type: "Task",
-          Resource: "arn:aws:states:::batch:submitJob.sync",
+          Resource: `arn:${Aws.PARTITION}:states:::batch:submitJob.sync`,
           Parameters: {
             "JobName.$": `States.Format('${id}-{}', $.runId)`,
             JobQueue: this.props.queue.jobQueueArn,
@@ -254,6 +301,9 @@ export class PipelineStateMachine extends Construct {
           },
           ResultSelector: { "jobId.$": "$.JobId", "status.$": "$.Status" },
           ResultPath: `$.batch${id}`,
+          // A job that never leaves RUNNABLE is cancelled by the queue; this bounds the whole step
+          // (every Batch attempt included) so a stuck run fails with States.Timeout, not in 30 days.
+          TimeoutSeconds: (mode === "train" ? TRAIN_STEP_TIMEOUT : GENERATE_STEP_TIMEOUT).toSeconds(),
         },
       });
       state.addRetry({

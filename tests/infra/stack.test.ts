@@ -281,6 +281,125 @@ describe("Batch", () => {
   });
 });
 
+describe("first deploy on a new account (issue 12)", () => {
+  type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
+  const roleStatements = (match: RegExp): Statement[] =>
+    Object.entries(json.Resources)
+      .filter(([id, r]) => r.Type === "AWS::IAM::Policy" && match.test(id))
+      .flatMap(([, r]) => (r.Properties?.PolicyDocument as { Statement: Statement[] }).Statement);
+  const actions = (st: Statement[]) => st.flatMap((x) => (Array.isArray(x.Action) ? x.Action : [x.Action]));
+
+  it("lets the state machine submit, tag, describe and terminate Batch jobs and manage the Batch events rule", () => {
+    const granted = actions(roleStatements(/^Pipeline(StateMachineRole|BatchJobsPolicy)/));
+
+    expect(granted).toEqual(
+      expect.arrayContaining([
+        "batch:SubmitJob",
+        "batch:TagResource",
+        "batch:DescribeJobs",
+        "batch:TerminateJob",
+        "events:PutTargets",
+        "events:PutRule",
+        "events:DescribeRule",
+      ]),
+    );
+    const rule = roleStatements(/^Pipeline(StateMachineRole|BatchJobsPolicy)/).find((x) =>
+      actions([x]).includes("events:PutRule"),
+    );
+    expect(JSON.stringify(rule?.Resource)).toContain("rule/StepFunctionsGetEventsForBatchJobsRule");
+  });
+
+  it("creates no Lambda above 3,008 MB by default, and lets the deploy context raise the cap", () => {
+    const memory = Object.values(json.Resources)
+      .filter((r) => r.Type === "AWS::Lambda::Function")
+      .map((r) => Number(r.Properties?.MemorySize ?? 128));
+    expect(Math.max(...memory)).toBeLessThanOrEqual(3008);
+
+    const app = new App({ context: { lambdaMemoryMaxMb: "10240" } });
+    const raised = new RecipePipelineStack(app, "Raised", { settings: settingsFrom(app.node) });
+    const raisedMemory = Object.values(Template.fromStack(raised).findResources("AWS::Lambda::Function")).map(
+      (r) => Number((r as { Properties: { MemorySize?: number } }).Properties.MemorySize ?? 128),
+    );
+    expect(Math.max(...raisedMemory)).toBe(10240);
+    expect(() => settingsFrom(new App({ context: { lambdaMemoryMaxMb: "lots" } }).node)).toThrow(
+      /lambdaMemoryMaxMb/,
+    );
+  }, 240_000);
+
+  it("gives GPU hosts the AL2023 NVIDIA AMI and a large encrypted root volume through a launch template", () => {
+    const envs = Object.values(template.findResources("AWS::Batch::ComputeEnvironment"));
+    expect(envs).toHaveLength(2);
+    for (const env of envs) {
+      const resources = (env as { Properties: { ComputeResources: Record<string, unknown> } }).Properties
+        .ComputeResources;
+      expect(resources.Ec2Configuration).toEqual([
+        expect.objectContaining({ ImageType: "ECS_AL2023_NVIDIA" }),
+      ]);
+      expect(resources.LaunchTemplate).toBeDefined();
+    }
+    template.hasResourceProperties("AWS::EC2::LaunchTemplate", {
+      LaunchTemplateData: Match.objectLike({
+        BlockDeviceMappings: [
+          Match.objectLike({
+            DeviceName: "/dev/xvda",
+            Ebs: Match.objectLike({ VolumeSize: 1200, VolumeType: "gp3", Encrypted: true }),
+          }),
+        ],
+      }),
+    });
+  });
+
+  it("ends every job definition's retry rules with a catch-all exit, so exit 1 or 137 is not retried ten times", () => {
+    const defs = Object.values(template.findResources("AWS::Batch::JobDefinition"));
+    expect(defs.length).toBeGreaterThanOrEqual(2);
+    for (const d of defs) {
+      const rules = (d as { Properties: { RetryStrategy: { EvaluateOnExit: Record<string, string>[] } } })
+        .Properties.RetryStrategy.EvaluateOnExit;
+      expect(rules.length).toBeLessThanOrEqual(5); // Batch's limit
+      expect(rules.at(-1)).toEqual({ Action: "EXIT", OnExitCode: "*" });
+    }
+  });
+
+  it("bounds every GPU step: a timeout on each Batch state and RUNNABLE limits on the queue", () => {
+    const batchStates = allStates(definition.States as Record<string, State>).filter(
+      ([, st]) => st.Resource === "arn:aws:states:::batch:submitJob.sync",
+    );
+    expect(batchStates.length).toBeGreaterThanOrEqual(3);
+    for (const [name, st] of batchStates) expect(st.TimeoutSeconds, name).toBeGreaterThan(0);
+    template.hasResourceProperties("AWS::Batch::JobQueue", {
+      JobStateTimeLimitActions: Match.arrayWith([
+        Match.objectLike({
+          Action: "CANCEL",
+          State: "RUNNABLE",
+          Reason: "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+        }),
+      ]),
+    });
+  });
+
+  it("hard-codes no partition in any ARN", () => {
+    expect(JSON.stringify(json)).not.toMatch(/"arn:aws:/);
+  });
+});
+
+describe("alarm email under KMS (issue 12)", () => {
+  it("encrypts the topic with a key CloudWatch may use for this account only, and no key lets EventBridge in unconditioned", () => {
+    const app = new App({ context: { alarmEmail: "ops@example.com" } });
+    const withEmail = Template.fromStack(
+      new RecipePipelineStack(app, "WithEmail", { settings: settingsFrom(app.node) }),
+    );
+    const keys = Object.values(withEmail.findResources("AWS::KMS::Key")) as {
+      Properties: { KeyPolicy: { Statement: { Principal?: { Service?: string }; Condition?: unknown }[] } };
+    }[];
+    const statements = keys.flatMap((k) => k.Properties.KeyPolicy.Statement);
+    const cloudwatch = statements.find((st) => st.Principal?.Service === "cloudwatch.amazonaws.com");
+    expect(cloudwatch?.Condition).toEqual({ StringEquals: { "aws:SourceAccount": expect.anything() } });
+    const events = statements.filter((st) => st.Principal?.Service === "events.amazonaws.com");
+    for (const st of events) expect(st.Condition).toBeDefined();
+    withEmail.hasResourceProperties("AWS::SNS::Topic", { KmsMasterKeyId: Match.anyValue() });
+  }, 240_000);
+});
+
 describe("operations", () => {
   it("alarms on failed and timed-out executions and failed Batch jobs", () => {
     const alarms = Object.values(json.Resources).filter((r) => r.Type === "AWS::CloudWatch::Alarm");
