@@ -384,7 +384,8 @@ function relationAsInterval(v: Value): Value | null {
  * gold item is in the prediction and every predicted item is in the gold, so a repeated item counts once.
  */
 function listsEqual(gold: Value[], pred: Value[], ordered: boolean, opts: CompareOptions): boolean {
-  if (ordered) return gold.length === pred.length && gold.every((g, i) => compareValues(g, pred[i]!, opts) !== null);
+  if (ordered)
+    return gold.length === pred.length && gold.every((g, i) => compareValues(g, pred[i]!, opts) !== null);
   const matched = new Array<boolean>(pred.length).fill(false);
   for (const g of gold) {
     let found = false;

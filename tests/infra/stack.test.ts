@@ -286,7 +286,7 @@ describe("first deploy on a new account (issue 12)", () => {
   const roleStatements = (match: RegExp): Statement[] =>
     Object.entries(json.Resources)
       .filter(([id, r]) => r.Type === "AWS::IAM::Policy" && match.test(id))
-      .flatMap(([, r]) => (r.Properties?.PolicyDocument as { Statement: Statement[] }).Statement);
+      .flatMap(([, r]) => (r.Properties!.PolicyDocument as { Statement: Statement[] }).Statement);
   const actions = (st: Statement[]) => st.flatMap((x) => (Array.isArray(x.Action) ? x.Action : [x.Action]));
 
   it("lets the state machine submit, tag, describe and terminate Batch jobs and manage the Batch events rule", () => {
