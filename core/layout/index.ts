@@ -30,6 +30,11 @@ export const INGEST_STAGE: Record<Branch, Stage> = { sft: "ingest-sft", rl: "ing
 export const DEDUP_STAGE: Record<Branch, Stage> = { sft: "dedup-sft", rl: "dedup-rl" };
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/;
+
+/** Whether a string is a valid run id (the schema's rule): callers check user input with it. */
+export function isRunId(value: string): boolean {
+  return RUN_ID.test(value);
+}
 const SHA256 = /^[0-9a-f]{64}$/;
 export const SHARD_DIGITS = 5;
 export const MAX_SHARDS = 10 ** SHARD_DIGITS;

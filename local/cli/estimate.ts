@@ -2,6 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
 import { estimateCost } from "../../core/cost.ts";
+import { UsageError } from "./errors.ts";
 
 export interface EstimateOptions {
   sftQuestions: string;
@@ -10,6 +11,17 @@ export interface EstimateOptions {
   rolloutTokens: string;
   tokensPerSecond?: string;
   json?: boolean;
+}
+
+/** A numeric option: a finite number, positive (or zero where allowed); anything else is a usage error. */
+function count(option: string, value: string, zeroAllowed = false): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || (!zeroAllowed && n === 0)) {
+    throw new UsageError(
+      `${option} must be a ${zeroAllowed ? "non-negative" : "positive"} number, not ${JSON.stringify(value)}`,
+    );
+  }
+  return n;
 }
 
 export async function estimateCommand(
@@ -24,11 +36,11 @@ export async function estimateCommand(
     return 2;
   }
   const estimate = estimateCost(parsed.config, {
-    sftQuestions: Number(opts.sftQuestions),
-    rlQuestions: Number(opts.rlQuestions),
-    avgTeacherTokens: Number(opts.teacherTokens),
-    avgRolloutTokens: Number(opts.rolloutTokens),
-    tokensPerSecond: opts.tokensPerSecond ? Number(opts.tokensPerSecond) : undefined,
+    sftQuestions: count("--sft-questions", opts.sftQuestions, true),
+    rlQuestions: count("--rl-questions", opts.rlQuestions, true),
+    avgTeacherTokens: count("--teacher-tokens", opts.teacherTokens),
+    avgRolloutTokens: count("--rollout-tokens", opts.rolloutTokens),
+    tokensPerSecond: opts.tokensPerSecond ? count("--tokens-per-second", opts.tokensPerSecond) : undefined,
   });
   if (opts.json) {
     out(`${JSON.stringify(estimate, null, 2)}\n`);

@@ -2,6 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { Command, CommanderError, Option } from "commander";
 import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
 import { runConfigJsonSchema, runConfigReference } from "../../core/config/reference.ts";
+import { debugRequested, describeError } from "./errors.ts";
 import { type EstimateOptions, estimateCommand } from "./estimate.ts";
 import {
   type RunCommandOptions,
@@ -10,6 +11,7 @@ import {
   statusCommand,
   submitCommand,
 } from "./run.ts";
+import { sourceProblems } from "./sources.ts";
 import { verifyCommand } from "./verify.ts";
 
 /** Exit codes: 0 ok, 1 failure, 2 invalid input (config or arguments). */
@@ -30,7 +32,11 @@ const defaultIo: Io = {
   err: (t) => process.stderr.write(t),
 };
 
-async function validateCommand(file: string, opts: { quiet?: boolean }, io: Io): Promise<number> {
+async function validateCommand(
+  file: string,
+  opts: { quiet?: boolean; remote?: boolean },
+  io: Io,
+): Promise<number> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -39,8 +45,9 @@ async function validateCommand(file: string, opts: { quiet?: boolean }, io: Io):
     return EXIT_INVALID;
   }
   const result = parseRunConfigText(text);
-  if (!result.ok) {
-    io.err(`${file}: INVALID, ${result.problems.length} problem(s)\n${formatProblems(result.problems)}\n`);
+  const problems = result.ok ? (opts.remote ? [] : sourceProblems(result.config, file)) : result.problems;
+  if (!result.ok || problems.length > 0) {
+    io.err(`${file}: INVALID, ${problems.length} problem(s)\n${formatProblems(problems)}\n`);
     return EXIT_INVALID;
   }
   io.out(`${file}: OK\n`);
@@ -65,6 +72,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   const program = new Command("recipe")
     .description("recipe-pipeline: verified reasoning data from a teacher model, and GSPO RL sets, on AWS")
     .exitOverride()
+    .option("--debug", "show stack traces of errors")
     .configureOutput({ writeOut: io.out, writeErr: io.err });
 
   program
@@ -72,7 +80,11 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .description("check a run.json; print the resolved config, or every problem with its JSON path (exit 2)")
     .argument("<run.json>", "the run config")
     .option("-q, --quiet", "print only OK, not the resolved config")
-    .action(async (file: string, opts: { quiet?: boolean }) =>
+    .option(
+      "--remote",
+      "do not check that local source files exist (relative paths name s3://<bucket>/sources/)",
+    )
+    .action(async (file: string, opts: { quiet?: boolean; remote?: boolean }) =>
       setCode(await validateCommand(file, opts, io)),
     );
 
@@ -173,8 +185,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT_OK : EXIT_INVALID;
-    io.err(`error: ${(err as Error).stack ?? String(err)}\n`);
-    return EXIT_FAILURE;
+    const d = describeError(err);
+    io.err(`error: ${d.message}\n`);
+    if (debugRequested(argv)) io.err(`${(err as Error)?.stack ?? String(err)}\n`);
+    return d.code;
   }
   return code;
 }

@@ -9,10 +9,12 @@ import { dirname, join, resolve } from "node:path";
 import { DescribeExecutionCommand, SFNClient } from "@aws-sdk/client-sfn";
 import cliProgress from "cli-progress";
 import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
-import { keys, STAGES } from "../../core/layout/index.ts";
+import { isRunId, keys, STAGES } from "../../core/layout/index.ts";
 import { type ByteStore, listAll, readJson } from "../../core/shards/byte-store.ts";
 import { createS3Client, S3Store } from "../../core/shards/s3-store.ts";
 import { type StageSummary, stageSummaries } from "../../core/stages/stage.ts";
+import { UsageError } from "./errors.ts";
+import { sourceProblems } from "./sources.ts";
 
 type Out = (text: string) => void;
 
@@ -64,8 +66,9 @@ async function exportOutputs(store: ByteStore, runId: string, to: string): Promi
 export async function runCommand(file: string, opts: RunCommandOptions, out: Out, err: Out): Promise<number> {
   const text = readFileSync(file, "utf8");
   const parsed = parseRunConfigText(text);
-  if (!parsed.ok) {
-    err(`${file}: INVALID, ${parsed.problems.length} problem(s)\n${formatProblems(parsed.problems)}\n`);
+  const problems = parsed.ok ? sourceProblems(parsed.config, file) : parsed.problems;
+  if (!parsed.ok || problems.length > 0) {
+    err(`${file}: INVALID, ${problems.length} problem(s)\n${formatProblems(problems)}\n`);
     return 2;
   }
   const config = parsed.config;
@@ -165,6 +168,13 @@ export interface StatusOptions {
 
 /** Status of a run: DescribeExecution plus the stage stats from S3, in AWS (with --bucket) or locally. */
 export async function statusCommand(runId: string, opts: StatusOptions, out: Out, err: Out): Promise<number> {
+  if (!isRunId(runId)) {
+    throw new UsageError(
+      `not a run id: ${JSON.stringify(runId)} (letters, digits, '_' and '-', starting with a letter or digit, at most 80)`,
+    );
+  }
+  if (opts.stateMachineArn && !opts.bucket)
+    throw new UsageError("--state-machine-arn needs --bucket as well");
   let store: ByteStore;
   let execution: {
     status?: string;
@@ -208,7 +218,8 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
     );
     const failure = await readJson<Record<string, unknown>>(store, keys.failure(runId));
     if (failure) out(`\nfailure.json:\n${JSON.stringify(failure, null, 2)}\n`);
-    return 0;
+    // A script waiting on a run can tell a failed one from a finished one by the exit code.
+    return failure || ["FAILED", "TIMED_OUT", "ABORTED"].includes(execution?.status ?? "") ? 1 : 0;
   } finally {
     await stop();
   }

@@ -129,3 +129,90 @@ describe("recipe estimate", () => {
     expect((await cli(["estimate", file])).code).toBe(2);
   });
 });
+
+describe("bad input to every command", () => {
+  const STACK_FRAME = /^\s+at .+\(?.+:\d+:\d+\)?$/m;
+  // No AWS account here: the AWS paths must fail on the missing region or credentials, in one line.
+  const noAws = Object.fromEntries(
+    Object.entries({
+      ...process.env,
+      AWS_CONFIG_FILE: "/nonexistent",
+      AWS_SHARED_CREDENTIALS_FILE: "/nonexistent",
+      AWS_EC2_METADATA_DISABLED: "true",
+    }).filter(
+      ([k]) =>
+        ![
+          "AWS_REGION",
+          "AWS_DEFAULT_REGION",
+          "AWS_ACCESS_KEY_ID",
+          "AWS_SECRET_ACCESS_KEY",
+          "AWS_PROFILE",
+        ].includes(k),
+    ),
+  );
+
+  it.each([
+    ["run a missing file", ["run", "nofile.json"], 2, /cannot read nofile\.json: no such file/],
+    ["status of a malformed run id", ["status", "bad/id"], 2, /not a run id: "bad\/id"/],
+    ["status in AWS without a region", ["status", "t1", "--bucket", "x"], 2, /no AWS region/],
+    [
+      "status with an ARN but no bucket",
+      ["status", "t1", "--state-machine-arn", "arn:aws:states:us-east-1:1:stateMachine:x"],
+      2,
+      /needs --bucket/,
+    ],
+    [
+      "estimate with a non-number",
+      ["estimate", "examples/run.sample.json", "--sft-questions", "abc"],
+      2,
+      /--sft-questions must be a non-negative number, not "abc"/,
+    ],
+    [
+      "estimate with a negative number",
+      ["estimate", "examples/run.sample.json", "--teacher-tokens", "-5"],
+      2,
+      /--teacher-tokens must be a positive number/,
+    ],
+    ["estimate a missing file", ["estimate", "nofile.json"], 2, /cannot read nofile\.json/],
+    ["validate a missing file", ["validate", "nofile.json"], 2, /cannot read nofile\.json/],
+    ["submit a missing file", ["submit", "nofile.json", "--bucket", "x"], 2, /cannot read nofile\.json/],
+    ["verify a missing input", ["verify", "--input", "nofile.jsonl"], 2, /cannot read nofile\.jsonl/],
+    ["an unknown command", ["nosuchcommand"], 2, /unknown command/],
+    ["a missing argument", ["validate"], 2, /missing required argument/],
+  ])("%s: one line, no stack trace, the right exit code", async (_name, args, code, message) => {
+    const result = await run(process.execPath, ["bin/recipe.mjs", ...args], {
+      env: noAws,
+    }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+
+    expect((result as { code?: number }).code ?? 0).toBe(code);
+    const output = `${result.stdout}${result.stderr}`;
+    expect(output).toMatch(message);
+    expect(output).not.toMatch(STACK_FRAME);
+  });
+
+  it("shows the stack with --debug", async () => {
+    const result = await run(
+      process.execPath,
+      ["bin/recipe.mjs", "status", "t1", "--bucket", "x", "--debug"],
+      {
+        env: noAws,
+      },
+    ).catch((e: { stdout: string; stderr: string }) => e);
+
+    expect(result.stderr).toMatch(STACK_FRAME);
+  });
+
+  it("refuses a run.json whose local source file does not exist, naming the user's path", async () => {
+    const sample = JSON.parse(readFileSync("examples/run.sample.json", "utf8"));
+    sample.sources.sft[0].uri = "data/missing.jsonl";
+    const file = await tempFile("run.json", JSON.stringify(sample));
+
+    const local = await cli(["validate", file]);
+    const remote = await cli(["validate", file, "--remote", "--quiet"]);
+
+    expect(local.code).toBe(2);
+    expect(local.err).toContain("$.sources.sft[0].uri: no such file or folder");
+    expect(local.err).toContain(join(file, "..", "data", "missing.jsonl"));
+    expect(remote.code).toBe(0);
+  });
+});

@@ -1,0 +1,48 @@
+/**
+ * Where a run.json's sources are, checked before anything runs: a relative path or file:// URI must
+ * exist (relative to the run.json's folder, as `recipe run` reads it); an s3:// URI must name a bucket.
+ * Problems come in the config validator's shape, so they print the same way.
+ */
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ConfigProblem } from "../../core/config/index.ts";
+import type { RunConfig } from "../../core/config/schema.ts";
+
+const S3_URI = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/;
+
+export function sourceProblems(config: RunConfig, configPath: string): ConfigProblem[] {
+  const base = dirname(resolve(configPath));
+  const entries: [string, string][] = [
+    ...config.sources.sft.map((s, i) => [`$.sources.sft[${i}].uri`, s.uri] as [string, string]),
+    ...config.sources.rl.map((s, i) => [`$.sources.rl[${i}].uri`, s.uri] as [string, string]),
+    ...config.dedup.decontamination.benchmarks.map(
+      (b, i) => [`$.dedup.decontamination.benchmarks[${i}].uri`, b.uri] as [string, string],
+    ),
+  ];
+  const problems: ConfigProblem[] = [];
+  for (const [path, uri] of entries) {
+    if (uri.startsWith("s3://")) {
+      if (!S3_URI.test(uri)) {
+        problems.push({
+          path,
+          expected: "s3://<bucket>/<key or prefix>",
+          found: JSON.stringify(uri),
+          message: "not a well-formed S3 URI",
+        });
+      }
+      continue;
+    }
+    if (/^[a-z0-9]+:\/\//.test(uri) && !uri.startsWith("file://")) continue; // other schemes: checked by the schema
+    const file = uri.startsWith("file://") ? fileURLToPath(uri) : resolve(base, uri);
+    if (!existsSync(file)) {
+      problems.push({
+        path,
+        expected: `a file or folder (relative paths are read from ${base})`,
+        found: JSON.stringify(uri),
+        message: `no such file or folder: ${file}`,
+      });
+    }
+  }
+  return problems;
+}
