@@ -3,10 +3,11 @@
  * run in process, and a teacher (the bundled replay server unless one is given). A put of
  * runs/<id>/run.json starts the execution through the same start-run code as in AWS.
  */
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { SFNClient } from "@aws-sdk/client-sfn";
-import { runIdFromConfigKey } from "../core/layout/index.ts";
+import { runIdFromConfigKey, runPrefix } from "../core/layout/index.ts";
+import { listAll } from "../core/shards/byte-store.ts";
 import { type ReplayServer, startReplayServer } from "./replay-server.ts";
 import { LocalRunner, synthesizeTemplate } from "./runner.ts";
 import { EMULATOR_CREDENTIALS, type S3Emulator, startS3Emulator } from "./s3-emulator.ts";
@@ -162,6 +163,18 @@ export async function uploadSources(s3: S3Emulator, runJsonPath: string, uris: s
     }
   }
   return n;
+}
+
+/**
+ * `recipe run --fresh`: forgets one run (its objects under runs/<run-id>/, its execution record and its
+ * exported files) and nothing else: other runs and the generation cache (what makes a rerun free) stay.
+ */
+export async function clearRun(rt: LocalRuntime, dataDir: string, runId: string): Promise<number> {
+  const objects = await listAll(rt.s3.store, runPrefix(runId));
+  for (const key of objects) await rt.s3.store.delete(key);
+  rt.sfn.forget(executionArnFor(runId));
+  rmSync(join(dataDir, "runs", runId), { recursive: true, force: true });
+  return objects.length;
 }
 
 export function executionArnFor(runId: string): string {

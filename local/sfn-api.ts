@@ -29,6 +29,8 @@ export interface SfnApi {
     executionArn: string,
     result: { status: Execution["status"]; output?: string; error?: string; cause?: string },
   ): void;
+  /** Drops an execution's record (`recipe run --fresh`): its name can be started again. */
+  forget(executionArn: string): void;
   close(): Promise<void>;
 }
 
@@ -113,6 +115,9 @@ export async function startSfnApi(options: {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     executions,
+    forget(executionArn) {
+      if (executions.delete(executionArn)) save();
+    },
     finish(executionArn, result) {
       const e = executions.get(executionArn);
       if (!e) return;

@@ -130,7 +130,10 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--api-key-env <name>", "environment variable holding the endpoint's API key")
     .option("--data-dir <dir>", "where the emulator keeps its data", ".recipe")
     .option("--parallelism <n>", "Batch array children run at once", "2")
-    .option("--fresh", "delete the data directory first")
+    .option(
+      "--fresh",
+      "forget this run first (its outputs and execution); other runs and the generation cache are kept",
+    )
     .action(async (file: string, opts: RunCommandOptions) =>
       setCode(await runCommand(file, opts, io.out, io.err)),
     );

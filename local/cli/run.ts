@@ -72,9 +72,8 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     return 2;
   }
   const config = parsed.config;
-  const { startLocalRuntime, uploadSources, executionArnFor } = await import("../runtime.ts");
+  const { startLocalRuntime, uploadSources, executionArnFor, clearRun } = await import("../runtime.ts");
   const dataDir = resolve(opts.dataDir);
-  if (opts.fresh) (await import("node:fs")).rmSync(dataDir, { recursive: true, force: true });
   const logs: string[] = [];
   const rt = await startLocalRuntime({
     dataDir,
@@ -95,6 +94,12 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       out(
         "  NOTE: the replay teacher answers from recordings; the datasets exercise the pipeline and are not for training.\n",
       );
+    if (opts.fresh) {
+      const removed = await clearRun(rt, dataDir, config.runId);
+      out(
+        `  --fresh: removed run ${config.runId} (${removed} objects); other runs and the generation cache are kept\n`,
+      );
+    }
     const sources = [...config.sources.sft, ...config.sources.rl].map((s) => s.uri);
     await uploadSources(rt.s3, file, sources);
     const arn = executionArnFor(config.runId);

@@ -210,3 +210,49 @@ describe("faults", () => {
     expect(await rt!.s3.store.exists(keys.success("broken", "ingest-sft"))).toBe(false);
   });
 });
+
+describe("recipe run --fresh", () => {
+  it("forgets only its own run: another run's datasets and the generation cache stay", async () => {
+    const { runCommand } = await import("../../local/cli/run.ts");
+    const { startS3Emulator } = await import("../../local/s3-emulator.ts");
+    const { LOCAL_BUCKET } = await import("../../local/runtime.ts");
+    const { symlinkSync, writeFileSync } = await import("node:fs");
+    const { resolve } = await import("node:path");
+    const work = mkdtempSync(join(tmpdir(), "recipe-fresh-"));
+    symlinkSync(resolve("examples/sample"), join(work, "sample"));
+    const config = (runId: string) => {
+      const file = join(work, `${runId}.json`);
+      writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(SAMPLE, "utf8")), runId }));
+      return file;
+    };
+    const dataDir = join(work, "data");
+    const quiet = () => undefined;
+    const run = (runId: string, fresh: boolean) =>
+      runCommand(config(runId), { dataDir, parallelism: "2", fresh }, quiet, quiet);
+    const objects = async () => {
+      const s3 = await startS3Emulator(LOCAL_BUCKET, join(dataDir, "s3"));
+      try {
+        const all = await listAll(s3.store, "");
+        return {
+          a: all.filter((k) => k.startsWith("runs/first/datasets/")).length,
+          b: all.filter((k) => k.startsWith("runs/second/datasets/")).length,
+          cache: all.filter((k) => k.startsWith("cache/generate/")).length,
+        };
+      } finally {
+        await s3.stop();
+      }
+    };
+
+    expect(await run("first", false)).toBe(0);
+    const afterFirst = await objects();
+    expect(await run("second", true)).toBe(0);
+    const afterSecond = await objects();
+    expect(await run("first", true)).toBe(0);
+    const afterRefresh = await objects();
+
+    expect(afterFirst.a).toBeGreaterThan(0);
+    expect(afterFirst.cache).toBeGreaterThan(0);
+    expect(afterSecond).toEqual({ a: afterFirst.a, b: afterFirst.a, cache: afterFirst.cache });
+    expect(afterRefresh).toEqual(afterSecond);
+  }, 240_000);
+});
