@@ -159,7 +159,10 @@ export {
 
 // ---------------------------------------------------------------- plan-generation
 
-/** Splits the dedup output into array-job slices of at most questionsPerShard (more if the array would be too big). */
+/**
+ * Splits the dedup output of `questions` sources into array-job slices of at most questionsPerShard
+ * (more if the array would be too big). `traces` sources are not generated for (planVerify reads them).
+ */
 export async function planGeneration(
   ctx: RunContext,
   branch: Branch,
@@ -171,6 +174,8 @@ export async function planGeneration(
   );
   const counts: { key: string; n: number }[] = [];
   for (const it of dedupItems) {
+    // A `traces` source already carries its responses: it goes to verification, never to the teacher.
+    if (ctx.config.sources[branch][it.sourceIndex]?.kind === "traces") continue;
     const stats = await ctx.store.readBytes(keys.stats(ctx.runId, DEDUP_STAGE[branch], it.shard));
     const out = stats ? (JSON.parse(stats.toString()) as { out: number }).out : 0;
     if (out > 0) counts.push({ key: keys.shard(ctx.runId, DEDUP_STAGE[branch], it.shard), n: out });

@@ -315,7 +315,8 @@ describe("first deploy on a new account (issue 12)", () => {
       .map((r) => Number(r.Properties?.MemorySize ?? 128));
     expect(Math.max(...memory)).toBeLessThanOrEqual(3008);
 
-    const app = new App({ context: { lambdaMemoryMaxMb: "10240" } });
+    // Templates only: no Lambda bundling for these extra stacks (the default stack above bundles).
+    const app = new App({ context: { lambdaMemoryMaxMb: "10240", "aws:cdk:bundling-stacks": [] } });
     const raised = new RecipePipelineStack(app, "Raised", { settings: settingsFrom(app.node) });
     const raisedMemory = Object.values(Template.fromStack(raised).findResources("AWS::Lambda::Function")).map(
       (r) => Number((r as { Properties: { MemorySize?: number } }).Properties.MemorySize ?? 128),
@@ -384,7 +385,7 @@ describe("first deploy on a new account (issue 12)", () => {
 
 describe("alarm email under KMS (issue 12)", () => {
   it("encrypts the topic with a key CloudWatch may use for this account only, and no key lets EventBridge in unconditioned", () => {
-    const app = new App({ context: { alarmEmail: "ops@example.com" } });
+    const app = new App({ context: { alarmEmail: "ops@example.com", "aws:cdk:bundling-stacks": [] } });
     const withEmail = Template.fromStack(
       new RecipePipelineStack(app, "WithEmail", { settings: settingsFrom(app.node) }),
     );

@@ -256,3 +256,64 @@ describe("recipe run --fresh", () => {
     expect(afterRefresh).toEqual(afterSecond);
   }, 240_000);
 });
+
+describe("a traces source", () => {
+  it("goes straight to verification: the teacher gets no request for its questions", async () => {
+    const { startFakeOpenAI } = await import("../helpers/fake-openai.ts");
+    const { symlinkSync, writeFileSync } = await import("node:fs");
+    const { resolve } = await import("node:path");
+    const work = mkdtempSync(join(tmpdir(), "recipe-traces-"));
+    symlinkSync(resolve("examples/sample"), join(work, "sample"));
+    const traces = Array.from({ length: 6 }, (_, i) => ({
+      question: `What is ${1000 + i} plus one, as a number?`,
+      answer: String(1001 + i),
+      response: `<think>Adding one to ${1000 + i} gives ${1001 + i}.</think><answer>${1001 + i}</answer>`,
+    }));
+    writeFileSync(join(work, "own-traces.jsonl"), `${traces.map((t) => JSON.stringify(t)).join("\n")}\n`);
+    const config = JSON.parse(readFileSync(SAMPLE, "utf8"));
+    config.runId = "traces";
+    config.sources.sft.push({
+      name: "own-traces",
+      uri: "own-traces.jsonl",
+      format: "jsonl",
+      kind: "traces",
+      domain: "text_math",
+      license: "CC0-1.0",
+    });
+    const file = join(work, "run.json");
+    writeFileSync(file, JSON.stringify(config));
+    const prompts: string[] = [];
+    const teacher = await startFakeOpenAI({
+      answer: (text) => {
+        prompts.push(text);
+        return "<think>Thinking it over.</think><answer>42</answer>";
+      },
+    });
+    try {
+      rt = await startLocalRuntime({
+        dataDir: mkdtempSync(join(tmpdir(), "recipe-it-")),
+        teacherUrl: teacher.url,
+        teacherModel: "fake-teacher",
+      });
+      await uploadSources(
+        rt.s3,
+        file,
+        config.sources.sft.concat(config.sources.rl).map((s: { uri: string }) => s.uri),
+      );
+      await rt.s3.store.write(keys.runConfig("traces"), JSON.stringify(config));
+      const execution = await rt.waitFor(executionArnFor("traces"));
+
+      expect(execution.status).toBe("SUCCEEDED");
+      expect(prompts.length).toBeGreaterThan(0); // the sample's questions were distilled
+      for (const t of traces) expect(prompts.some((p) => p.includes(t.question))).toBe(false);
+      const summary = async (stage: (typeof STAGES)[number]) =>
+        (await readJson<StageSummary>(rt!.s3.store, keys.success("traces", stage)))!;
+      // Every trace was verified, beside the distilled ones, and they reach the SFT set.
+      expect((await summary("verify-traces")).in).toBe((await summary("distill")).out + traces.length);
+      const sft = await lines(keys.dataset("traces", "sft", "sft.jsonl.gz"));
+      expect(sft.some((r) => JSON.stringify(r).includes("plus one, as a number"))).toBe(true);
+    } finally {
+      await teacher.close();
+    }
+  }, 240_000);
+});

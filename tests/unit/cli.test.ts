@@ -4,7 +4,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runConfigJsonSchema, runConfigReference } from "../../core/config/reference.ts";
 import { DOCS_REFERENCE, DOCS_SCHEMA, main } from "../../local/cli/main.ts";
 
@@ -133,23 +133,34 @@ describe("recipe estimate", () => {
 describe("bad input to every command", () => {
   const STACK_FRAME = /^\s+at .+\(?.+:\d+:\d+\)?$/m;
   // No AWS account here: the AWS paths must fail on the missing region or credentials, in one line.
+  const AWS_VARS = [
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_PROFILE",
+  ];
   const noAws = Object.fromEntries(
     Object.entries({
       ...process.env,
       AWS_CONFIG_FILE: "/nonexistent",
       AWS_SHARED_CREDENTIALS_FILE: "/nonexistent",
       AWS_EC2_METADATA_DISABLED: "true",
-    }).filter(
-      ([k]) =>
-        ![
-          "AWS_REGION",
-          "AWS_DEFAULT_REGION",
-          "AWS_ACCESS_KEY_ID",
-          "AWS_SECRET_ACCESS_KEY",
-          "AWS_PROFILE",
-        ].includes(k),
-    ),
+    }).filter(([k]) => !AWS_VARS.includes(k)),
   );
+  let saved: NodeJS.ProcessEnv;
+  beforeAll(() => {
+    saved = { ...process.env };
+    for (const k of AWS_VARS) delete process.env[k];
+    Object.assign(process.env, {
+      AWS_CONFIG_FILE: "/nonexistent",
+      AWS_SHARED_CREDENTIALS_FILE: "/nonexistent",
+      AWS_EC2_METADATA_DISABLED: "true",
+    });
+  });
+  afterAll(() => {
+    process.env = saved;
+  });
 
   it.each([
     ["run a missing file", ["run", "nofile.json"], 2, /cannot read nofile\.json: no such file/],
@@ -180,26 +191,26 @@ describe("bad input to every command", () => {
     ["an unknown command", ["nosuchcommand"], 2, /unknown command/],
     ["a missing argument", ["validate"], 2, /missing required argument/],
   ])("%s: one line, no stack trace, the right exit code", async (_name, args, code, message) => {
-    const result = await run(process.execPath, ["bin/recipe.mjs", ...args], {
-      env: noAws,
-    }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    const result = await cli(args as string[]);
 
-    expect((result as { code?: number }).code ?? 0).toBe(code);
-    const output = `${result.stdout}${result.stderr}`;
-    expect(output).toMatch(message);
+    expect(result.code).toBe(code);
+    const output = `${result.out}${result.err}`;
+    expect(output).toMatch(message as RegExp);
     expect(output).not.toMatch(STACK_FRAME);
   });
 
-  it("shows the stack with --debug", async () => {
-    const result = await run(
-      process.execPath,
-      ["bin/recipe.mjs", "status", "t1", "--bucket", "x", "--debug"],
-      {
+  it("says the same through the installed bin entry point, and shows the stack only with --debug", async () => {
+    const bin = (extra: string[]) =>
+      run(process.execPath, ["bin/recipe.mjs", "status", "t1", "--bucket", "x", ...extra], {
         env: noAws,
-      },
-    ).catch((e: { stdout: string; stderr: string }) => e);
+      }).catch((e: { code: number; stdout: string; stderr: string }) => e);
 
-    expect(result.stderr).toMatch(STACK_FRAME);
+    const [plain, debug] = await Promise.all([bin([]), bin(["--debug"])]);
+
+    expect((plain as { code?: number }).code).toBe(2);
+    expect(plain.stderr).toMatch(/^error: no AWS region/);
+    expect(plain.stderr).not.toMatch(STACK_FRAME);
+    expect(debug.stderr).toMatch(STACK_FRAME);
   });
 
   it("refuses a run.json whose local source file does not exist, naming the user's path", async () => {
