@@ -4,6 +4,7 @@ import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
 import { runConfigJsonSchema, runConfigReference } from "../../core/config/reference.ts";
 import { debugRequested, describeError } from "./errors.ts";
 import { type EstimateOptions, estimateCommand } from "./estimate.ts";
+import { type RejectsOptions, rejectsCommand } from "./rejects.ts";
 import {
   type RunCommandOptions,
   runCommand,
@@ -147,6 +148,19 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--data-dir <dir>", "the local runtime's data directory", ".recipe")
     .action(async (runId: string, opts: StatusOptions) =>
       setCode(await statusCommand(runId, opts, io.out, io.err)),
+    );
+
+  program
+    .command("rejects")
+    .description("print a run's rejected records as JSON lines: stage, reason, source file and line, detail")
+    .argument("<run-id>")
+    .option("--stage <stage>", "only this stage's rejects")
+    .option("--reason <code>", "only rejects with this reason code")
+    .option("--limit <n>", "print at most this many", "100")
+    .option("--bucket <name>", "the deployed pipeline bucket (AWS)")
+    .option("--data-dir <dir>", "the local runtime's data directory", ".recipe")
+    .action(async (runId: string, opts: RejectsOptions) =>
+      setCode(await rejectsCommand(runId, opts, io.out, io.err)),
     );
 
   program

@@ -28,15 +28,14 @@ export interface RunCommandOptions {
 }
 
 export function summaryTable(rows: StageSummary[]): string {
-  const header = ["stage", "in", "out", "rejected", "top reject reasons"];
+  const header = ["stage", "in", "out", "rejected", "reject reasons"];
   const body = rows.map((s) => [
     s.stage,
     String(s.in),
     String(s.out),
     String(s.rejected),
     Object.entries(s.reasons)
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, 3)
+      .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
       .map(([r, n]) => `${r} ${n}`)
       .join(", "),
   ]);
@@ -44,6 +43,12 @@ export function summaryTable(rows: StageSummary[]): string {
   const line = (cells: string[]) =>
     cells.map((c, i) => (i >= 1 && i <= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ");
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}
+
+/** Where the per-record rejects are, when there are any. */
+function rejectsHint(runId: string, rows: StageSummary[], where: string): string {
+  if (!rows.some((r) => r.rejected > 0)) return "";
+  return `each reject, with its source file and line: npx recipe rejects ${runId}${where} [--stage S] [--reason R]\n`;
 }
 
 /** Copies the run's datasets and report out of the emulator into plain files. */
@@ -142,7 +147,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     const result = await execution;
     bar?.stop();
     const rows = await stageSummaries(rt.s3.store, config.runId);
-    out(`\n${summaryTable(rows)}\n\n`);
+    out(`\n${summaryTable(rows)}\n${rejectsHint(config.runId, rows, "")}\n`);
     if (result.status !== "SUCCEEDED") {
       const failure = await readJson<Record<string, unknown>>(rt.s3.store, keys.failure(config.runId));
       err(
@@ -165,6 +170,28 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
   }
 }
 
+/** The store a run lives in: the deployed bucket (--bucket), or the local runtime's emulator. */
+export async function openRunStore(opts: {
+  bucket?: string;
+  dataDir: string;
+}): Promise<{ store: ByteStore; stop: () => Promise<unknown>; local: boolean }> {
+  if (opts.bucket)
+    return { store: new S3Store(createS3Client(), opts.bucket), stop: async () => undefined, local: false };
+  const { startS3Emulator } = await import("../s3-emulator.ts");
+  const { LOCAL_BUCKET } = await import("../runtime.ts");
+  const s3 = await startS3Emulator(LOCAL_BUCKET, join(resolve(opts.dataDir), "s3"));
+  return { store: s3.store, stop: () => s3.stop(), local: true };
+}
+
+/** Throws a usage error unless `runId` is a valid run id. */
+export function checkRunId(runId: string): void {
+  if (!isRunId(runId)) {
+    throw new UsageError(
+      `not a run id: ${JSON.stringify(runId)} (letters, digits, '_' and '-', starting with a letter or digit, at most 80)`,
+    );
+  }
+}
+
 export interface StatusOptions {
   bucket?: string;
   stateMachineArn?: string;
@@ -173,37 +200,24 @@ export interface StatusOptions {
 
 /** Status of a run: DescribeExecution plus the stage stats from S3, in AWS (with --bucket) or locally. */
 export async function statusCommand(runId: string, opts: StatusOptions, out: Out, err: Out): Promise<number> {
-  if (!isRunId(runId)) {
-    throw new UsageError(
-      `not a run id: ${JSON.stringify(runId)} (letters, digits, '_' and '-', starting with a letter or digit, at most 80)`,
-    );
-  }
+  checkRunId(runId);
   if (opts.stateMachineArn && !opts.bucket)
     throw new UsageError("--state-machine-arn needs --bucket as well");
-  let store: ByteStore;
+  const { store, stop, local } = await openRunStore(opts);
   let execution: {
     status?: string;
     startDate?: Date | number;
     stopDate?: Date | number;
     error?: string;
   } | null = null;
-  let stop = async () => undefined as unknown;
-  if (opts.bucket) {
-    store = new S3Store(createS3Client(), opts.bucket);
-    if (opts.stateMachineArn) {
-      const sfn = new SFNClient({});
-      const arn = `${opts.stateMachineArn.replace(":stateMachine:", ":execution:")}:${runId}`;
-      execution = await sfn.send(new DescribeExecutionCommand({ executionArn: arn })).catch(() => null);
-    }
-  } else {
-    const { startS3Emulator } = await import("../s3-emulator.ts");
-    const { LOCAL_BUCKET, executionArnFor } = await import("../runtime.ts");
-    const dataDir = resolve(opts.dataDir);
-    const s3 = await startS3Emulator(LOCAL_BUCKET, join(dataDir, "s3"));
-    store = s3.store;
-    stop = () => s3.stop();
+  if (opts.bucket && opts.stateMachineArn) {
+    const sfn = new SFNClient({});
+    const arn = `${opts.stateMachineArn.replace(":stateMachine:", ":execution:")}:${runId}`;
+    execution = await sfn.send(new DescribeExecutionCommand({ executionArn: arn })).catch(() => null);
+  } else if (local) {
+    const { executionArnFor } = await import("../runtime.ts");
     try {
-      const all = JSON.parse(readFileSync(join(dataDir, "executions.json"), "utf8")) as {
+      const all = JSON.parse(readFileSync(join(resolve(opts.dataDir), "executions.json"), "utf8")) as {
         executionArn: string;
       }[];
       execution =
@@ -219,7 +233,7 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
       return 1;
     }
     out(
-      `run ${runId}: ${execution?.status ?? "unknown execution state"}${execution?.error ? ` (${execution.error})` : ""}\n\n${summaryTable(rows)}\n`,
+      `run ${runId}: ${execution?.status ?? "unknown execution state"}${execution?.error ? ` (${execution.error})` : ""}\n\n${summaryTable(rows)}\n${rejectsHint(runId, rows, opts.bucket ? ` --bucket ${opts.bucket}` : "")}`,
     );
     const failure = await readJson<Record<string, unknown>>(store, keys.failure(runId));
     if (failure) out(`\nfailure.json:\n${JSON.stringify(failure, null, 2)}\n`);

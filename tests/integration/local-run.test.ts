@@ -317,3 +317,41 @@ describe("a traces source", () => {
     }
   }, 240_000);
 });
+
+describe("recipe rejects", () => {
+  it("lists a run's rejects with the source file and line, filtered by stage and reason", async () => {
+    const { rejectsCommand } = await import("../../local/cli/rejects.ts");
+    const dataDir = mkdtempSync(join(tmpdir(), "recipe-rejects-"));
+    await runSample({ dataDir });
+    await rt!.stop();
+    rt = null;
+    const list = async (opts: { stage?: string; reason?: string; limit?: string }) => {
+      let out = "";
+      const code = await rejectsCommand(
+        "sample",
+        { dataDir, limit: "1000", ...opts },
+        (t) => (out += t),
+        () => undefined,
+      );
+      return {
+        code,
+        rows: out
+          .trim()
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l)),
+      };
+    };
+
+    const ingest = await list({ stage: "ingest-sft" });
+    const mismatches = await list({ reason: "answer_mismatch", limit: "5" });
+
+    expect(ingest.code).toBe(0);
+    expect(ingest.rows.length).toBeGreaterThan(0);
+    for (const r of ingest.rows) expect(r.origin).toMatch(/^sources\/sample\/sft-[a-z-]+\.jsonl:\d+$/);
+    expect(mismatches.rows).toHaveLength(5);
+    expect(new Set(mismatches.rows.map((r) => `${r.stage} ${r.reason}`))).toEqual(
+      new Set(["verify-traces answer_mismatch"]),
+    );
+  }, 240_000);
+});
