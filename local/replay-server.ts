@@ -12,6 +12,8 @@ import { normalizeQuestionText } from "../core/records/index.ts";
 export interface ReplayServer {
   url: string;
   requests: number;
+  /** Requests for questions with no recording (answered with a placeholder). */
+  misses: number;
   /** Requests being held by `hold` (tests). */
   held: number;
   /** Answers held requests and stops holding. */
@@ -48,6 +50,7 @@ export async function startReplayServer(
   }
   const state = {
     requests: 0,
+    misses: 0,
     answered: new Map<string, number>(),
     held: [] as (() => void)[],
     holding: !!hold,
@@ -93,6 +96,7 @@ export async function startReplayServer(
         [...recordings.values()].find((r) =>
           normalizeQuestionText(text).startsWith(normalizeQuestionText(r.question)),
         );
+      if (!rec) state.misses++;
       const choice = rec ? rec.responses[Math.abs(payload.seed ?? 0) % rec.responses.length]! : UNKNOWN;
       res.writeHead(200, { "content-type": "application/json" });
       res.end(
@@ -124,6 +128,9 @@ export async function startReplayServer(
     url: `http://127.0.0.1:${port}/v1`,
     get requests() {
       return state.requests;
+    },
+    get misses() {
+      return state.misses;
     },
     get held() {
       return state.held.length;

@@ -1,8 +1,10 @@
 /**
  * The run's outputs: the SFT dataset, the RL dataset (pass-rate band), their data cards.
  */
+
 import { configHash } from "../config/index.ts";
 import { blankImage, ParquetParts, VERL_SCHEMA, verlRow, writeSftDataset } from "../datasets/index.ts";
+import { InputContractError } from "../errors.ts";
 import { keys, type Stage } from "../layout/index.ts";
 import type { ImageRef, Question } from "../records/index.ts";
 import { readJson, writeJson } from "../shards/byte-store.ts";
@@ -82,11 +84,33 @@ function sourcesTable(ctx: RunContext, branch: "sft" | "rl", counts: Map<string,
   return rows;
 }
 
+/**
+ * A run whose SFT set would be empty fails here, with the reasons, instead of ending SUCCEEDED with
+ * nothing to train on (a teacher that never answers right, a replay teacher without recordings).
+ */
+async function refuseEmptySft(ctx: RunContext): Promise<void> {
+  const mix = await readJson<StageSummary>(ctx.store, keys.success(ctx.runId, "select-and-mix"));
+  if (!mix || mix.out > 0) return;
+  const breakdown = async (stage: Stage) => {
+    const s = await readJson<StageSummary>(ctx.store, keys.success(ctx.runId, stage));
+    const reasons = Object.entries(s?.reasons ?? {})
+      .sort((a, b) => b[1] - a[1])
+      .map(([r, n]) => `${r} ${n}`)
+      .join(", ");
+    return s ? `${stage}: ${s.in} in, ${s.out} out${reasons ? ` (${reasons})` : ""}` : `${stage}: not run`;
+  };
+  throw new InputContractError(
+    `the SFT set is empty: no trace passed verification and selection. ${await breakdown("verify-traces")}; ${await breakdown("select-and-mix")}. ` +
+      `Look at the rejects (npx recipe rejects ${ctx.runId} --stage verify-traces) and check the teacher and the gold answers.`,
+  );
+}
+
 /** write-sft-dataset: chat JSONL, Parquet parts with embedded images, images folder, data card. */
 export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
   const stage: Stage = "write-sft-dataset";
   const done = await readJson<Record<string, unknown>>(ctx.store, keys.success(ctx.runId, stage));
   if (done) return done;
+  await refuseEmptySft(ctx);
   const mediaTypes = new Map<string, ImageRef["mediaType"]>();
   const counts = new Map<string, number>();
   const domains = new Map<string, number>();

@@ -146,6 +146,12 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     }
     const result = await execution;
     bar?.stop();
+    if (rt.replay && rt.replay.misses > 0) {
+      // Said once, with counts: an empty or tiny SFT set from a replay run is this, not a pipeline bug.
+      err(
+        `NOTE: the replay teacher had no recording for ${rt.replay.misses} of ${rt.replay.requests} requests (it only knows the sample's questions, examples/sample/replay.jsonl); those answers are placeholders and are rejected. Use a real teacher: --teacher-url URL --teacher-model ID\n`,
+      );
+    }
     const rows = await stageSummaries(rt.s3.store, config.runId);
     out(`\n${summaryTable(rows)}\n${rejectsHint(config.runId, rows, "")}\n`);
     if (result.status !== "SUCCEEDED") {
@@ -159,7 +165,13 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     const files = await exportOutputs(rt.s3.store, config.runId, exportDir);
     out(`run ${config.runId} SUCCEEDED in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     out(
-      `  SFT dataset: ${join(exportDir, "datasets", "sft")}\n  RL dataset:  ${join(exportDir, "datasets", "rl")}\n  report:      ${join(exportDir, "report", "report.html")}\n`,
+      [
+        config.sources.sft.length > 0 ? `  SFT dataset: ${join(exportDir, "datasets", "sft")}\n` : "",
+        config.rl.enabled && config.sources.rl.length > 0
+          ? `  RL dataset:  ${join(exportDir, "datasets", "rl")}\n`
+          : "",
+        `  report:      ${join(exportDir, "report", "report.html")}\n`,
+      ].join(""),
     );
     out(
       `  (${files.length} files; the same objects are in the emulator under s3://recipe-local/runs/${config.runId}/)\n`,

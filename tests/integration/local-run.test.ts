@@ -355,3 +355,42 @@ describe("recipe rejects", () => {
     );
   }, 240_000);
 });
+
+describe("a run that produces nothing useful", () => {
+  it("fails with the reasons when the SFT set is empty, and says once that the replay teacher had no recordings", async () => {
+    const { runCommand } = await import("../../local/cli/run.ts");
+    const { symlinkSync, writeFileSync } = await import("node:fs");
+    const { resolve } = await import("node:path");
+    const work = mkdtempSync(join(tmpdir(), "recipe-empty-"));
+    symlinkSync(resolve("examples/sample"), join(work, "sample"));
+    const own = Array.from({ length: 5 }, (_, i) => ({
+      question: `How many sides does shape ${i} have?`,
+      answer: String(i + 3),
+    }));
+    writeFileSync(join(work, "own.jsonl"), `${own.map((q) => JSON.stringify(q)).join("\n")}\n`);
+    const config = JSON.parse(readFileSync(SAMPLE, "utf8"));
+    config.runId = "own-questions";
+    config.sources.sft = [
+      { name: "own", uri: "own.jsonl", format: "jsonl", domain: "text_math", license: "CC0-1.0" },
+    ];
+    const file = join(work, "run.json");
+    writeFileSync(file, JSON.stringify(config));
+    let out = "";
+    let err = "";
+
+    const code = await runCommand(
+      file,
+      { dataDir: join(work, "data"), parallelism: "2" },
+      (t) => (out += t),
+      (t) => (err += t),
+    );
+
+    expect(code).toBe(1);
+    expect(out).not.toContain("SUCCEEDED");
+    expect(err).toMatch(
+      /the SFT set is empty: no trace passed verification and selection\. verify-traces: \d+ in, 0 out \(answer_mismatch \d+/,
+    );
+    expect(err.match(/the replay teacher had no recording for \d+ of \d+ requests/g)).toHaveLength(1);
+    expect(err).toContain("--teacher-url");
+  }, 240_000);
+});
