@@ -18,6 +18,12 @@ export async function storeAsyncBuffer(store: ByteStore, key: string): Promise<A
   };
 }
 
+/** The row count of a Parquet file, from its footer only. */
+export async function parquetRowCount(store: ByteStore, key: string): Promise<number> {
+  const metadata = await parquetMetadataAsync(await storeAsyncBuffer(store, key));
+  return Number(metadata.num_rows);
+}
+
 /** Yields the rows of a Parquet file, one row group at a time. */
 export async function* readParquetRows(
   store: ByteStore,

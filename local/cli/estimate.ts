@@ -3,14 +3,24 @@ import { readFile } from "node:fs/promises";
 import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
 import { estimateCost } from "../../core/cost.ts";
 import { UsageError } from "./errors.ts";
+import { countSources } from "./source-counts.ts";
 
 export interface EstimateOptions {
-  sftQuestions: string;
-  rlQuestions: string;
+  sftQuestions?: string;
+  rlQuestions?: string;
   teacherTokens: string;
   rolloutTokens: string;
   tokensPerSecond?: string;
   json?: boolean;
+}
+
+/** The published recipe's question counts (RECIPE.md), used when the sources cannot be counted here. */
+const RECIPE_SFT_QUESTIONS = 103_000;
+const RECIPE_RL_QUESTIONS = 74_000;
+
+/** 1234567.891 -> "1,234,567.89": figures a person reads, not raw floats. */
+function grouped(n: number): string {
+  return n.toLocaleString("en-US", { maximumFractionDigits: 2 });
 }
 
 /** A numeric option: a finite number, positive (or zero where allowed); anything else is a usage error. */
@@ -35,13 +45,40 @@ export async function estimateCommand(
     err(`${file}: INVALID\n${formatProblems(parsed.problems)}\n`);
     return 2;
   }
-  const estimate = estimateCost(parsed.config, {
-    sftQuestions: count("--sft-questions", opts.sftQuestions, true),
-    rlQuestions: count("--rl-questions", opts.rlQuestions, true),
+  const config = parsed.config;
+  const questions = async (
+    branch: "sft" | "rl",
+    given: string | undefined,
+    option: string,
+    recipe: number,
+  ) => {
+    if (given !== undefined) return { n: count(option, given, true), how: `given with ${option}` };
+    const counted = await countSources(config, file, branch);
+    const traces =
+      counted.traces > 0 ? `; ${grouped(counted.traces)} records of traces sources are only verified` : "";
+    if (counted.questions !== null)
+      return { n: counted.questions, how: `counted in the sources' files, before dedup${traces}` };
+    return {
+      n: recipe,
+      how: `the published recipe's figure: ${counted.unreadable.join(", ")} cannot be read here (pass ${option} N)${traces}`,
+    };
+  };
+  const sft = await questions("sft", opts.sftQuestions, "--sft-questions", RECIPE_SFT_QUESTIONS);
+  const rl = config.rl.enabled
+    ? await questions("rl", opts.rlQuestions, "--rl-questions", RECIPE_RL_QUESTIONS)
+    : { n: 0, how: "RL is disabled" };
+  const estimate = estimateCost(config, {
+    sftQuestions: sft.n,
+    rlQuestions: rl.n,
     avgTeacherTokens: count("--teacher-tokens", opts.teacherTokens),
     avgRolloutTokens: count("--rollout-tokens", opts.rolloutTokens),
     tokensPerSecond: opts.tokensPerSecond ? count("--tokens-per-second", opts.tokensPerSecond) : undefined,
   });
+  estimate.assumptions = {
+    "SFT questions sent to the teacher": `${grouped(sft.n)} (${sft.how})`,
+    "RL questions given rollouts": `${grouped(rl.n)} (${rl.how})`,
+    ...estimate.assumptions,
+  };
   if (opts.json) {
     out(`${JSON.stringify(estimate, null, 2)}\n`);
     return 0;
@@ -57,6 +94,7 @@ export async function estimateCommand(
   out(
     `${"total".padEnd(widths[0]!)}${"".padStart(widths[1]!)}${`$${estimate.totalUsd.toFixed(2)}`.padStart(widths[2]!)}\n\nassumptions:\n`,
   );
-  for (const [k, v] of Object.entries(estimate.assumptions)) out(`  ${k}: ${v}\n`);
+  for (const [k, v] of Object.entries(estimate.assumptions))
+    out(`  ${k}: ${typeof v === "number" ? grouped(v) : v}\n`);
   return 0;
 }

@@ -180,8 +180,11 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       "estimate GPU hours and cost of a run before starting it (an estimate, with its assumptions)",
     )
     .argument("<run.json>", "the run config")
-    .option("--sft-questions <n>", "questions expected after SFT dedup", "103000")
-    .option("--rl-questions <n>", "questions expected after RL dedup", "74000")
+    .option(
+      "--sft-questions <n>",
+      "SFT questions sent to the teacher (default: counted in the sources' files)",
+    )
+    .option("--rl-questions <n>", "RL questions given rollouts (default: counted in the sources' files)")
     .option("--teacher-tokens <n>", "average teacher response tokens", "2000")
     .option("--rollout-tokens <n>", "average rollout tokens", "1500")
     .option("--tokens-per-second <n>", "output tokens per second one generate job sustains")

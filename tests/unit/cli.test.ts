@@ -123,6 +123,30 @@ describe("recipe estimate", () => {
     expect(usd(large)).toBeCloseTo(2 * usd(small), 6);
   });
 
+  it("counts the questions in the config's own source files and says so", async () => {
+    const result = await cli(["estimate", "examples/run.sample.json", "--json"]);
+
+    const assumptions = JSON.parse(result.out).assumptions;
+    const lines = (f: string) =>
+      readFileSync(f, "utf8")
+        .split("\n")
+        .filter((l) => l.trim() !== "").length;
+    const sft = lines("examples/sample/sft-vqa.jsonl") + lines("examples/sample/sft-text-math.jsonl");
+    expect(assumptions["SFT questions sent to the teacher"]).toBe(
+      `${sft} (counted in the sources' files, before dedup)`,
+    );
+    expect(assumptions["RL questions given rollouts"]).toMatch(/^\d+ \(counted in the sources' files/);
+  });
+
+  it("falls back to the recipe's figures, naming the sources it cannot read", async () => {
+    const result = await cli(["estimate", "examples/openmmreasoner.run.json", "--json"]);
+
+    const assumptions = JSON.parse(result.out).assumptions;
+    expect(assumptions["SFT questions sent to the teacher"]).toMatch(
+      /^103,000 \(the published recipe's figure: s3:\/\//,
+    );
+  });
+
   it("exits 2 on an invalid config", async () => {
     const file = await tempFile("run.json", "{}");
 

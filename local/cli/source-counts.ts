@@ -1,0 +1,70 @@
+/**
+ * How many records a run.json's sources hold, for `recipe estimate`: JSONL lines and Parquet footers of
+ * the local files (relative to the run.json's folder), before dedup. A source that cannot be read here
+ * (an s3:// URI, a missing file) makes its branch's count unknown.
+ */
+import { createReadStream, existsSync, readdirSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { createGunzip } from "node:zlib";
+import type { RunConfig } from "../../core/config/schema.ts";
+import { FsStore } from "../../core/shards/fs-store.ts";
+import { parquetRowCount } from "../../core/shards/parquet.ts";
+
+export interface BranchCount {
+  /** Records of `questions` sources (what the teacher or the rollouts see); null when not countable. */
+  questions: number | null;
+  /** Records of `traces` sources (verified only, no generation). */
+  traces: number;
+  unreadable: string[];
+}
+
+async function jsonlLines(file: string): Promise<number> {
+  const input = createReadStream(file);
+  const lines = createInterface({
+    input: file.endsWith(".gz") ? input.pipe(createGunzip()) : input,
+    crlfDelay: Infinity,
+  });
+  let n = 0;
+  for await (const line of lines) if (line.trim() !== "") n++;
+  return n;
+}
+
+function filesUnder(path: string, format: "jsonl" | "parquet"): string[] {
+  if (!statSync(path).isDirectory()) return [path];
+  const ext = format === "jsonl" ? /\.jsonl(\.gz)?$/ : /\.parquet$/;
+  return readdirSync(path, { recursive: true })
+    .map((f) => join(path, String(f)))
+    .filter((f) => ext.test(f) && statSync(f).isFile())
+    .sort();
+}
+
+export async function countSources(
+  config: RunConfig,
+  configPath: string,
+  branch: "sft" | "rl",
+): Promise<BranchCount> {
+  const base = dirname(resolve(configPath));
+  const result: BranchCount = { questions: 0, traces: 0, unreadable: [] };
+  for (const source of config.sources[branch]) {
+    const path = source.uri.startsWith("file://") ? fileURLToPath(source.uri) : resolve(base, source.uri);
+    if (/^[a-z0-9]+:\/\//.test(source.uri) && !source.uri.startsWith("file://")) {
+      result.unreadable.push(source.uri);
+      continue;
+    }
+    if (!existsSync(path)) {
+      result.unreadable.push(source.uri);
+      continue;
+    }
+    let n = 0;
+    for (const file of filesUnder(path, source.format)) {
+      if (source.format === "jsonl") n += await jsonlLines(file);
+      else n += await parquetRowCount(new FsStore(dirname(file)), relative(dirname(file), file));
+    }
+    if (source.kind === "traces") result.traces += n;
+    else if (result.questions !== null) result.questions += n;
+  }
+  if (result.unreadable.length > 0) result.questions = null;
+  return result;
+}
