@@ -147,7 +147,8 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
     writes: ["runs/*/report/*", "runs/*/report/_SUCCESS"],
   },
   "run-failure": { reads: ["runs/*/failure.json"], writes: ["runs/*/failure.json"] },
-  "start-run": { reads: [], writes: ["runs/*/upload-conflict.json"] },
+  // start-run hashes the uploaded run.json (an SSE-KMS ETag is not an MD5 of the content).
+  "start-run": { reads: ["runs/*/run.json"], writes: ["runs/*/upload-conflict.json"] },
 };
 
 export class RecipePipelineStack extends Stack {

@@ -41,7 +41,8 @@ export interface LocalRuntime {
   /** Resolves when the named execution stops. */
   waitFor(executionArn: string): Promise<Execution>;
   /** Upload-trigger outcomes, in order (started, already_started, conflict, ignored). */
-  triggers: { key: string; outcome: string }[];
+  /** What start-run did for each run.json upload (outcome "error" when it threw). */
+  triggers: { key: string; outcome: string; executionArn?: string; error?: string }[];
   stop(): Promise<void>;
 }
 
@@ -120,10 +121,13 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     };
     startRunHandler(event)
       .then((r) => {
-        triggers.push({ key, outcome: r.outcome });
+        triggers.push({ key, outcome: r.outcome, executionArn: r.executionArn });
         options.log?.(`${key}: ${r.outcome}`);
       })
-      .catch((err) => options.log?.(`start-run failed for ${key}: ${(err as Error).message}`));
+      .catch((err) => {
+        triggers.push({ key, outcome: "error", error: (err as Error).message });
+        options.log?.(`start-run failed for ${key}: ${(err as Error).message}`);
+      });
   });
   return {
     s3,

@@ -15,6 +15,8 @@ export interface Execution {
   name: string;
   input: string;
   status: "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTED";
+  /** The process that runs it (locally an execution lives in the `recipe run` process that started it). */
+  owner?: number;
   startDate: number;
   stopDate?: number;
   output?: string;
@@ -34,9 +36,35 @@ export interface SfnApi {
   close(): Promise<void>;
 }
 
+function alive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Loads the recorded executions. One recorded RUNNING whose process is gone (killed, crashed, the
+ * machine restarted) is not running: it is ABORTED, so the next `recipe run` starts the run again
+ * instead of waiting for an execution no process runs.
+ */
 function load(file: string | undefined): Map<string, Execution> {
   if (!file || !existsSync(file)) return new Map();
-  return new Map((JSON.parse(readFileSync(file, "utf8")) as Execution[]).map((e) => [e.executionArn, e]));
+  const executions = JSON.parse(readFileSync(file, "utf8")) as Execution[];
+  for (const e of executions) {
+    if (e.status === "RUNNING" && e.owner !== process.pid && !alive(e.owner)) {
+      Object.assign(e, {
+        status: "ABORTED",
+        stopDate: Date.now(),
+        error: "Local.ProcessGone",
+        cause: `the recipe run process (pid ${e.owner ?? "unknown"}) that ran this execution exited (killed or crashed)`,
+      });
+    }
+  }
+  return new Map(executions.map((e) => [e.executionArn, e]));
 }
 
 export async function startSfnApi(options: {
@@ -44,6 +72,8 @@ export async function startSfnApi(options: {
   onStart: (execution: Execution) => void;
 }): Promise<SfnApi> {
   const executions = load(options.file);
+  if (options.file && existsSync(options.file))
+    writeFileSync(options.file, JSON.stringify([...executions.values()], null, 2));
   const save = () => {
     if (options.file) writeFileSync(options.file, JSON.stringify([...executions.values()], null, 2));
   };
@@ -77,6 +107,7 @@ export async function startSfnApi(options: {
           name: p.name,
           input: p.input ?? "{}",
           status: "RUNNING",
+          owner: process.pid,
           startDate: Date.now(),
         };
         executions.set(arn, execution);

@@ -1,8 +1,10 @@
 /**
  * start-run: EventBridge "Object Created" on runs/<id>/run.json -> StartExecution named after the run id.
- * A second upload of the same file starts nothing; a changed run.json for an existing run is
- * reported (log at ERROR and runs/<id>/upload-conflict.json), never silently ignored.
+ * A second upload of the same file starts nothing while the run runs or after it succeeded, and starts
+ * it again after it failed (`<run-id>.2`, ...); a changed run.json for an existing run is reported
+ * (log at ERROR and runs/<id>/upload-conflict.json), never silently ignored.
  */
+import { createHash } from "node:crypto";
 import {
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
@@ -25,38 +27,96 @@ export const Event = z.object({
 let sfn: SFNClient | null = null;
 let sfnEndpoint: string | undefined;
 
-export type StartOutcome = "started" | "already_started" | "conflict" | "ignored";
+export type StartOutcome = "started" | "restarted" | "already_started" | "conflict" | "ignored";
 
+/** Restarts of one run id are named `<run-id>.2`, `<run-id>.3`, ... (a run id cannot hold a '.'). */
+export const MAX_ATTEMPTS = 50;
+
+export function attemptName(runId: string, attempt: number): string {
+  return attempt === 1 ? runId : `${runId}.${attempt}`;
+}
+
+const CLOSED_UNSUCCESSFULLY = new Set(["FAILED", "TIMED_OUT", "ABORTED"]);
+
+/** The newest execution of a run id (its highest attempt), or null when it has none. */
+export async function latestExecution(
+  client: SFNClient,
+  stateMachineArn: string,
+  runId: string,
+): Promise<{ attempt: number; executionArn: string; status: string; input: string } | null> {
+  let latest: { attempt: number; executionArn: string; status: string; input: string } | null = null;
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const executionArn = `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${attemptName(runId, attempt)}`;
+    try {
+      const e = await client.send(new DescribeExecutionCommand({ executionArn }));
+      latest = { attempt, executionArn, status: e.status ?? "UNKNOWN", input: e.input ?? "{}" };
+    } catch (err) {
+      if ((err as { name?: string }).name === "ExecutionDoesNotExist") break;
+      throw err;
+    }
+  }
+  return latest;
+}
+
+/**
+ * Starts the run for an uploaded run.json. The same content again (compared by a SHA-256 this function
+ * computes: with SSE-KMS an ETag is not an MD5 of the content) starts nothing while the run is running
+ * or has succeeded, and starts the run again (attempt N+1, finished stages and shards skipped) when its
+ * last execution failed, timed out or was stopped. Different content for an existing run id is a
+ * conflict: its finished stages were computed from the old config.
+ */
 export async function startRun(
   client: SFNClient,
   stateMachineArn: string,
   bucketName: string,
   key: string,
   etag: string | undefined,
+  content: Uint8Array | null,
 ): Promise<{ outcome: StartOutcome; runId: string | null; executionArn?: string }> {
   const runId = runIdFromConfigKey(decodeURIComponent(key.replace(/\+/g, " ")));
   if (!runId) return { outcome: "ignored", runId: null };
-  const input = JSON.stringify({
-    runId,
-    bucket: bucketName,
-    configKey: keys.runConfig(runId),
-    etag: etag ?? null,
-  });
-  const executionArn = `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${runId}`;
-  try {
-    const out = await client.send(new StartExecutionCommand({ stateMachineArn, name: runId, input }));
-    return { outcome: "started", runId, executionArn: out.executionArn };
-  } catch (err) {
-    if (
-      !(err instanceof ExecutionAlreadyExists) &&
-      (err as { name?: string }).name !== "ExecutionAlreadyExists"
-    )
+  const configSha256 = content ? createHash("sha256").update(content).digest("hex") : null;
+  const input = (attempt: number) =>
+    JSON.stringify({
+      runId,
+      bucket: bucketName,
+      configKey: keys.runConfig(runId),
+      etag: etag ?? null,
+      configSha256,
+      attempt,
+    });
+  const start = async (attempt: number, outcome: "started" | "restarted") => {
+    const name = attemptName(runId, attempt);
+    if (name.length > 80) {
+      throw new InputContractError(
+        `run id ${runId} is too long to start again (execution names have at most 80 characters)`,
+      );
+    }
+    try {
+      const out = await client.send(
+        new StartExecutionCommand({ stateMachineArn, name, input: input(attempt) }),
+      );
+      return { outcome, runId, executionArn: out.executionArn };
+    } catch (err) {
+      // A duplicate delivery of the same upload raced us to it: that execution is this run.
+      if (
+        err instanceof ExecutionAlreadyExists ||
+        (err as { name?: string }).name === "ExecutionAlreadyExists"
+      )
+        return { outcome: "already_started" as const, runId, executionArn: undefined };
       throw err;
-    const existing = await client.send(new DescribeExecutionCommand({ executionArn }));
-    const before = JSON.parse(existing.input ?? "{}") as { etag?: string | null };
-    if (before.etag === (etag ?? null)) return { outcome: "already_started", runId, executionArn };
-    return { outcome: "conflict", runId, executionArn };
-  }
+    }
+  };
+  const latest = await latestExecution(client, stateMachineArn, runId);
+  if (!latest) return start(1, "started");
+  const before = JSON.parse(latest.input) as { etag?: string | null; configSha256?: string | null };
+  const same =
+    configSha256 !== null && before.configSha256 !== undefined
+      ? before.configSha256 === configSha256
+      : (before.etag ?? null) === (etag ?? null);
+  if (!same) return { outcome: "conflict", runId, executionArn: latest.executionArn };
+  if (CLOSED_UNSUCCESSFULLY.has(latest.status)) return start(latest.attempt + 1, "restarted");
+  return { outcome: "already_started", runId, executionArn: latest.executionArn };
 }
 
 export const handle = handler("start-run", Event, async (event) => {
@@ -69,7 +129,12 @@ export const handle = handler("start-run", Event, async (event) => {
   }
   const { name } = event.detail.bucket;
   const { key, etag } = event.detail.object;
-  const result = await startRun(sfn, arn, name, key, etag);
+  const content = runIdFromConfigKey(decodeURIComponent(key.replace(/\+/g, " ")))
+    ? await runStore().readBytes(key)
+    : null;
+  const result = await startRun(sfn, arn, name, key, etag, content);
+  if (result.outcome === "restarted")
+    logger.info("run started again after a failed execution", { ...result });
   if (result.outcome === "conflict" && result.runId) {
     logger.error("run.json changed for an existing run; nothing was started", { runId: result.runId, key });
     await writeJson(
@@ -80,7 +145,7 @@ export const handle = handler("start-run", Event, async (event) => {
         key,
         etag,
         message:
-          "A different run.json was uploaded for a run id that already has an execution. Runs are immutable: upload the new config under a new run id.",
+          "A different run.json was uploaded for a run id that already has an execution. Its finished stages were computed from the old config: upload the new config under a new run id. (Uploading the same run.json again starts a failed run again.)",
         execution: result.executionArn,
       },
     );

@@ -77,7 +77,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     return 2;
   }
   const config = parsed.config;
-  const { startLocalRuntime, uploadSources, executionArnFor, clearRun } = await import("../runtime.ts");
+  const { startLocalRuntime, uploadSources, clearRun } = await import("../runtime.ts");
   const dataDir = resolve(opts.dataDir);
   const logs: string[] = [];
   const rt = await startLocalRuntime({
@@ -107,10 +107,44 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     }
     const sources = [...config.sources.sft, ...config.sources.rl].map((s) => s.uri);
     await uploadSources(rt.s3, file, sources);
-    const arn = executionArnFor(config.runId);
     const started = Date.now();
-    // The upload is the trigger, as in AWS.
-    await rt.s3.store.write(keys.runConfig(config.runId), text);
+    // The upload is the trigger, as in AWS: start-run decides (start, start again after a failure, or
+    // nothing), and names the execution to follow.
+    const key = keys.runConfig(config.runId);
+    const before = rt.triggers.length;
+    await rt.s3.store.write(key, text);
+    let trigger: (typeof rt.triggers)[number] | undefined;
+    for (let waited = 0; !trigger; waited += 100) {
+      trigger = rt.triggers.slice(before).find((t) => t.key === key);
+      if (trigger) break;
+      if (waited > 0 && waited % 5000 === 0)
+        out(`  waiting for start-run to handle the upload of ${key} ...\n`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (trigger.outcome === "conflict") {
+      err(
+        `run ${config.runId} already exists with a different run.json: nothing was started (use a new runId, or --fresh to forget the old run)\n`,
+      );
+      return 1;
+    }
+    if (trigger.outcome === "error" || !trigger.executionArn) {
+      err(`run ${config.runId} was not started: ${trigger.error ?? trigger.outcome}\n`);
+      return 1;
+    }
+    const arn = trigger.executionArn;
+    const recorded = rt.sfn.executions.get(arn);
+    if (recorded?.status === "RUNNING" && recorded.owner !== process.pid) {
+      err(
+        `run ${config.runId} is running in another recipe process (pid ${recorded.owner}): follow it with npx recipe status ${config.runId}, or stop that process and run this again\n`,
+      );
+      return 1;
+    }
+    if (trigger.outcome === "restarted")
+      out(
+        `  starting run ${config.runId} again (its last execution did not finish); finished stages are kept\n`,
+      );
+    if (trigger.outcome === "already_started" && recorded?.status === "SUCCEEDED")
+      out(`  run ${config.runId} already succeeded with this run.json: nothing to compute\n`);
     const expected = STAGES.length;
     const bar = process.stdout.isTTY
       ? new cliProgress.SingleBar(
@@ -135,14 +169,6 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
         if (bar) bar.update(seen.size, { stage: s.stage });
         else out(`  done  ${s.stage.padEnd(20)} in ${s.in}, out ${s.out}, rejected ${s.rejected}\n`);
       }
-      if (rt.triggers.some((t) => t.outcome === "conflict")) {
-        bar?.stop();
-        err(
-          `run ${config.runId} already exists with a different run.json: nothing was started (use a new runId, or --fresh)\n`,
-        );
-        return 1;
-      }
-      if (rt.triggers.some((t) => t.outcome === "already_started") && !rt.sfn.executions.get(arn)) break;
     }
     const result = await execution;
     bar?.stop();
@@ -223,17 +249,23 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
     error?: string;
   } | null = null;
   if (opts.bucket && opts.stateMachineArn) {
+    const { latestExecution } = await import("../../lambdas/start-run/handler.ts");
     const sfn = new SFNClient({});
-    const arn = `${opts.stateMachineArn.replace(":stateMachine:", ":execution:")}:${runId}`;
-    execution = await sfn.send(new DescribeExecutionCommand({ executionArn: arn })).catch(() => null);
+    const latest = await latestExecution(sfn, opts.stateMachineArn, runId);
+    execution = latest
+      ? await sfn.send(new DescribeExecutionCommand({ executionArn: latest.executionArn }))
+      : null;
   } else if (local) {
-    const { executionArnFor } = await import("../runtime.ts");
     try {
       const all = JSON.parse(readFileSync(join(resolve(opts.dataDir), "executions.json"), "utf8")) as {
-        executionArn: string;
+        name: string;
+        startDate: number;
+        status?: string;
+        owner?: number;
       }[];
-      execution =
-        (all.find((e) => e.executionArn === executionArnFor(runId)) as unknown as typeof execution) ?? null;
+      // The newest attempt of the run (a failed run started again is `<run-id>.2`, ...).
+      const attempts = all.filter((e) => e.name === runId || e.name.startsWith(`${runId}.`));
+      execution = attempts.sort((a, b) => b.startDate - a.startDate)[0] ?? null;
     } catch {
       execution = null;
     }

@@ -3,6 +3,7 @@
  * 429 with Retry-After, 500s, slow responses, connection resets. It counts every request and every
  * successful answer by the request's seed (one seed per question sample).
  */
+import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -11,12 +12,20 @@ export interface Faults {
   failFirst?: (seed: number) => { times: number; kind: "429" | "500" | "reset" | "slow" } | null;
   latencyMs?: number;
   answer?: (userText: string, seed: number) => string;
+  /** After this many answers, hold every further request unanswered until release() (kill tests). */
+  holdAfter?: number;
 }
 
 export interface FakeServer {
   url: string;
   requests: number[];
   successes: Map<number, number>;
+  /** Answers per distinct request (seed and messages): a request answered twice was asked again. */
+  answersPerRequest: Map<string, number>;
+  /** Total answers sent. */
+  readonly answered: number;
+  /** Stops holding requests (held ones stay unanswered; their clients are gone in kill tests). */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -24,6 +33,9 @@ export async function startFakeOpenAI(faults: Faults = {}): Promise<FakeServer> 
   const attempts = new Map<number, number>();
   const requests: number[] = [];
   const successes = new Map<number, number>();
+  const answersPerRequest = new Map<string, number>();
+  let answered = 0;
+  let holding = faults.holdAfter !== undefined;
   const server: Server = createServer((req, res) => {
     let body = "";
     req.on("data", (c) => {
@@ -62,6 +74,7 @@ export async function startFakeOpenAI(faults: Faults = {}): Promise<FakeServer> 
         }
         await new Promise((r) => setTimeout(r, 400));
       }
+      if (holding && answered >= faults.holdAfter!) return; // held: never answered
       if (faults.latencyMs) await new Promise((r) => setTimeout(r, faults.latencyMs));
       const user = payload.messages.find((m) => m.role === "user");
       const text = Array.isArray(user?.content)
@@ -71,6 +84,9 @@ export async function startFakeOpenAI(faults: Faults = {}): Promise<FakeServer> 
         faults.answer?.(text, seed) ??
         `<think>Thinking about: ${text.slice(0, 40)}</think><answer>42</answer>`;
       successes.set(seed, (successes.get(seed) ?? 0) + 1);
+      const request = `${seed}:${createHash("sha256").update(JSON.stringify(payload.messages)).digest("hex")}`;
+      answersPerRequest.set(request, (answersPerRequest.get(request) ?? 0) + 1);
+      answered += 1;
       res.writeHead(200, { "content-type": "application/json" });
       res.end(
         JSON.stringify({
@@ -92,6 +108,13 @@ export async function startFakeOpenAI(faults: Faults = {}): Promise<FakeServer> 
     url: `http://127.0.0.1:${port}/v1`,
     requests,
     successes,
+    answersPerRequest,
+    get answered() {
+      return answered;
+    },
+    release() {
+      holding = false;
+    },
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();

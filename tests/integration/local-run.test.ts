@@ -394,3 +394,67 @@ describe("a run that produces nothing useful", () => {
     expect(err).toContain("--teacher-url");
   }, 240_000);
 });
+
+describe("a recipe run killed mid-distill", () => {
+  it("resumes with the same command, and no answered request is asked again", async () => {
+    const { spawn } = await import("node:child_process");
+    const { readdirSync } = await import("node:fs");
+    const { startFakeOpenAI } = await import("../helpers/fake-openai.ts");
+    const HOLD_AFTER = 20;
+    const teacher = await startFakeOpenAI({
+      holdAfter: HOLD_AFTER,
+      answer: () => "<think>Working it out carefully.</think><answer>42</answer>",
+    });
+    const dataDir = mkdtempSync(join(tmpdir(), "recipe-kill-"));
+    const args = [
+      "bin/recipe.mjs",
+      "run",
+      SAMPLE,
+      "--teacher-url",
+      teacher.url,
+      "--teacher-model",
+      "fake-teacher",
+      "--data-dir",
+      dataDir,
+      "--parallelism",
+      "1",
+    ];
+    const cacheEntries = () => {
+      try {
+        const files = readdirSync(join(dataDir, "s3", "recipe-local", "cache", "generate"), {
+          recursive: true,
+        }).map(String);
+        const complete = (suffix: string) => files.filter((f) => f.endsWith(suffix)).length;
+        return Math.min(complete("._S3rver_object"), complete("._S3rver_metadata.json"));
+      } catch {
+        return 0;
+      }
+    };
+    const exited = (child: ReturnType<typeof spawn>) =>
+      new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    try {
+      // The first run is its own process group, so the kill takes its Batch children with it.
+      const first = spawn(process.execPath, args, { detached: true, stdio: "ignore" });
+      const firstExit = exited(first);
+      for (let waited = 0; teacher.answered < HOLD_AFTER || cacheEntries() < HOLD_AFTER; waited += 200) {
+        if (waited > 180_000)
+          throw new Error(`stalled: ${teacher.answered} answered, ${cacheEntries()} cached`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      process.kill(-first.pid!, "SIGKILL");
+      await firstExit;
+      teacher.release();
+      const answeredBefore = teacher.answered;
+
+      const second = spawn(process.execPath, args, { stdio: "ignore" });
+      const code = await exited(second);
+
+      expect(code).toBe(0);
+      expect(teacher.answered).toBeGreaterThan(answeredBefore);
+      const askedTwice = [...teacher.answersPerRequest].filter(([, n]) => n > 1);
+      expect(askedTwice).toEqual([]);
+    } finally {
+      await teacher.close();
+    }
+  }, 300_000);
+});
