@@ -16,6 +16,7 @@ import { Operations } from "./constructs/operations.ts";
 import { PipelineStateMachine, type StepName } from "./constructs/pipeline-state-machine.ts";
 import { StageFunction, type StageFunctionProps } from "./constructs/stage-function.ts";
 import { PipelineStorage } from "./constructs/storage.ts";
+import { PROJECT_ROOT } from "./root.ts";
 
 export interface RecipePipelineStackProps extends StackProps {
   readonly settings: PipelineSettings;
@@ -185,7 +186,7 @@ export class RecipePipelineStack extends Stack {
     const image = (uri: string | undefined, folder: string) =>
       uri
         ? ecs.ContainerImage.fromRegistry(uri)
-        : ecs.ContainerImage.fromAsset(".", {
+        : ecs.ContainerImage.fromAsset(PROJECT_ROOT, {
             file: `batch-images/${folder}/Dockerfile`,
             // GPU hosts are x86_64: an image built on an arm64 laptop would not start there.
             platform: Platform.LINUX_AMD64,

@@ -7,7 +7,9 @@
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { normalizeQuestionText } from "../core/records/index.ts";
+import { PROJECT_ROOT } from "../infra/root.ts";
 
 export interface ReplayServer {
   url: string;
@@ -38,7 +40,7 @@ const UNKNOWN = {
 };
 
 export async function startReplayServer(
-  file = "examples/sample/replay.jsonl",
+  file = join(PROJECT_ROOT, "examples", "sample", "replay.jsonl"),
   delayMs = 0,
   hold?: Hold,
 ): Promise<ReplayServer> {

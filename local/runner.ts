@@ -9,13 +9,18 @@
  */
 import "./polyfills.ts";
 import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { App } from "aws-cdk-lib";
 import { StateMachine } from "aws-local-stepfunctions";
 import { readJson } from "../core/shards/byte-store.ts";
 import type { S3Store } from "../core/shards/s3-store.ts";
 import { settingsFrom } from "../infra/config.ts";
+import { PROJECT_ROOT } from "../infra/root.ts";
 import { RecipePipelineStack } from "../infra/stack.ts";
 import { stateMachineDefinition, type TemplateLike } from "./definition.ts";
+
+/** tsx's loader as a file URL, so Batch children start from any working directory. */
+const TSX = import.meta.resolve("tsx");
 
 type State = Record<string, unknown> & {
   Type: string;
@@ -260,8 +265,7 @@ export class LocalRunner {
     for (const e of input.ContainerOverrides?.Environment ?? []) env[e.Name] = e.Value;
     const size = input.ArrayProperties?.Size ?? 0;
     const indexes = size >= 2 ? Array.from({ length: size }, (_, i) => i) : [0];
-    const entry =
-      def.image === "generate" ? "batch-images/generate/src/main.ts" : "batch-images/train-rl/src/main.ts";
+    const entry = join(PROJECT_ROOT, "batch-images", def.image, "src", "main.ts");
     if (def.image === "train-rl") env.RECIPE_TRAIN_DRY_RUN = "1";
     const failures: string[] = [];
     let next = 0;
@@ -309,7 +313,8 @@ export class LocalRunner {
     jobName: string,
   ): Promise<number | null> {
     return new Promise((resolve) => {
-      const p = spawn(process.execPath, ["--import", "tsx", entry], {
+      // tsx by its own path: the working directory may be a user's data folder without node_modules.
+      const p = spawn(process.execPath, ["--import", TSX, entry], {
         env,
         stdio: ["ignore", "pipe", "pipe"],
       });

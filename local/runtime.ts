@@ -8,6 +8,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { runIdFromConfigKey, runPrefix } from "../core/layout/index.ts";
 import { listAll } from "../core/shards/byte-store.ts";
+import { PROJECT_ROOT } from "../infra/root.ts";
 import { type ReplayServer, startReplayServer } from "./replay-server.ts";
 import { LocalRunner, synthesizeTemplate } from "./runner.ts";
 import { EMULATOR_CREDENTIALS, type S3Emulator, startS3Emulator } from "./s3-emulator.ts";
@@ -72,7 +73,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     OPENAI_BASE_URL: teacherUrl,
     OPENAI_API_KEY: options.apiKeyEnv ? (process.env[options.apiKeyEnv] ?? "") : "none",
     ...(options.teacherModel ? { RECIPE_MODEL: options.teacherModel } : {}),
-    RECIPE_VERIFY_CMD: `${process.execPath} ${resolve("bin/recipe.mjs")} verify`,
+    RECIPE_VERIFY_CMD: `${process.execPath} ${join(PROJECT_ROOT, "bin", "recipe.mjs")} verify`,
     RECIPE_WORKDIR: join(dataDir, "train"),
   };
   const runner = new LocalRunner({

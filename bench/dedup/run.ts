@@ -124,7 +124,7 @@ function ensureDatatrove(): string {
         python,
         [
           "-c",
-          `import spacy, orjson, xxhash, datatrove.pipeline.dedup; assert datatrove.__version__ == "${DATATROVE.version}"`,
+          `import spacy, orjson, xxhash, datatrove.pipeline.dedup; from importlib.metadata import version; assert version("datatrove") == "${DATATROVE.version}"`,
         ],
         {
           stdio: "ignore",

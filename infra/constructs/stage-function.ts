@@ -2,6 +2,7 @@
  * One Lambda per pipeline step: NodejsFunction (esbuild, no Docker), Node.js 22 on arm64, Powertools
  * environment, and S3 grants on exactly the key patterns the step reads and writes.
  */
+import { join } from "node:path";
 import { Duration } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as kms from "aws-cdk-lib/aws-kms";
@@ -10,6 +11,7 @@ import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import { Construct } from "constructs";
+import { PROJECT_ROOT } from "../root.ts";
 
 export interface StageFunctionProps {
   /** The folder under lambdas/ (a verb and a noun). */
@@ -42,7 +44,7 @@ export class StageFunction extends Construct {
     super(scope, id);
     const copy = props.copyFiles ?? [];
     this.fn = new nodejs.NodejsFunction(this, "Fn", {
-      entry: `lambdas/${props.step}/handler.ts`,
+      entry: join(PROJECT_ROOT, "lambdas", props.step, "handler.ts"),
       handler: "handle",
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
@@ -50,8 +52,8 @@ export class StageFunction extends Construct {
       timeout: props.timeout ?? Duration.minutes(5),
       tracing: lambda.Tracing.ACTIVE,
       logGroup: props.logGroup,
-      depsLockFilePath: "package-lock.json",
-      projectRoot: ".",
+      depsLockFilePath: join(PROJECT_ROOT, "package-lock.json"),
+      projectRoot: PROJECT_ROOT,
       environment: {
         RECIPE_BUCKET: props.bucket.bucketName,
         POWERTOOLS_SERVICE_NAME: "recipe-pipeline",

@@ -1,7 +1,9 @@
 import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
 import { runConfigJsonSchema, runConfigReference } from "../../core/config/reference.ts";
+import { PROJECT_ROOT } from "../../infra/root.ts";
 import { debugRequested, describeError } from "./errors.ts";
 import { type EstimateOptions, estimateCommand } from "./estimate.ts";
 import { type RejectsOptions, rejectsCommand } from "./rejects.ts";
@@ -60,8 +62,8 @@ async function docsCommand(opts: { write?: boolean }, io: Io): Promise<number> {
   const reference = runConfigReference();
   const schema = `${JSON.stringify(runConfigJsonSchema(), null, 2)}\n`;
   if (opts.write) {
-    await writeFile(DOCS_REFERENCE, reference);
-    await writeFile(DOCS_SCHEMA, schema);
+    await writeFile(join(PROJECT_ROOT, DOCS_REFERENCE), reference);
+    await writeFile(join(PROJECT_ROOT, DOCS_SCHEMA), schema);
     io.out(`wrote ${DOCS_REFERENCE} and ${DOCS_SCHEMA}\n`);
   } else {
     io.out(reference);

@@ -251,3 +251,22 @@ describe("bad input to every command", () => {
     expect(remote.code).toBe(0);
   });
 });
+
+describe("recipe outside the repository", () => {
+  it("reads a run.json and its relative sources from the user's folder, wherever it runs from", async () => {
+    const { symlinkSync } = await import("node:fs");
+    const { resolve } = await import("node:path");
+    const folder = await mkdtemp(join(tmpdir(), "recipe-user-"));
+    symlinkSync(resolve("examples/sample"), join(folder, "sample"));
+    writeFileSync(join(folder, "run.json"), readFileSync("examples/run.sample.json"));
+    const bin = resolve("bin/recipe.mjs");
+
+    const validate = await run(process.execPath, [bin, "validate", "run.json", "--quiet"], { cwd: folder });
+    const estimate = await run(process.execPath, [bin, "estimate", "run.json", "--json"], { cwd: folder });
+
+    expect(validate.stdout).toBe("run.json: OK\n");
+    expect(JSON.parse(estimate.stdout).assumptions["SFT questions sent to the teacher"]).toMatch(
+      /^\d+ \(counted/,
+    );
+  });
+});
