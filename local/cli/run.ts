@@ -9,6 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { DescribeExecutionCommand, SFNClient } from "@aws-sdk/client-sfn";
 import cliProgress from "cli-progress";
 import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
+import { probeEndpoint } from "../../core/generate/probe.ts";
 import { isRunId, keys, STAGES } from "../../core/layout/index.ts";
 import { type ByteStore, listAll, readJson } from "../../core/shards/byte-store.ts";
 import { createS3Client, S3Store } from "../../core/shards/s3-store.ts";
@@ -77,6 +78,20 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     return 2;
   }
   const config = parsed.config;
+  if (opts.teacherUrl) {
+    // Before anything starts: an unreachable endpoint, a refused key or an unknown model fails now.
+    out(`checking the teacher at ${opts.teacherUrl} ...\n`);
+    const probe = await probeEndpoint({
+      baseURL: opts.teacherUrl,
+      apiKey: opts.apiKeyEnv ? process.env[opts.apiKeyEnv] : undefined,
+      model: opts.teacherModel ?? config.teacher.model,
+      timeoutMs: 8_000,
+    });
+    if (!probe.ok) {
+      err(`run ${config.runId} not started: ${probe.message}\n`);
+      return 1;
+    }
+  }
   const { startLocalRuntime, uploadSources, clearRun } = await import("../runtime.ts");
   const dataDir = resolve(opts.dataDir);
   const logs: string[] = [];

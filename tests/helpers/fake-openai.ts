@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 
 export interface Faults {
   /** Per seed, how many first attempts fail, and how. */
-  failFirst?: (seed: number) => { times: number; kind: "429" | "500" | "reset" | "slow" } | null;
+  failFirst?: (seed: number) => { times: number; kind: "401" | "429" | "500" | "reset" | "slow" } | null;
   latencyMs?: number;
   answer?: (userText: string, seed: number) => string;
   /** After this many answers, hold every further request unanswered until release() (kill tests). */
@@ -60,6 +60,14 @@ export async function startFakeOpenAI(faults: Faults = {}): Promise<FakeServer> 
         if (fault.kind === "429") {
           res.writeHead(429, { "content-type": "application/json", "retry-after": "0" });
           res.end(JSON.stringify({ error: { message: "slow down", type: "rate_limit" } }));
+          return;
+        }
+        if (fault.kind === "401") {
+          res.writeHead(401, { "content-type": "application/json" }).end(
+            JSON.stringify({
+              error: { message: "Incorrect API key provided", type: "invalid_request_error" },
+            }),
+          );
           return;
         }
         if (fault.kind === "500") {

@@ -252,6 +252,35 @@ describe("bad input to every command", () => {
   });
 });
 
+describe("recipe run with a teacher that cannot answer", () => {
+  it("fails before starting anything, naming the endpoint and the connection error", async () => {
+    const { createServer } = await import("node:net");
+    const closed = await new Promise<number>((r) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = s.address() as { port: number };
+        s.close(() => r(port));
+      });
+    });
+    const url = `http://127.0.0.1:${closed}/v1`;
+    const t0 = Date.now();
+
+    const result = await cli([
+      "run",
+      "examples/run.sample.json",
+      "--teacher-url",
+      url,
+      "--teacher-model",
+      "m",
+    ]);
+
+    expect(result.code).toBe(1);
+    expect(result.err).toContain(
+      `run sample not started: cannot reach the endpoint ${url}: connection refused (ECONNREFUSED)`,
+    );
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+});
+
 describe("recipe outside the repository", () => {
   it("reads a run.json and its relative sources from the user's folder, wherever it runs from", async () => {
     const { symlinkSync } = await import("node:fs");

@@ -205,3 +205,31 @@ describe("generate worker", () => {
     }
   });
 });
+
+describe("generate worker against a wrong endpoint", () => {
+  it("fails the shard with exit 3 on a refused API key and caches nothing (the fix must not be outlived)", async () => {
+    const { ctx } = await preparedRun(1);
+    const server = await startFakeOpenAI({ failFirst: () => ({ times: 1_000_000, kind: "401" }) });
+    try {
+      const result = await runWorker(distillChild(ctx, server.url));
+
+      expect(result.exitCode).toBe(3);
+      expect(result.reason).toMatch(/answered HTTP 401/);
+      expect(await listAll(ctx.store, "cache/generate/")).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("fails at once with exit 3 naming the connection error when nothing listens", async () => {
+    const { ctx } = await preparedRun(1);
+    const server = await startFakeOpenAI();
+    const url = server.url;
+    await server.close(); // the port is now closed
+
+    const result = await runWorker(distillChild(ctx, url));
+
+    expect(result.exitCode).toBe(3);
+    expect(result.reason).toContain(`cannot reach the endpoint ${url}: connection refused (ECONNREFUSED)`);
+  });
+});

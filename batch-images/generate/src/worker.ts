@@ -20,6 +20,7 @@ import {
   sampleSeed,
   samplingFor,
 } from "../../../core/generate/index.ts";
+import { probeEndpoint } from "../../../core/generate/probe.ts";
 import { sniffType } from "../../../core/images/sniff.ts";
 import { keys, type Stage } from "../../../core/layout/index.ts";
 import { loadConfig, readManifest } from "../../../core/pipeline/context.ts";
@@ -62,6 +63,12 @@ interface Task {
 }
 
 const TRANSIENT_STATUS = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
+/**
+ * Statuses that say the endpoint (not this request) is wrong: a refused API key, an unknown model or
+ * path. Every request would get the same answer, so the shard fails at once (exit 3) and nothing is
+ * cached: a cached refusal would outlive the fix.
+ */
+const ENDPOINT_STATUS = new Set([401, 403, 404]);
 
 /** Runs one array child. Never throws: the result carries the container's exit code. */
 export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
@@ -172,7 +179,18 @@ async function work(
     return value;
   };
 
+  // The endpoint is probed once, before the first request this shard actually sends (a shard served
+  // wholly from the cache needs no teacher).
+  let probed: Promise<void> | null = null;
+  const probe = () => {
+    probed ??= probeEndpoint({ baseURL: o.baseURL, apiKey: o.apiKey, model: sampling.model }).then((r) => {
+      if (!r.ok) throw new InputContractError(r.message);
+    });
+    return probed;
+  };
+
   const attempt = async (t: Task): Promise<CachedResponse | null> => {
+    await probe();
     const messages = await openAiMessages(t);
     for (let a = 0; ; a++) {
       try {
@@ -201,9 +219,14 @@ async function work(
         });
       } catch (err) {
         const status = err instanceof OpenAI.APIError ? err.status : undefined;
+        if (status !== undefined && ENDPOINT_STATUS.has(status)) {
+          throw new InputContractError(
+            `the endpoint ${o.baseURL} answered HTTP ${status} for model ${sampling.model}: ${(err as Error).message.slice(0, 200)}`,
+          );
+        }
         const transient = status === undefined || TRANSIENT_STATUS.has(status);
         if (!transient) {
-          // A request the server refuses on its merits (400: prompt too long, ...) will be refused again:
+          // A request the server refuses on its merits (400: prompt too long, 422, ...) will be refused again:
           // cache the refusal as an error trace so verify rejects it with a reason.
           bump("request_errors");
           const refused = await finish(t, {
