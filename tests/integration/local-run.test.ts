@@ -2,9 +2,9 @@
  * The embedded runtime end to end: the synthesized state machine, an S3 emulator over HTTP, Lambda
  * handlers in process, Batch jobs as child processes, the replay teacher.
  */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { TransientError } from "../../core/errors.ts";
 import { keys, STAGES } from "../../core/layout/index.ts";
@@ -38,6 +38,29 @@ async function runSample(options: LocalOptions = {}, text = readFileSync(SAMPLE,
   await rt.s3.store.write(keys.runConfig(runId), text);
   const execution = await rt.waitFor(executionArnFor(runId));
   return { rt, execution };
+}
+
+/**
+ * A user's own folder: the sample's files linked in, extra JSON-lines files beside them, and a
+ * run.json (the sample's, with `edit` applied). Returns the folder, the run.json path and the config.
+ */
+type SourceJson = { uri: string } & Record<string, unknown>;
+type RunJson = { runId: string; sources: { sft: SourceJson[]; rl: SourceJson[] } } & Record<string, unknown>;
+
+function userFolder(
+  prefix: string,
+  edit: (config: RunJson) => void = () => undefined,
+  files: Record<string, unknown[]> = {},
+) {
+  const work = mkdtempSync(join(tmpdir(), prefix));
+  symlinkSync(resolve("examples/sample"), join(work, "sample"));
+  for (const [name, rows] of Object.entries(files))
+    writeFileSync(join(work, name), `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`);
+  const config = JSON.parse(readFileSync(SAMPLE, "utf8")) as RunJson;
+  edit(config);
+  const file = join(work, "run.json");
+  writeFileSync(file, JSON.stringify(config));
+  return { work, file, config };
 }
 
 async function lines(key: string): Promise<Record<string, unknown>[]> {
@@ -216,15 +239,8 @@ describe("recipe run --fresh", () => {
     const { runCommand } = await import("../../local/cli/run.ts");
     const { startS3Emulator } = await import("../../local/s3-emulator.ts");
     const { LOCAL_BUCKET } = await import("../../local/runtime.ts");
-    const { symlinkSync, writeFileSync } = await import("node:fs");
-    const { resolve } = await import("node:path");
-    const work = mkdtempSync(join(tmpdir(), "recipe-fresh-"));
-    symlinkSync(resolve("examples/sample"), join(work, "sample"));
-    const config = (runId: string) => {
-      const file = join(work, `${runId}.json`);
-      writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(SAMPLE, "utf8")), runId }));
-      return file;
-    };
+    const { work } = userFolder("recipe-fresh-");
+    const config = (runId: string) => userFolder("recipe-fresh-run-", (c) => (c.runId = runId)).file;
     const dataDir = join(work, "data");
     const quiet = () => undefined;
     const run = (runId: string, fresh: boolean) =>
@@ -260,28 +276,26 @@ describe("recipe run --fresh", () => {
 describe("a traces source", () => {
   it("goes straight to verification: the teacher gets no request for its questions", async () => {
     const { startFakeOpenAI } = await import("../helpers/fake-openai.ts");
-    const { symlinkSync, writeFileSync } = await import("node:fs");
-    const { resolve } = await import("node:path");
-    const work = mkdtempSync(join(tmpdir(), "recipe-traces-"));
-    symlinkSync(resolve("examples/sample"), join(work, "sample"));
     const traces = Array.from({ length: 6 }, (_, i) => ({
       question: `What is ${1000 + i} plus one, as a number?`,
       answer: String(1001 + i),
       response: `<think>Adding one to ${1000 + i} gives ${1001 + i}.</think><answer>${1001 + i}</answer>`,
     }));
-    writeFileSync(join(work, "own-traces.jsonl"), `${traces.map((t) => JSON.stringify(t)).join("\n")}\n`);
-    const config = JSON.parse(readFileSync(SAMPLE, "utf8"));
-    config.runId = "traces";
-    config.sources.sft.push({
-      name: "own-traces",
-      uri: "own-traces.jsonl",
-      format: "jsonl",
-      kind: "traces",
-      domain: "text_math",
-      license: "CC0-1.0",
-    });
-    const file = join(work, "run.json");
-    writeFileSync(file, JSON.stringify(config));
+    const { file, config } = userFolder(
+      "recipe-traces-",
+      (c) => {
+        c.runId = "traces";
+        c.sources.sft.push({
+          name: "own-traces",
+          uri: "own-traces.jsonl",
+          format: "jsonl",
+          kind: "traces",
+          domain: "text_math",
+          license: "CC0-1.0",
+        });
+      },
+      { "own-traces.jsonl": traces },
+    );
     const prompts: string[] = [];
     const teacher = await startFakeOpenAI({
       answer: (text) => {
@@ -359,22 +373,20 @@ describe("recipe rejects", () => {
 describe("a run that produces nothing useful", () => {
   it("fails with the reasons when the SFT set is empty, and says once that the replay teacher had no recordings", async () => {
     const { runCommand } = await import("../../local/cli/run.ts");
-    const { symlinkSync, writeFileSync } = await import("node:fs");
-    const { resolve } = await import("node:path");
-    const work = mkdtempSync(join(tmpdir(), "recipe-empty-"));
-    symlinkSync(resolve("examples/sample"), join(work, "sample"));
     const own = Array.from({ length: 5 }, (_, i) => ({
       question: `How many sides does shape ${i} have?`,
       answer: String(i + 3),
     }));
-    writeFileSync(join(work, "own.jsonl"), `${own.map((q) => JSON.stringify(q)).join("\n")}\n`);
-    const config = JSON.parse(readFileSync(SAMPLE, "utf8"));
-    config.runId = "own-questions";
-    config.sources.sft = [
-      { name: "own", uri: "own.jsonl", format: "jsonl", domain: "text_math", license: "CC0-1.0" },
-    ];
-    const file = join(work, "run.json");
-    writeFileSync(file, JSON.stringify(config));
+    const { work, file } = userFolder(
+      "recipe-empty-",
+      (c) => {
+        c.runId = "own-questions";
+        c.sources.sft = [
+          { name: "own", uri: "own.jsonl", format: "jsonl", domain: "text_math", license: "CC0-1.0" },
+        ];
+      },
+      { "own.jsonl": own },
+    );
     let out = "";
     let err = "";
 

@@ -5,6 +5,15 @@ import { verdictForLine, verifyCommand } from "../../local/cli/verify.ts";
 
 const good = "<think>2 + 2 = 4</think><answer>4</answer>";
 
+/** A 300-element set of radicals answered in reverse order: many comparisons, a right answer. */
+function bigSetAnswer() {
+  const items = Array.from({ length: 300 }, (_, i) => `\\sqrt{${i + 2}}`);
+  return {
+    response: `<answer>\\{${[...items].reverse().join(", ")}\\}</answer>`,
+    answer: `\\{${items.join(", ")}\\}`,
+  };
+}
+
 describe("verify", () => {
   it("scores the reward as 0.9 accuracy plus 0.1 format", () => {
     expect(verify({ response: good, answer: "4" }).score).toBeCloseTo(1, 12);
@@ -33,11 +42,7 @@ describe("verify", () => {
   });
 
   it("reports verifier_budget_exceeded, the same on every machine, when the step budget is spent", () => {
-    const items = Array.from({ length: 300 }, (_, i) => `\\sqrt{${i + 2}}`);
-    const input = {
-      response: `<answer>\\{${[...items].reverse().join(", ")}\\}</answer>`,
-      answer: `\\{${items.join(", ")}\\}`,
-    };
+    const input = bigSetAnswer();
 
     const small = verify(input, { stepBudget: 5000 });
     const large = verify(input, { stepBudget: 10_000_000 });
@@ -48,11 +53,7 @@ describe("verify", () => {
   });
 
   it("reports a fired hang guard as a verifier defect, not as a quiet wrong answer", () => {
-    const items = Array.from({ length: 300 }, (_, i) => `\\sqrt{${i + 2}}`);
-    const input = {
-      response: `<answer>\\{${[...items].reverse().join(", ")}\\}</answer>`,
-      answer: `\\{${items.join(", ")}\\}`,
-    };
+    const input = bigSetAnswer();
     let t = 0;
     const stalled = () => {
       t += 60_000; // the machine stalls for a minute between two readings
