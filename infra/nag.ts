@@ -36,6 +36,12 @@ const RULES: { where: RegExp; rule: string; reason: string }[] = [
       "The GPU job role reads and writes runs/*, cache/generate/* and images/* of the pipeline bucket (run ids are known only at run time) and uses the pipeline key.",
   },
   {
+    where: /\/Operations\/BatchFailedNotify\/EventsRole\/DefaultPolicy\/Resource$/,
+    rule: "AwsSolutions-IAM5",
+    reason:
+      "EventBridge publishes failed-job events to the alarm topic through this role; publishing to a KMS-encrypted topic needs kms:GenerateDataKey* on the topic's own key (CDK's grantPublish), which is the only key named.",
+  },
+  {
     where: /BucketNotificationsHandler/,
     rule: "AwsSolutions-IAM4",
     reason:

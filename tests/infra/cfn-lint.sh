@@ -18,7 +18,11 @@ images=(-c generateImageUri=123456789012.dkr.ecr.us-east-1.amazonaws.com/recipe-
 for variant in default alarm-email; do
   extra=()
   [ "$variant" = alarm-email ] && extra=(-c alarmEmail=ops@example.com)
-  npx cdk synth -q -o "$out/$variant" "${images[@]}" "${extra[@]}" >/dev/null
+  if ! npx cdk synth -q -o "$out/$variant" "${images[@]}" "${extra[@]}" >"$out/$variant.log" 2>&1; then
+    cat "$out/$variant.log" >&2
+    echo "cdk synth failed for the $variant context" >&2
+    exit 1
+  fi
   echo "cfn-lint $CFN_LINT_VERSION: $variant context"
   # Exit status is a bit mask: 2 errors, 4 warnings, 8 informational. Only errors fail; warnings print.
   rc=0
