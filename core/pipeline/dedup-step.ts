@@ -497,7 +497,12 @@ export async function applyDedup(
       const leak = leaks.get(row);
       row += 1;
       if (drop) {
-        await run.reject({ reason: drop.reason, questionId: q.id, duplicateOf: drop.of, origin: q.source });
+        await run.reject({
+          reason: drop.reason,
+          questionId: q.id,
+          duplicateOf: drop.of,
+          origin: q.origin ?? q.source,
+        });
         continue;
       }
       if (leak) {
@@ -505,12 +510,12 @@ export async function applyDedup(
           reason: "benchmark_contamination",
           questionId: q.id,
           detail: leak,
-          origin: q.source,
+          origin: q.origin ?? q.source,
         });
         continue;
       }
       if (decisions.quota !== null && kept >= decisions.quota) {
-        await run.reject({ reason: "over_sample_cap", questionId: q.id, origin: q.source });
+        await run.reject({ reason: "over_sample_cap", questionId: q.id, origin: q.origin ?? q.source });
         continue;
       }
       kept += 1;

@@ -36,6 +36,8 @@ export const Question = z.strictObject({
   answer: z.string().min(1),
   answerType: AnswerType,
   choices: z.array(z.string()).optional(),
+  /** Where the record was read: the source file and line (rejects name it). */
+  origin: z.string().optional(),
 });
 export type Question = z.infer<typeof Question>;
 

@@ -145,7 +145,10 @@ export async function ingestRows(
     }
     const refs: ImageRef[] = [];
     let imageProblem: string | null = null;
-    for (const entry of entries) {
+    let imageAt: string | null = null;
+    for (const [n, entry] of entries.entries()) {
+      // What the reject names: the path as the source gave it, or the embedded image's position.
+      imageAt = typeof entry === "string" ? entry : `embedded image ${n + 1} of ${entries.length}`;
       let checked = typeof entry === "string" ? checkedRefs.get(entry) : undefined;
       if (checked === undefined) {
         const bytes = typeof entry === "string" ? await images.load(entry) : entry;
@@ -164,7 +167,7 @@ export async function ingestRows(
       refs.push(checked.ref);
     }
     if (imageProblem) {
-      await run.reject({ reason: imageProblem, origin: row.origin });
+      await run.reject({ reason: imageProblem, origin: row.origin, detail: imageAt ?? undefined });
       continue;
     }
     const q: Question = {
@@ -178,6 +181,7 @@ export async function ingestRows(
       images: refs,
       answer,
       answerType: inferAnswerType(answer, choices),
+      origin: row.origin,
     };
     const sourceId = cols.id ? text(r[cols.id]) : null;
     if (sourceId) q.sourceRecordId = sourceId;

@@ -358,11 +358,14 @@ describe("recipe rejects", () => {
     };
 
     const ingest = await list({ stage: "ingest-sft" });
+    const dedup = await list({ stage: "dedup-sft" });
     const mismatches = await list({ reason: "answer_mismatch", limit: "5" });
 
     expect(ingest.code).toBe(0);
     expect(ingest.rows.length).toBeGreaterThan(0);
-    for (const r of ingest.rows) expect(r.origin).toMatch(/^sources\/sample\/sft-[a-z-]+\.jsonl:\d+$/);
+    for (const r of [...ingest.rows, ...dedup.rows])
+      expect(r.origin, JSON.stringify(r)).toMatch(/^sources\/sample\/sft-[a-z-]+\.jsonl:\d+$/);
+    expect(dedup.rows.length).toBeGreaterThan(0);
     expect(mismatches.rows).toHaveLength(5);
     expect(new Set(mismatches.rows.map((r) => `${r.stage} ${r.reason}`))).toEqual(
       new Set(["verify-traces answer_mismatch"]),

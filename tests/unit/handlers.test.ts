@@ -141,6 +141,13 @@ describe("ingest over S3: bad rows become rejects with reasons", () => {
       ].sort(),
     );
     expect(await rejectsOf(keys.rejects("ing", "ingest-sft", 1))).toEqual(["missing_question"]);
+    // A missing image is named as the source gave it, with the file and line of its record.
+    const missing = [];
+    for await (const l of readShard(s3.store, keys.rejects("ing", "ingest-sft", 0)))
+      if (l.ok && (l.value as { reason: string }).reason === "image_not_found") missing.push(l.value);
+    expect(missing).toEqual([
+      expect.objectContaining({ origin: "sources/q/part-0.jsonl:6", detail: "images/none.png" }),
+    ]);
     const stats = await readJson<ShardStats>(s3.store, keys.stats("ing", "ingest-sft", 0));
     expect(stats?.in).toBe(stats!.out + stats!.rejected);
     expect(again.skipped).toBe(true);
