@@ -435,7 +435,7 @@ export const Training = z
       });
     }
   })
-  .describe("verl GSPO training (RECIPE.md stage 2).");
+  .describe("verl GSPO training, the recipe's stage 2 (OpenMMReasoner, arXiv 2511.16334).");
 
 export const Batch = z
   .strictObject({
