@@ -42,6 +42,12 @@ const RULES: { where: RegExp; rule: string; reason: string }[] = [
       "EventBridge publishes failed-job events to the alarm topic through this role; publishing to a KMS-encrypted topic needs kms:GenerateDataKey* on the topic's own key (CDK's grantPublish), which is the only key named.",
   },
   {
+    where: /\/LostRunStarts\/Resource$/,
+    rule: "AwsSolutions-SQS3",
+    reason:
+      "LostRunStarts is itself the dead-letter queue of the run-start trigger (alarmed on); it needs none of its own.",
+  },
+  {
     where: /BucketNotificationsHandler/,
     rule: "AwsSolutions-IAM4",
     reason:

@@ -8,7 +8,9 @@ import * as ecs from "aws-cdk-lib/aws-ecs";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
+import * as destinations from "aws-cdk-lib/aws-lambda-destinations";
 import * as logs from "aws-cdk-lib/aws-logs";
+import * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import type { PipelineSettings } from "./config.ts";
 import { GpuBatch } from "./constructs/gpu-batch.ts";
@@ -216,6 +218,17 @@ export class RecipePipelineStack extends Stack {
     storage.key?.grantEncryptDecrypt(pipeline.stateMachine);
 
     const startRun = fn("start-run", { STATE_MACHINE_ARN: pipeline.stateMachine.stateMachineArn });
+    // A run start that cannot be delivered (EventBridge) or fails every attempt (start-run's async
+    // retries) lands here, with the upload event, and raises the RunStartLost alarm: never silent.
+    const lostRunStarts = new sqs.Queue(this, "LostRunStarts", {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    startRun.configureAsyncInvoke({
+      retryAttempts: 2,
+      onFailure: new destinations.SqsDestination(lostRunStarts),
+    });
     pipeline.stateMachine.grantStartExecution(startRun);
     startRun.addToRolePolicy(
       new iam.PolicyStatement({
@@ -230,7 +243,13 @@ export class RecipePipelineStack extends Stack {
         detailType: ["Object Created"],
         detail: { bucket: { name: [bucket.bucketName] }, object: { key: [{ wildcard: "runs/*/run.json" }] } },
       },
-      targets: [new targets.LambdaFunction(startRun, { retryAttempts: 4, maxEventAge: Duration.hours(2) })],
+      targets: [
+        new targets.LambdaFunction(startRun, {
+          retryAttempts: 4,
+          maxEventAge: Duration.hours(2),
+          deadLetterQueue: lostRunStarts,
+        }),
+      ],
     });
 
     const ops = new Operations(this, "Operations", {
@@ -239,6 +258,7 @@ export class RecipePipelineStack extends Stack {
       jobQueueArn: gpu.queue.jobQueueArn,
       alarmEmail: s.alarmEmail,
       key: storage.key,
+      lostRunStarts,
     });
 
     new CfnOutput(this, "BucketName", { value: bucket.bucketName });

@@ -10,6 +10,7 @@ import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subs from "aws-cdk-lib/aws-sns-subscriptions";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
 import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
 
@@ -20,6 +21,8 @@ export interface OperationsProps {
   /** @default no notifications */
   readonly alarmEmail?: string;
   readonly key?: kms.IKey;
+  /** Where undelivered or failed run starts go (alarmed on). */
+  readonly lostRunStarts?: sqs.IQueue;
 }
 
 export class Operations extends Construct {
@@ -74,6 +77,16 @@ export class Operations extends Construct {
       sm.metricTimedOut({ period: Duration.minutes(5), statistic: "Sum" }),
       "A recipe run timed out",
     );
+    if (props.lostRunStarts) {
+      alarm(
+        "RunStartLost",
+        props.lostRunStarts.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(5),
+          statistic: "Maximum",
+        }),
+        "An uploaded run.json did not start a run: its event is in the LostRunStarts queue (start-run's error is in its log)",
+      );
+    }
     // Batch publishes no job metrics: its state changes go to a log group, a metric filter counts failures.
     const batchEvents = new logs.LogGroup(this, "BatchJobEvents", {
       retention: logs.RetentionDays.THREE_MONTHS,

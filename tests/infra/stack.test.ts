@@ -378,6 +378,23 @@ describe("first deploy on a new account (issue 12)", () => {
     });
   });
 
+  it("never loses a run start silently: a dead-letter queue for the trigger and start-run, and an alarm on it", () => {
+    const queue = Object.keys(template.findResources("AWS::SQS::Queue")).find((id) =>
+      id.startsWith("LostRunStarts"),
+    );
+    expect(queue).toBeDefined();
+    template.hasResourceProperties("AWS::Events::Rule", {
+      Targets: [Match.objectLike({ DeadLetterConfig: { Arn: { "Fn::GetAtt": [queue, "Arn"] } } })],
+    });
+    template.hasResourceProperties("AWS::Lambda::EventInvokeConfig", {
+      DestinationConfig: { OnFailure: { Destination: { "Fn::GetAtt": [queue, "Arn"] } } },
+    });
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      MetricName: "ApproximateNumberOfMessagesVisible",
+      Dimensions: [{ Name: "QueueName", Value: { "Fn::GetAtt": [queue, "QueueName"] } }],
+    });
+  });
+
   it("hard-codes no partition in any ARN", () => {
     expect(JSON.stringify(json)).not.toMatch(/"arn:aws:/);
   });
