@@ -40,8 +40,4 @@ export class Budget {
       if (this.now() - this.startedAt > this.guardMs) throw new HangGuardFired("hang guard fired");
     }
   }
-
-  get spent(): number {
-    return DEFAULT_STEP_BUDGET - this.left;
-  }
 }

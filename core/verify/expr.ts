@@ -468,7 +468,7 @@ const REAL_FUNCTIONS: Record<string, (x: number) => number> = {
   log10: (x) => (x > 0 ? Math.log10(x) : Number.NaN),
 };
 
-function gammaFactorial(n: number): number {
+function floatFactorial(n: number): number {
   if (!Number.isInteger(n) || n < 0) return Number.NaN;
   if (n > 170) return Number.POSITIVE_INFINITY;
   let f = 1;
@@ -542,7 +542,7 @@ class Evaluator {
           case "abs":
             return real(mod(x));
           case "factorial":
-            return x.im === 0 ? this.checked(real(gammaFactorial(x.re)), [x]) : real(Number.NaN);
+            return x.im === 0 ? this.checked(real(floatFactorial(x.re)), [x]) : real(Number.NaN);
           case "log": {
             const base = args[1];
             const ln = x.im === 0 && x.re > 0 ? real(Math.log(x.re)) : clog(x);

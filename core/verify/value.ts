@@ -216,9 +216,8 @@ function parseMatrix(s: string, depth: number): Value | null {
   const m = MATRIX.exec(s);
   if (!m) return null;
   const env = m[1]!;
-  const arrayBrackets = env === "array" || env === "matrix" || env === "smallmatrix";
-  const bracketed = /^[([]/.test(s) && /[)\]]$/.test(s);
-  if (arrayBrackets && !bracketed && env === "array") return null;
+  // An array is a matrix only inside brackets; the matrix environments carry their own.
+  if (env === "array" && !(/^[([]/.test(s) && /[)\]]$/.test(s))) return null;
   const rows = m[2]!
     .split(/\\\\/)
     .map((r) => r.trim())
@@ -415,6 +414,13 @@ function assignedValue(v: Value, opts: CompareOptions): Value | null {
   return null;
 }
 
+/** One side gives a value to a name (`(p,q) = (3,2)`, `x = 5`) and the other does not: compare the values. */
+function compareAssigned(gold: Value, pred: Value, opts: CompareOptions): MatchReason | null {
+  const g = assignedValue(gold, opts) ?? gold;
+  const p = assignedValue(pred, opts) ?? pred;
+  return g.kind === "relation" || p.kind === "relation" ? null : compareValues(g, p, opts);
+}
+
 /** Returns the match reason when gold and pred are equivalent, else null. */
 export function compareValues(gold: Value, pred: Value, opts: CompareOptions): MatchReason | null {
   opts.budget.spend(1);
@@ -423,9 +429,7 @@ export function compareValues(gold: Value, pred: Value, opts: CompareOptions): M
     if (gold.kind === "named" && pred.kind === "named") {
       return gold.name === pred.name ? compareValues(gold.value, pred.value, opts) : null;
     }
-    const g = gold.kind === "named" ? gold.value : (assignedValue(gold, opts) ?? gold);
-    const p = pred.kind === "named" ? pred.value : (assignedValue(pred, opts) ?? pred);
-    return g.kind === "relation" || p.kind === "relation" ? null : compareValues(g, p, opts);
+    return compareAssigned(gold, pred, opts);
   }
   if (gold.kind === "text" && pred.kind === "text") {
     return gold.text.replace(/\s+/g, "") === pred.text.replace(/\s+/g, "") ? "match_text" : null;
@@ -460,11 +464,7 @@ export function compareValues(gold: Value, pred: Value, opts: CompareOptions): M
     return listsEqual(gold.parts, pred.parts, false, opts) ? "match_interval" : null;
   }
   if (gold.kind === "relation" || pred.kind === "relation") {
-    if (gold.kind !== "relation" || pred.kind !== "relation") {
-      const g = assignedValue(gold, opts) ?? gold;
-      const p = assignedValue(pred, opts) ?? pred;
-      return g.kind === "relation" || p.kind === "relation" ? null : compareValues(g, p, opts);
-    }
+    if (gold.kind !== "relation" || pred.kind !== "relation") return compareAssigned(gold, pred, opts);
     if (gold.op !== pred.op) return null;
     if (!consistentChain(gold, opts) || !consistentChain(pred, opts)) return null;
     const dg = diffExpr(gold.lhs, gold.rhs);

@@ -4,13 +4,13 @@
  * (an s3:// URI, a missing file) makes its branch's count unknown.
  */
 import { createReadStream, existsSync, readdirSync, statSync } from "node:fs";
-import { dirname, join, relative, resolve } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { createGunzip } from "node:zlib";
 import type { RunConfig } from "../../core/config/schema.ts";
 import { FsStore } from "../../core/shards/fs-store.ts";
 import { parquetRowCount } from "../../core/shards/parquet.ts";
+import { localSourcePath } from "./sources.ts";
 
 export interface BranchCount {
   /** Records of `questions` sources (what the teacher or the rollouts see); null when not countable. */
@@ -45,15 +45,11 @@ export async function countSources(
   configPath: string,
   branch: "sft" | "rl",
 ): Promise<BranchCount> {
-  const base = dirname(resolve(configPath));
   const result: BranchCount = { questions: 0, traces: 0, unreadable: [] };
+  let questions = 0;
   for (const source of config.sources[branch]) {
-    const path = source.uri.startsWith("file://") ? fileURLToPath(source.uri) : resolve(base, source.uri);
-    if (/^[a-z0-9]+:\/\//.test(source.uri) && !source.uri.startsWith("file://")) {
-      result.unreadable.push(source.uri);
-      continue;
-    }
-    if (!existsSync(path)) {
+    const path = localSourcePath(source.uri, configPath);
+    if (path === null || !existsSync(path)) {
       result.unreadable.push(source.uri);
       continue;
     }
@@ -63,8 +59,8 @@ export async function countSources(
       else n += await parquetRowCount(new FsStore(dirname(file)), relative(dirname(file), file));
     }
     if (source.kind === "traces") result.traces += n;
-    else if (result.questions !== null) result.questions += n;
+    else questions += n;
   }
-  if (result.unreadable.length > 0) result.questions = null;
+  result.questions = result.unreadable.length > 0 ? null : questions;
   return result;
 }

@@ -11,6 +11,13 @@ import type { RunConfig } from "../../core/config/schema.ts";
 
 const S3_URI = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/;
 
+/** The local path a source URI names (relative to the run.json's folder, or file://); null for a remote one. */
+export function localSourcePath(uri: string, configPath: string): string | null {
+  if (uri.startsWith("file://")) return fileURLToPath(uri);
+  if (/^[a-z0-9]+:\/\//.test(uri)) return null;
+  return resolve(dirname(resolve(configPath)), uri);
+}
+
 export function sourceProblems(config: RunConfig, configPath: string): ConfigProblem[] {
   const base = dirname(resolve(configPath));
   const entries: [string, string][] = [
@@ -33,8 +40,8 @@ export function sourceProblems(config: RunConfig, configPath: string): ConfigPro
       }
       continue;
     }
-    if (/^[a-z0-9]+:\/\//.test(uri) && !uri.startsWith("file://")) continue; // other schemes: checked by the schema
-    const file = uri.startsWith("file://") ? fileURLToPath(uri) : resolve(base, uri);
+    const file = localSourcePath(uri, configPath);
+    if (file === null) continue; // other schemes: checked by the schema
     if (!existsSync(file)) {
       problems.push({
         path,
