@@ -6,7 +6,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { SFNClient } from "@aws-sdk/client-sfn";
-import { runIdFromConfigKey, runPrefix } from "../core/layout/index.ts";
+import { isAttemptOf, runIdFromConfigKey, runPrefix } from "../core/layout/index.ts";
 import { listAll } from "../core/shards/byte-store.ts";
 import { PROJECT_ROOT } from "../infra/root.ts";
 import { type ReplayServer, startReplayServer } from "./replay-server.ts";
@@ -171,13 +171,15 @@ export async function uploadSources(s3: S3Emulator, runJsonPath: string, uris: s
 }
 
 /**
- * `recipe run --fresh`: forgets one run (its objects under runs/<run-id>/, its execution record and its
- * exported files) and nothing else: other runs and the generation cache (what makes a rerun free) stay.
+ * `recipe run --fresh`: forgets one run (its objects under runs/<run-id>/, the records of all its
+ * executions and its exported files) and nothing else: other runs and the generation cache (what makes
+ * a rerun free) stay.
  */
 export async function clearRun(rt: LocalRuntime, dataDir: string, runId: string): Promise<number> {
   const objects = await listAll(rt.s3.store, runPrefix(runId));
   for (const key of objects) await rt.s3.store.delete(key);
-  rt.sfn.forget(executionArnFor(runId));
+  for (const e of [...rt.sfn.executions.values()])
+    if (isAttemptOf(e.name, runId)) rt.sfn.forget(e.executionArn);
   rmSync(join(dataDir, "runs", runId), { recursive: true, force: true });
   return objects.length;
 }

@@ -31,6 +31,19 @@ export const DEDUP_STAGE: Record<Branch, Stage> = { sft: "dedup-sft", rl: "dedup
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/;
 
+/**
+ * Executions of a run: the first is named after the run id, a start after a failure `<run-id>.2`,
+ * `<run-id>.3`, ... (a run id cannot hold a '.', so no other run's name looks like an attempt).
+ */
+export function attemptName(runId: string, attempt: number): string {
+  return attempt === 1 ? runId : `${runId}.${attempt}`;
+}
+
+/** Whether an execution name is one of the run's attempts. */
+export function isAttemptOf(name: string, runId: string): boolean {
+  return name === runId || (name.startsWith(`${runId}.`) && /^\d+$/.test(name.slice(runId.length + 1)));
+}
+
 /** Whether a string is a valid run id (the schema's rule): callers check user input with it. */
 export function isRunId(value: string): boolean {
   return RUN_ID.test(value);

@@ -7,13 +7,14 @@
 import { createHash } from "node:crypto";
 import {
   DescribeExecutionCommand,
+  type DescribeExecutionCommandOutput,
   ExecutionAlreadyExists,
   SFNClient,
   StartExecutionCommand,
 } from "@aws-sdk/client-sfn";
 import { z } from "zod";
 import { InputContractError } from "../../core/errors.ts";
-import { keys, runIdFromConfigKey } from "../../core/layout/index.ts";
+import { attemptName, keys, runIdFromConfigKey } from "../../core/layout/index.ts";
 import { writeJson } from "../../core/shards/byte-store.ts";
 import { handler, logger, runStore } from "../shared/runtime.ts";
 
@@ -29,27 +30,24 @@ let sfnEndpoint: string | undefined;
 
 export type StartOutcome = "started" | "restarted" | "already_started" | "conflict" | "ignored";
 
-/** Restarts of one run id are named `<run-id>.2`, `<run-id>.3`, ... (a run id cannot hold a '.'). */
+/** How many times one run id may be started (core/layout's attemptName names them). */
 export const MAX_ATTEMPTS = 50;
-
-export function attemptName(runId: string, attempt: number): string {
-  return attempt === 1 ? runId : `${runId}.${attempt}`;
-}
 
 const CLOSED_UNSUCCESSFULLY = new Set(["FAILED", "TIMED_OUT", "ABORTED"]);
 
-/** The newest execution of a run id (its highest attempt), or null when it has none. */
+/** The newest execution of a run id (its highest attempt, as DescribeExecution gives it), or null. */
 export async function latestExecution(
   client: SFNClient,
   stateMachineArn: string,
   runId: string,
-): Promise<{ attempt: number; executionArn: string; status: string; input: string } | null> {
-  let latest: { attempt: number; executionArn: string; status: string; input: string } | null = null;
+): Promise<{ attempt: number; executionArn: string; execution: DescribeExecutionCommandOutput } | null> {
+  let latest: { attempt: number; executionArn: string; execution: DescribeExecutionCommandOutput } | null =
+    null;
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     const executionArn = `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${attemptName(runId, attempt)}`;
     try {
-      const e = await client.send(new DescribeExecutionCommand({ executionArn }));
-      latest = { attempt, executionArn, status: e.status ?? "UNKNOWN", input: e.input ?? "{}" };
+      const execution = await client.send(new DescribeExecutionCommand({ executionArn }));
+      latest = { attempt, executionArn, execution };
     } catch (err) {
       if ((err as { name?: string }).name === "ExecutionDoesNotExist") break;
       throw err;
@@ -109,13 +107,16 @@ export async function startRun(
   };
   const latest = await latestExecution(client, stateMachineArn, runId);
   if (!latest) return start(1, "started");
-  const before = JSON.parse(latest.input) as { etag?: string | null; configSha256?: string | null };
+  const before = JSON.parse(latest.execution.input ?? "{}") as {
+    etag?: string | null;
+    configSha256?: string | null;
+  };
   const same =
     configSha256 !== null && before.configSha256 !== undefined
       ? before.configSha256 === configSha256
       : (before.etag ?? null) === (etag ?? null);
   if (!same) return { outcome: "conflict", runId, executionArn: latest.executionArn };
-  if (CLOSED_UNSUCCESSFULLY.has(latest.status)) return start(latest.attempt + 1, "restarted");
+  if (CLOSED_UNSUCCESSFULLY.has(latest.execution.status ?? "")) return start(latest.attempt + 1, "restarted");
   return { outcome: "already_started", runId, executionArn: latest.executionArn };
 }
 

@@ -6,11 +6,11 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { DescribeExecutionCommand, SFNClient } from "@aws-sdk/client-sfn";
+import { SFNClient } from "@aws-sdk/client-sfn";
 import cliProgress from "cli-progress";
 import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
 import { probeEndpoint } from "../../core/generate/probe.ts";
-import { isRunId, keys, STAGES } from "../../core/layout/index.ts";
+import { isAttemptOf, isRunId, keys, STAGES } from "../../core/layout/index.ts";
 import { type ByteStore, listAll, readJson } from "../../core/shards/byte-store.ts";
 import { createS3Client, S3Store } from "../../core/shards/s3-store.ts";
 import { type StageSummary, stageSummaries } from "../../core/stages/stage.ts";
@@ -266,10 +266,7 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
   if (opts.bucket && opts.stateMachineArn) {
     const { latestExecution } = await import("../../lambdas/start-run/handler.ts");
     const sfn = new SFNClient({});
-    const latest = await latestExecution(sfn, opts.stateMachineArn, runId);
-    execution = latest
-      ? await sfn.send(new DescribeExecutionCommand({ executionArn: latest.executionArn }))
-      : null;
+    execution = (await latestExecution(sfn, opts.stateMachineArn, runId))?.execution ?? null;
   } else if (local) {
     try {
       const all = JSON.parse(readFileSync(join(resolve(opts.dataDir), "executions.json"), "utf8")) as {
@@ -279,7 +276,7 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
         owner?: number;
       }[];
       // The newest attempt of the run (a failed run started again is `<run-id>.2`, ...).
-      const attempts = all.filter((e) => e.name === runId || e.name.startsWith(`${runId}.`));
+      const attempts = all.filter((e) => isAttemptOf(e.name, runId));
       execution = attempts.sort((a, b) => b.startDate - a.startDate)[0] ?? null;
     } catch {
       execution = null;

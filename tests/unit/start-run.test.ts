@@ -4,7 +4,8 @@
  */
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { attemptName, startRun } from "../../lambdas/start-run/handler.ts";
+import { attemptName, isAttemptOf } from "../../core/layout/index.ts";
+import { startRun } from "../../lambdas/start-run/handler.ts";
 import { EMULATOR_CREDENTIALS } from "../../local/s3-emulator.ts";
 import { type SfnApi, startSfnApi } from "../../local/sfn-api.ts";
 
@@ -69,5 +70,32 @@ describe("start-run", () => {
 
   it("names attempts with a '.', which no run id can hold", () => {
     expect([1, 2, 10].map((a) => attemptName("run-1_a", a))).toEqual(["run-1_a", "run-1_a.2", "run-1_a.10"]);
+    expect(["run-1_a", "run-1_a.2", "run-1_a.10"].every((n) => isAttemptOf(n, "run-1_a"))).toBe(true);
+    expect(["run-1", "run-1_a2", "run-1_a.x", "run-1_a-2"].some((n) => isAttemptOf(n, "run-1_a"))).toBe(
+      false,
+    );
+  });
+});
+
+describe("recipe run --fresh", () => {
+  it("forgets every attempt of its run, so the run starts again as attempt 1, and no other run's", async () => {
+    const { mkdtemp } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { FsStore } = await import("../../core/shards/fs-store.ts");
+    const { clearRun } = await import("../../local/runtime.ts");
+    const dir = await mkdtemp(join(tmpdir(), "recipe-fresh-"));
+    const first = await startRun(client, MACHINE, "b", KEY, '"e"', config(1));
+    api.finish(first.executionArn!, { status: "FAILED" });
+    await startRun(client, MACHINE, "b", KEY, '"e"', config(1)); // r1.2
+    await startRun(client, MACHINE, "b", "runs/r10/run.json", '"e"', config(1)); // another run
+    const rt = { s3: { store: new FsStore(dir) }, sfn: api } as unknown as Parameters<typeof clearRun>[0];
+
+    await clearRun(rt, dir, "r1");
+    const again = await startRun(client, MACHINE, "b", KEY, '"e"', config(1));
+
+    expect([...api.executions.values()].map((e) => e.name).sort()).toEqual(["r1", "r10"]);
+    expect(again).toMatchObject({ outcome: "started" });
+    expect(again.executionArn).toMatch(/:r1$/);
   });
 });
