@@ -165,10 +165,16 @@ async function datatrove(
   const dir = join("bench", ".work", "dedup-peer");
   await rm(dir, { recursive: true, force: true });
   const tasks = 4;
+  // The same LSH layout as ours; 2-word n-grams stand for our 5-character shingles (header).
+  const peer = {
+    nGrams: 2,
+    buckets: SETTINGS.lshBands,
+    hashesPerBucket: SETTINGS.minhashPermutations / SETTINGS.lshBands,
+  };
   const peerWorkload = await writePeerInput(join(dir, "input"), tasks);
   const workers = Number(args["peer-workers"]);
   console.log(
-    `\ndatatrove ${DATATROVE.version}: MinHash 32 buckets x 4 hashes, 2-word n-grams, tokenizer ${args["peer-tokenizer"]}, ${tasks} input files, ${workers} worker(s)`,
+    `\ndatatrove ${DATATROVE.version}: MinHash ${peer.buckets} buckets x ${peer.hashesPerBucket} hashes, ${peer.nGrams}-word n-grams, tokenizer ${args["peer-tokenizer"]}, ${tasks} input files, ${workers} worker(s)`,
   );
   const run = await runMeasured(python, [
     "bench/dedup/datatrove_peer.py",
@@ -181,11 +187,11 @@ async function datatrove(
     "--workers",
     String(workers),
     "--n-grams",
-    "2",
+    String(peer.nGrams),
     "--buckets",
-    "32",
+    String(peer.buckets),
     "--hashes-per-bucket",
-    "4",
+    String(peer.hashesPerBucket),
     "--tokenizer",
     String(args["peer-tokenizer"]),
   ]);
@@ -224,7 +230,7 @@ async function datatrove(
         workers,
         tasks,
         stageSeconds: out.seconds,
-        settings: { nGrams: 2, buckets: 32, hashesPerBucket: 4 },
+        settings: peer,
       },
     });
   await rm(dir, { recursive: true, force: true });

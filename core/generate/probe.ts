@@ -35,12 +35,11 @@ export async function probeEndpoint(options: {
   apiKey?: string;
   model?: string;
   timeoutMs?: number;
-  fetch?: typeof fetch;
 }): Promise<ProbeResult> {
   const url = `${options.baseURL.replace(/\/+$/, "")}/models`;
   let res: Response;
   try {
-    res = await (options.fetch ?? fetch)(url, {
+    res = await fetch(url, {
       headers: { authorization: `Bearer ${options.apiKey ?? "none"}` },
       signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
     });
