@@ -39,6 +39,9 @@ export function attemptName(runId: string, attempt: number): string {
   return attempt === 1 ? runId : `${runId}.${attempt}`;
 }
 
+/** Execution states of a run that ended without finishing: it may be started again. */
+export const CLOSED_UNSUCCESSFULLY: ReadonlySet<string> = new Set(["FAILED", "TIMED_OUT", "ABORTED"]);
+
 /** Whether an execution name is one of the run's attempts. */
 export function isAttemptOf(name: string, runId: string): boolean {
   return name === runId || (name.startsWith(`${runId}.`) && /^\d+$/.test(name.slice(runId.length + 1)));

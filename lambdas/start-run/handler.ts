@@ -14,7 +14,7 @@ import {
 } from "@aws-sdk/client-sfn";
 import { z } from "zod";
 import { InputContractError } from "../../core/errors.ts";
-import { attemptName, keys, runIdFromConfigKey } from "../../core/layout/index.ts";
+import { attemptName, CLOSED_UNSUCCESSFULLY, keys, runIdFromConfigKey } from "../../core/layout/index.ts";
 import { writeJson } from "../../core/shards/byte-store.ts";
 import { handler, logger, runStore } from "../shared/runtime.ts";
 
@@ -32,8 +32,6 @@ export type StartOutcome = "started" | "restarted" | "already_started" | "confli
 
 /** How many times one run id may be started (core/layout's attemptName names them). */
 export const MAX_ATTEMPTS = 50;
-
-const CLOSED_UNSUCCESSFULLY = new Set(["FAILED", "TIMED_OUT", "ABORTED"]);
 
 /** The newest execution of a run id (its highest attempt, as DescribeExecution gives it), or null. */
 export async function latestExecution(

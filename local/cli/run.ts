@@ -10,7 +10,7 @@ import { SFNClient } from "@aws-sdk/client-sfn";
 import cliProgress from "cli-progress";
 import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
 import { probeEndpoint } from "../../core/generate/probe.ts";
-import { isAttemptOf, isRunId, keys, STAGES } from "../../core/layout/index.ts";
+import { CLOSED_UNSUCCESSFULLY, isAttemptOf, isRunId, keys, STAGES } from "../../core/layout/index.ts";
 import { type ByteStore, listAll, readJson } from "../../core/shards/byte-store.ts";
 import { createS3Client, S3Store } from "../../core/shards/s3-store.ts";
 import { type StageSummary, stageSummaries } from "../../core/stages/stage.ts";
@@ -294,7 +294,7 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
     const failure = await readJson<Record<string, unknown>>(store, keys.failure(runId));
     if (failure) out(`\nfailure.json:\n${JSON.stringify(failure, null, 2)}\n`);
     // A script waiting on a run can tell a failed one from a finished one by the exit code.
-    return failure || ["FAILED", "TIMED_OUT", "ABORTED"].includes(execution?.status ?? "") ? 1 : 0;
+    return failure || CLOSED_UNSUCCESSFULLY.has(execution?.status ?? "") ? 1 : 0;
   } finally {
     await stop();
   }
