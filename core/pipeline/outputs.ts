@@ -100,7 +100,7 @@ async function refuseEmptySft(ctx: RunContext): Promise<void> {
     return s ? `${stage}: ${s.in} in, ${s.out} out${reasons ? ` (${reasons})` : ""}` : `${stage}: not run`;
   };
   throw new InputContractError(
-    `the SFT set is empty: no trace passed verification and selection. ${await breakdown("verify-traces")}; ${await breakdown("select-and-mix")}. ` +
+    `the SFT set is empty: no trace passed verification and selection. ${await breakdown("verify-traces")}; ${await breakdown("select-and-mix")}; ${await breakdown("ingest-sft")}; ${await breakdown("dedup-sft")}. ` +
       `Look at the rejects (npx recipe rejects ${ctx.runId} --stage verify-traces) and check the teacher and the gold answers.`,
   );
 }

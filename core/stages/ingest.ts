@@ -98,6 +98,8 @@ export async function ingestRows(
   let emitted = 0;
   // Trace sample indexes stay unique across shards of a source: shard * 1e6 + ordinal in the shard.
   let traceIndex = run.shard * 1_000_000;
+  // Opened up front: a traces source's shard exists even when every record is rejected (verify reads it).
+  const traceShard = source.kind === "traces" ? run.side("traces") : null;
   for await (const row of rows) {
     run.seen();
     if (options.remaining !== undefined && emitted >= options.remaining) {
@@ -188,7 +190,7 @@ export async function ingestRows(
     if (choices) q.choices = choices;
     await run.emit(q);
     emitted += 1;
-    if (response !== null) {
+    if (response !== null && traceShard) {
       const trace: Trace = {
         questionId: q.id,
         sampleIndex: traceIndex++,
@@ -201,7 +203,7 @@ export async function ingestRows(
         finishReason: "stop",
         usage: { promptTokens: 0, completionTokens: 0 },
       };
-      await run.side("traces").write(trace);
+      await traceShard.write(trace);
     }
   }
   run.count("questions", emitted);

@@ -93,3 +93,47 @@ describe("verify-shard over bad input", () => {
     expect(await ctx.store.exists(keys.stats(ctx.runId, "verify-traces", 1))).toBe(false);
   });
 });
+
+describe("a traces source whose every record is rejected", () => {
+  it("still has its (empty) trace shard, so verification reads nothing instead of failing the run", async () => {
+    const { mkdtemp } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { FsStore } = await import("../../core/shards/fs-store.ts");
+    const { dedupBranch, ingestShard, planIngest, planVerify, validateConfig } = await import(
+      "../../core/pipeline/steps.ts"
+    );
+    const { readManifest } = await import("../../core/pipeline/context.ts");
+    const sourceStore = new FsStore(await mkdtemp(join(tmpdir(), "recipe-traces-src-")));
+    // MiroMind-M1's columns: the gold answer is not a column of its own, so every row is missing_answer.
+    await sourceStore.write(
+      "m1.jsonl",
+      `${JSON.stringify({ id: "m1-0", question: "Compute 17 * 3.", response: "<think>51</think>$\\boxed{51}$" })}\n`,
+    );
+    const ctx = await sampleContext({
+      sources: {
+        sft: [
+          { name: "m1", uri: "m1.jsonl", format: "jsonl", kind: "traces", domain: "text_math", license: "x" },
+        ],
+        rl: [],
+      },
+    });
+    ctx.sources = (uri) => ({ store: sourceStore, key: uri });
+    await validateConfig(ctx.store, ctx.runId);
+    await planIngest(ctx, "sft");
+    for (const item of await readManifest<Parameters<typeof ingestShard>[1]>(
+      ctx.store,
+      keys.manifest(ctx.runId, "ingest-sft"),
+    ))
+      await ingestShard(ctx, item);
+    await dedupBranch(ctx, "sft");
+    await ctx.store.write(keys.manifest(ctx.runId, "plan-distill"), "[]");
+
+    const plan = await planVerify(ctx, "plan-distill", "distill", "verify-traces", "sft");
+    const [item] = await readManifest<Parameters<typeof verifyShard>[1]>(ctx.store, plan.manifest);
+    const { stats } = await verifyShard(ctx, item!, "verify-traces", "sft");
+
+    expect(plan.shards).toBe(1);
+    expect([stats.in, stats.out, stats.rejected]).toEqual([0, 0, 0]);
+  });
+});
