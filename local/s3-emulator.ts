@@ -2,9 +2,13 @@
  * An S3-compatible server (s3rver) on a free loopback port, reached through the real AWS SDK client:
  * the local runtime's S3, and the tests'. Object-created events are reported like EventBridge would.
  */
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { createHash, randomUUID } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import S3rver from "s3rver";
 import { createS3Client, S3Store } from "../core/shards/s3-store.ts";
@@ -32,6 +36,7 @@ export async function startS3Emulator(bucket = "recipe-test", directory?: string
     directory: dir,
     allowMismatchedSignatures: true,
   });
+  makePutsAtomic((server as unknown as { store: FilesystemStore }).store);
   const address = (await server.run()) as { port: number };
   const endpoint = `http://127.0.0.1:${address.port}`;
   const client = createS3Client({ endpoint, region: "us-east-1", credentials: EMULATOR_CREDENTIALS });
@@ -72,5 +77,56 @@ export async function startS3Emulator(bucket = "recipe-test", directory?: string
       await server.close();
       if (!directory) await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** The part of s3rver's filesystem store that a put touches (s3rver 3.7). */
+interface FilesystemStore {
+  getResourcePath(bucket: string, key: string, resource: string): string;
+  putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>;
+  putObject(object: {
+    bucket: string;
+    key: string;
+    metadata: unknown;
+    content: Buffer | Readable;
+  }): Promise<{ size: number; md5: string }>;
+}
+
+/**
+ * S3 makes a PUT visible all at once: a reader sees the old object or the whole new one, and a PUT
+ * that was acknowledged survives. s3rver writes the object file in place (a reader can see it empty or
+ * half written, and a Buffer body is acknowledged before it reaches the disk), so a process killed
+ * mid-put left torn objects that the real service never shows. Here the body goes to a temporary file
+ * beside the object (not listed: it lacks s3rver's object suffix) and is renamed into place only once
+ * it is complete, after its metadata.
+ */
+function makePutsAtomic(store: FilesystemStore): void {
+  store.putObject = async (object) => {
+    const objectPath = store.getResourcePath(object.bucket, object.key, "object");
+    await mkdir(dirname(objectPath), { recursive: true });
+    const partial = `${objectPath}.partial-${randomUUID()}`;
+    const md5 = createHash("md5");
+    let size = 0;
+    const body = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content;
+    try {
+      await pipeline(
+        body,
+        new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            md5.update(chunk);
+            size += chunk.length;
+            done(null, chunk);
+          },
+        }),
+        createWriteStream(partial),
+      );
+      const digest = md5.digest("hex");
+      await store.putMetadata(object.bucket, object.key, object.metadata, digest);
+      await rename(partial, objectPath);
+      return { size, md5: digest };
+    } catch (err) {
+      await rm(partial, { force: true });
+      throw err;
+    }
   };
 }

@@ -24,7 +24,10 @@ export interface FakeServer {
   answersPerRequest: Map<string, number>;
   /** Total answers sent. */
   readonly answered: number;
-  /** Stops holding requests (held ones stay unanswered; their clients are gone in kill tests). */
+  /**
+   * Stops holding requests on new connections. Requests on connections already open stay unanswered:
+   * in kill tests their client is gone, though a request may still be unread in its socket.
+   */
   release(): void;
   close(): Promise<void>;
 }
@@ -36,6 +39,9 @@ export async function startFakeOpenAI(faults: Faults = {}): Promise<FakeServer> 
   const answersPerRequest = new Map<string, number>();
   let answered = 0;
   let holding = faults.holdAfter !== undefined;
+  // Connections opened while holding stay held after release(): their client was killed, and a request
+  // still unread in its socket must not be answered (and counted) once the test releases the hold.
+  const heldConnections = new WeakSet<object>();
   const server: Server = createServer((req, res) => {
     let body = "";
     req.on("data", (c) => {
@@ -82,7 +88,10 @@ export async function startFakeOpenAI(faults: Faults = {}): Promise<FakeServer> 
         }
         await new Promise((r) => setTimeout(r, 400));
       }
-      if (holding && answered >= faults.holdAfter!) return; // held: never answered
+      if (heldConnections.has(req.socket) || (holding && answered >= faults.holdAfter!)) {
+        heldConnections.add(req.socket);
+        return; // held: never answered
+      }
       if (faults.latencyMs) await new Promise((r) => setTimeout(r, faults.latencyMs));
       const user = payload.messages.find((m) => m.role === "user");
       const text = Array.isArray(user?.content)
@@ -108,6 +117,11 @@ export async function startFakeOpenAI(faults: Faults = {}): Promise<FakeServer> 
       );
     });
   });
+  const openSockets = new Set<object>();
+  server.on("connection", (socket) => {
+    openSockets.add(socket);
+    socket.once("close", () => openSockets.delete(socket));
+  });
   // undici reuses a connection only when the server's keep-alive hint is well above its 2 s threshold.
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -122,6 +136,7 @@ export async function startFakeOpenAI(faults: Faults = {}): Promise<FakeServer> 
     },
     release() {
       holding = false;
+      for (const socket of openSockets) heldConnections.add(socket);
     },
     close: () =>
       new Promise<void>((r) => {

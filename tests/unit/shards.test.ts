@@ -194,3 +194,66 @@ describe("filesystem store specifics", () => {
     await expect(store.write("../etc/x", "x")).rejects.toThrow(/bad key/);
   });
 });
+
+describe("S3 emulator specifics", () => {
+  it("shows a PUT all at once, as S3 does: never an empty or half-written object, even mid-upload", {
+    timeout: 30_000,
+  }, async () => {
+    const { request } = await import("node:http");
+    const s3 = await startS3Emulator();
+    try {
+      await s3.store.write("cache/generate/ab/old.json", "old");
+      const readers = async () => ({
+        fresh: (await s3.store.readBytes("cache/generate/ab/new.json"))?.toString() ?? null,
+        replaced: (await s3.store.readBytes("cache/generate/ab/old.json"))?.toString() ?? null,
+        listed: (await listAll(s3.store, "cache/generate/")).sort(),
+      });
+      const body = Buffer.alloc(64 << 10, "x");
+      const put = (key: string) => {
+        const req = request(`${s3.endpoint}/${s3.bucket}/${key}`, {
+          method: "PUT",
+          headers: { "content-length": body.length, "content-type": "application/json" },
+        });
+        const done = new Promise<number | undefined>((resolve, reject) => {
+          req.on("response", (res) => {
+            res.resume();
+            resolve(res.statusCode);
+          });
+          req.on("error", reject);
+        });
+        req.write(body.subarray(0, body.length / 2));
+        return { req, done };
+      };
+      const fresh = put("cache/generate/ab/new.json");
+      const replaced = put("cache/generate/ab/old.json");
+      // Wait until both half bodies have reached the emulator's disk, wherever it keeps them.
+      const { stat } = await import("node:fs/promises");
+      const folder = join(s3.directory, s3.bucket, "cache/generate/ab");
+      const bytesOnDisk = async () => {
+        let total = 0;
+        for (const f of await readdir(folder))
+          if (!f.endsWith(".json") && !f.endsWith(".md5")) total += (await stat(join(folder, f))).size;
+        return total;
+      };
+      for (let i = 0; (await bytesOnDisk()) < body.length; i++) {
+        if (i > 1000) throw new Error("the emulator never received the half bodies");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+
+      expect(await readers()).toEqual({
+        fresh: null,
+        replaced: "old",
+        listed: ["cache/generate/ab/old.json"],
+      });
+
+      fresh.req.end(body.subarray(body.length / 2));
+      replaced.req.end(body.subarray(body.length / 2));
+      expect([await fresh.done, await replaced.done]).toEqual([200, 200]);
+      const after = await readers();
+      expect([after.fresh?.length, after.replaced?.length]).toEqual([body.length, body.length]);
+      expect(after.listed).toEqual(["cache/generate/ab/new.json", "cache/generate/ab/old.json"]);
+    } finally {
+      await s3.stop();
+    }
+  });
+});
