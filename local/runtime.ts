@@ -55,7 +55,17 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     ? null
     : await startReplayServer(undefined, options.teacherDelayMs ?? 0, options.teacherHold);
   const teacherUrl = options.teacherUrl ?? replay!.url;
-  Object.assign(process.env, {
+  // The in-process Lambdas read their configuration from the environment, as in AWS; stop() puts
+  // back what was there before, so nothing made after it (a client, a child process) still points
+  // at this runtime's endpoints.
+  const saved = new Map<string, string | undefined>();
+  const setEnv = (vars: Record<string, string>) => {
+    for (const [k, v] of Object.entries(vars)) {
+      if (!saved.has(k)) saved.set(k, process.env[k]);
+      process.env[k] = v;
+    }
+  };
+  setEnv({
     AWS_ENDPOINT_URL: s3.endpoint,
     AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey,
@@ -107,8 +117,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     region: "us-east-1",
     credentials: EMULATOR_CREDENTIALS,
   });
-  process.env.AWS_ENDPOINT_URL_SFN = sfn.endpoint;
-  process.env.STATE_MACHINE_ARN = STATE_MACHINE_ARN;
+  setEnv({ AWS_ENDPOINT_URL_SFN: sfn.endpoint, STATE_MACHINE_ARN });
   const { handle: startRunHandler } = await import("../lambdas/start-run/handler.ts");
   const triggers: LocalRuntime["triggers"] = [];
   // EventBridge's "Object Created on runs/*/run.json" rule, locally: the start-run Lambda, in process,
@@ -147,6 +156,10 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
       await sfn.close();
       await replay?.close();
       await s3.stop();
+      for (const [k, v] of saved) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
     },
   };
 }

@@ -32,6 +32,16 @@ export interface GpuBatchProps {
   readonly runnableTimeout: Duration;
 }
 
+/**
+ * The queue's and job definitions' names, after the stack (unique per account and region), so the
+ * state machine's Batch policy can name them as literals: CDK's own name attributes are derived from
+ * the resources' ARNs, and a policy built from those needs Batch to deploy at all (LocalStack has none).
+ */
+export function batchNames(stack: Stack): { queue: string; generate: string; train: string } {
+  const prefix = stack.stackName;
+  return { queue: `${prefix}-gpu`, generate: `${prefix}-generate`, train: `${prefix}-train-rl` };
+}
+
 export class GpuBatch extends Construct {
   readonly queue: batch.JobQueue;
   readonly generateJob: batch.EcsJobDefinition;
@@ -90,7 +100,9 @@ export class GpuBatch extends Construct {
       });
     const spot = environment("Spot", true);
     const onDemand = environment("OnDemand", false);
+    const names = batchNames(Stack.of(this));
     this.queue = new batch.JobQueue(this, "Queue", {
+      jobQueueName: names.queue,
       computeEnvironments: [
         { computeEnvironment: spot, order: 1 },
         { computeEnvironment: onDemand, order: 2 },
@@ -173,6 +185,7 @@ export class GpuBatch extends Construct {
         readonlyRootFilesystem: false,
       });
     this.generateJob = new batch.EcsJobDefinition(this, "Generate", {
+      jobDefinitionName: names.generate,
       container: container("Generate", props.generateImage, props.gpusPerJob, 160, 64),
       retryAttempts: 10,
       retryStrategies,
@@ -180,6 +193,7 @@ export class GpuBatch extends Construct {
       propagateTags: true,
     });
     this.trainJob = new batch.EcsJobDefinition(this, "TrainRl", {
+      jobDefinitionName: names.train,
       container: container("TrainRl", props.trainImage, 8, 900, 256),
       retryAttempts: 10,
       retryStrategies,

@@ -13,6 +13,7 @@ import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import * as tasks from "aws-cdk-lib/aws-stepfunctions-tasks";
 import { Construct } from "constructs";
+import { batchNames } from "./gpu-batch.ts";
 
 export type StepName =
   | "validate-config"
@@ -135,6 +136,7 @@ export class PipelineStateMachine extends Construct {
   private grantBatch(): void {
     const stack = Stack.of(this);
     const job = stack.formatArn({ service: "batch", resource: "job", resourceName: "*" });
+    const names = batchNames(stack);
     // A policy of its own: the role's default policy is near IAM's size limit (CDK would split it
     // at synthesis, after cdk-nag has looked).
     new iam.Policy(this, "BatchJobsPolicy", {
@@ -142,10 +144,14 @@ export class PipelineStateMachine extends Construct {
       statements: [
         new iam.PolicyStatement({
           actions: ["batch:SubmitJob", "batch:TagResource"],
+          // By name, not by the resources' own ARNs: the policy then needs nothing from Batch to
+          // deploy (LocalStack, which has no Batch, deploys this same stack), and every revision
+          // of the two job definitions is covered.
           resources: [
-            this.props.queue.jobQueueArn,
-            this.props.generateJob.jobDefinitionArn,
-            this.props.trainJob.jobDefinitionArn,
+            stack.formatArn({ service: "batch", resource: "job-queue", resourceName: names.queue }),
+            ...[names.generate, names.train].map((name) =>
+              stack.formatArn({ service: "batch", resource: "job-definition", resourceName: `${name}:*` }),
+            ),
             job,
           ],
         }),
@@ -240,11 +246,10 @@ export class PipelineStateMachine extends Construct {
       itemSelector: { "runId.$": "$.runId", "item.$": "$$.Map.Item.Value" },
       maxConcurrencyPath: sfn.JsonPath.stringAt("$.config.mapMaxConcurrency"),
       toleratedFailurePercentagePath: sfn.JsonPath.stringAt("$.config.toleratedFailurePercentage"),
-      resultWriterV2: new sfn.ResultWriterV2({
-        bucket: this.props.bucket,
-        prefix: "tmp/map-results",
-        writerConfig: { outputType: sfn.OutputType.JSONL, transformation: sfn.Transformation.COMPACT },
-      }),
+      // Results go to S3 so they never count against the 256 KiB state payload; nothing reads them.
+      // No WriterConfig (JSONL/COMPACT): AWS writes the default JSON files just as well, and
+      // LocalStack's parser rejects the field, so the stack the LocalStack suite deploys is this one.
+      resultWriterV2: new sfn.ResultWriterV2({ bucket: this.props.bucket, prefix: "tmp/map-results" }),
       resultPath: sfn.JsonPath.DISCARD,
       label: id,
     });

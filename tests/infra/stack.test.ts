@@ -309,6 +309,29 @@ describe("first deploy on a new account (issue 12)", () => {
     expect(JSON.stringify(rule?.Resource)).toContain("rule/StepFunctionsGetEventsForBatchJobsRule");
   });
 
+  it("names in its Batch policy exactly the queue and job definitions the state machine submits to", () => {
+    const named = (type: string, prop: string) =>
+      Object.values(json.Resources)
+        .filter((r) => r.Type === type)
+        .map((r) => String(r.Properties?.[prop]));
+    const queues = named("AWS::Batch::JobQueue", "JobQueueName");
+    const definitions = named("AWS::Batch::JobDefinition", "JobDefinitionName");
+    expect(queues).toEqual(["RecipePipeline-gpu"]);
+    expect(definitions.sort()).toEqual(["RecipePipeline-generate", "RecipePipeline-train-rl"]);
+
+    const submit = roleStatements(/^PipelineBatchJobsPolicy/).find((x) =>
+      actions([x]).includes("batch:SubmitJob"),
+    )!;
+    const resources = JSON.stringify(submit.Resource);
+    expect(resources).toContain(":job-queue/RecipePipeline-gpu");
+    for (const d of definitions) expect(resources).toContain(`:job-definition/${d}:*`);
+    // Nothing from the Batch resources themselves: the policy deploys where Batch is absent (LocalStack).
+    const batchIds = Object.entries(json.Resources)
+      .filter(([, r]) => r.Type.startsWith("AWS::Batch::"))
+      .map(([id]) => id);
+    for (const id of batchIds) expect(resources).not.toContain(`"${id}"`);
+  });
+
   it("creates no Lambda above 3,008 MB by default, and lets the deploy context raise the cap", () => {
     const memory = Object.values(json.Resources)
       .filter((r) => r.Type === "AWS::Lambda::Function")

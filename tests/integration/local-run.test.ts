@@ -473,3 +473,27 @@ describe("a recipe run killed mid-distill", () => {
     }
   }, 300_000);
 });
+
+describe("the embedded runtime's environment", () => {
+  it("puts back the environment it set for its in-process Lambdas when it stops", async () => {
+    const names = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SFN", "STATE_MACHINE_ARN", "RECIPE_BUCKET"];
+    const before = Object.fromEntries(names.map((n) => [n, process.env[n]]));
+    process.env.AWS_ENDPOINT_URL = "http://127.0.0.1:1/kept";
+    delete process.env.AWS_ENDPOINT_URL_SFN;
+    try {
+      const local = await startLocalRuntime({ dataDir: mkdtempSync(join(tmpdir(), "recipe-env-")) });
+      expect(process.env.AWS_ENDPOINT_URL).toBe(local.s3.endpoint);
+      expect(process.env.AWS_ENDPOINT_URL_SFN).toBe(local.sfn.endpoint);
+      await local.stop();
+
+      expect(process.env.AWS_ENDPOINT_URL).toBe("http://127.0.0.1:1/kept");
+      expect(process.env).not.toHaveProperty("AWS_ENDPOINT_URL_SFN");
+      expect(process.env.STATE_MACHINE_ARN).toBe(before.STATE_MACHINE_ARN);
+    } finally {
+      for (const [n, v] of Object.entries(before)) {
+        if (v === undefined) delete process.env[n];
+        else process.env[n] = v;
+      }
+    }
+  });
+});
