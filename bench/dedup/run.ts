@@ -36,7 +36,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { NearDuplicateFinder } from "../../core/dedup/index.ts";
 import { runMeasured } from "../lib/process-tree.ts";
-import { BenchReport, fmt } from "../lib/stats.ts";
+import { BenchReport, fmt, seeded } from "../lib/stats.ts";
 import { generate, SETTINGS, score, THRESHOLD, type Workload } from "./workload.ts";
 
 const { values: args } = parseArgs({
@@ -93,6 +93,28 @@ console.log(
   `  dropped ${s.dropped}, recall ${s.recall.toFixed(4)}, precision ${s.precision.toFixed(4)} ` +
     `(confirmed ${finder.pairsConfirmed}, rejected candidates ${finder.pairsRejected})`,
 );
+// Templated questions: the same words, other numbers, gold answers that often agree by chance (the
+// last digit). Distinct problems: none may be dropped.
+const templated = new NearDuplicateFinder(SETTINGS);
+const TEMPLATED = 10_000;
+const trand = seeded(7);
+const seenTemplated = new Set<string>();
+for (let i = 0; templated.size < TEMPLATED; i++) {
+  const [a, b, c] = [
+    100 + Math.floor(trand() * 900),
+    100 + Math.floor(trand() * 900),
+    1000 + Math.floor(trand() * 9000),
+  ];
+  const text = `Compute the last digit of ${a} * ${b} + ${c}.`;
+  if (seenTemplated.has(text)) continue;
+  seenTemplated.add(text);
+  templated.add(`t${i}`, text, [], false, String((a * b + c) % 10));
+}
+templated.resolve();
+let templatedDropped = 0;
+for (let i = 0; i < templated.size; i++) if (!templated.decision(i).keep) templatedDropped += 1;
+console.log(`  templated: ${TEMPLATED} distinct arithmetic questions, ${templatedDropped} dropped`);
+
 const report = new BenchReport("dedup", { questions: N, planted: workload.planted, ...SETTINGS })
   .figure("wall time", seconds, "s", { kind: "max", limit: 600 })
   .figure("throughput", N / seconds, "questions/s")
@@ -100,6 +122,10 @@ const report = new BenchReport("dedup", { questions: N, planted: workload.plante
   .figure("recall on planted pairs at J >= 0.8", s.recall, "fraction", { kind: "min", limit: 0.95 })
   .figure("precision of drops", s.precision, "fraction", { kind: "min", limit: 0.99 })
   .figure("dropped", s.dropped, "questions")
+  .figure("templated questions dropped (of 10,000 distinct)", templatedDropped, "questions", {
+    kind: "max",
+    limit: 0,
+  })
   .details({ positives: s.positives });
 if (args.peer === "datatrove")
   await datatrove(report, { seconds, peakRss, recall: s.recall, precision: s.precision });

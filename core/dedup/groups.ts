@@ -9,7 +9,8 @@
  *   with the first REPS_PER_BUCKET members before it. That bounds work on huge buckets (templated
  *   questions) while any two near-duplicates still meet in one of the bands they share.
  * - A candidate pair is a near-duplicate when the estimated Jaccard reaches the threshold, the gold
- *   answers agree and every image matches (see `similar`).
+ *   answers agree, the numbers and math symbols of the two questions are the same in the same order,
+ *   and every image matches (see `similar`).
  * - Groups are the connected components of the confirmed pairs; each keeps its earliest member.
  *
  * Components do not depend on the order in which pairs are checked, so the fan-out may verify them
@@ -40,11 +41,37 @@ export interface DedupFeatures {
   sig: Uint32Array;
   /** The gold answer, whitespace removed and lower-cased (`comparableAnswer`). */
   answer: string;
+  /** Hash of the question's numbers and math symbols in order (`mathTokensHash`). */
+  math: number;
   images: readonly DedupImage[] | null;
 }
 
 export function comparableAnswer(answer: string): string {
   return answer.replace(/\s+/g, "").toLowerCase();
+}
+
+/**
+ * The numbers (with a sign that reads as one) and math symbols of a text, in order. Templated
+ * questions share every word and differ only here ("last digit of 692 * 177 + 1859" vs "... + 7209"),
+ * and by chance their gold answers can agree too.
+ */
+export function mathTokens(text: string): string[] {
+  return (
+    text
+      .normalize("NFKC")
+      .match(/(?<![\p{L}\p{N}_.])-?\d+(?:[.,]\d+)*|[+*/^=<>≤≥≠×÷√π∞∑∏∫%]/gu)
+      ?.map((t) => t.replace(/,(?=\d{3}\b)/g, "")) ?? []
+  );
+}
+
+/** 32-bit FNV-1a of `mathTokens`: what the pair check compares (4 bytes an item, not a string). */
+export function mathTokensHash(text: string): number {
+  let h = 0x811c9dc5;
+  for (const ch of mathTokens(text).join(" ")) {
+    h ^= ch.codePointAt(0)!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
 }
 
 function imagesMatch(x: DedupFeatures["images"], y: DedupFeatures["images"], maxDistance: number): boolean {
@@ -63,13 +90,15 @@ function imagesMatch(x: DedupFeatures["images"], y: DedupFeatures["images"], max
 /**
  * Whether a candidate pair is a near-duplicate. Same wording over the same-looking figure with
  * another gold answer is another question (a diagram whose numbers changed): perceptual hashes
- * cannot read the numbers, answers can.
+ * cannot read the numbers, answers can. Same wording with other numbers is another question too,
+ * even when the answers agree by chance.
  */
 export function similar(settings: DedupSettings, a: DedupFeatures, b: DedupFeatures): boolean {
   const perms = settings.minhashPermutations;
   return (
     estimateJaccard(a.sig, 0, b.sig, 0, perms) >= settings.nearDuplicateThreshold &&
     a.answer === b.answer &&
+    a.math === b.math &&
     imagesMatch(a.images, b.images, settings.imageHashMaxDistance)
   );
 }

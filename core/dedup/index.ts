@@ -4,7 +4,8 @@
  * decontamination (word n-gram overlap).
  *
  * Near duplicates must also have the same gold answer (after whitespace and case): a figure whose
- * numbers changed looks the same to a perceptual hash but asks another question.
+ * numbers changed looks the same to a perceptual hash but asks another question. And the same numbers
+ * and math symbols in the same order: a templated question with other numbers is another question.
  *
  * Items are added in priority order (sources in configured order, rows in file order). Near-duplicate
  * candidates that verify are joined into groups; the earliest member of each group is kept and every
@@ -16,6 +17,7 @@ import {
   type DedupFeatures,
   type DedupImage,
   type DedupSettings,
+  mathTokensHash,
   REPS_PER_BUCKET,
   similar,
   UnionFind,
@@ -40,6 +42,7 @@ export class NearDuplicateFinder {
   private readonly ids: string[] = [];
   private readonly images: (DedupImage[] | null)[] = [];
   private readonly answers: string[] = [];
+  private math: Uint32Array = new Uint32Array(1024);
   private readonly reference: boolean[] = [];
   private readonly exact = new Map<string, number>();
   private exactOf: Int32Array = new Int32Array(1024);
@@ -73,6 +76,12 @@ export class NearDuplicateFinder {
       ex.set(this.exactOf);
       this.exactOf = ex;
     }
+    if (i >= this.math.length) {
+      const grown = new Uint32Array(this.math.length * 2);
+      grown.set(this.math);
+      this.math = grown;
+    }
+    this.math[i] = mathTokensHash(text);
     this.ids.push(id);
     this.images.push(images.length > 0 ? [...images] : null);
     this.answers.push(comparableAnswer(answer));
@@ -89,6 +98,7 @@ export class NearDuplicateFinder {
     return {
       sig: this.sigs.subarray(i * perms, (i + 1) * perms),
       answer: this.answers[i]!,
+      math: this.math[i]!,
       images: this.images[i]!,
     };
   }

@@ -23,6 +23,7 @@ import {
   decodeRows,
   EXACT_BAND,
   idBits,
+  mathTokensHash,
   PairList,
   partitionOf,
   partitionPairs,
@@ -380,6 +381,7 @@ export async function resolveDuplicates(ctx: RunContext, branch: Branch): Promis
           features[i] = {
             sig,
             answer: comparableAnswer(q.answer),
+            math: mathTokensHash(q.question),
             images:
               q.images.length > 0
                 ? q.images.map((m) => ({ sha256: m.sha256, dhash: m.dhash ?? null }))

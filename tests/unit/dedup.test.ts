@@ -155,6 +155,21 @@ describe("the in-memory finder", () => {
     expect(f.decision(3)).toEqual({ keep: false, reason: "near_duplicate", duplicateOf: "a" });
   });
 
+  it("keeps templated questions whose numbers differ, even when their answers agree by chance", () => {
+    const f = new NearDuplicateFinder(SETTINGS);
+    const t = (x: string) => `Compute the last digit of 692 * 177 + ${x}. Give only the digit.`;
+    f.add("a", t("1859"), [], false, "3");
+    f.add("b", t("7209"), [], false, "3"); // other numbers, same answer: another problem
+    f.add("c", `${t("1,859")}  `, [], false, "3"); // the same numbers, written with a separator
+    f.add("d", t("1859").replace("*", "+"), [], false, "3"); // another operator
+    f.add("e", t("-1859"), [], false, "3"); // a sign is part of the number
+    f.resolve();
+    expect(f.decision(1)).toEqual({ keep: true });
+    expect(f.decision(2)).toEqual({ keep: false, reason: "near_duplicate", duplicateOf: "a" });
+    expect(f.decision(3)).toEqual({ keep: true });
+    expect(f.decision(4)).toEqual({ keep: true });
+  });
+
   it("marks exact copies, and questions already in a reference set", () => {
     const f = new NearDuplicateFinder(SETTINGS);
     f.add("sft", base, [], true, "1");
