@@ -471,6 +471,16 @@ export const Orchestration = z
   })
   .describe("Step Functions fan-out settings.");
 
+export const Ingest = z
+  .strictObject({
+    maxQuestionChars: positiveInt
+      .default(16_000)
+      .describe(
+        "Longest question accepted, in characters (about 4,000-8,000 tokens): longer ones are rejected as `question_too_long` instead of being sent to the teacher once per sample.",
+      ),
+  })
+  .describe("Checks on each source record before it becomes a question.");
+
 export const RunConfig = z
   .strictObject({
     $schema: z.string().optional().describe("Optional JSON Schema reference for editors."),
@@ -503,6 +513,7 @@ export const RunConfig = z
         }
       })
       .describe("Input data sets."),
+    ingest: Ingest.prefault({}),
     teacher: Teacher.prefault({}),
     verification: Verification.prefault({}),
     filters: Filters.prefault({}),

@@ -131,7 +131,11 @@ export async function ingestShard(ctx: RunContext, item: IngestItem) {
   return runShard(ctx.store, ctx.runId, INGEST_STAGE[item.branch], item.shard, async (run) => {
     await ingestRows(
       sourceRows(ctx, source, item.file),
-      { source, systemPrompt: ctx.config.teacher.systemPrompt },
+      {
+        source,
+        systemPrompt: ctx.config.teacher.systemPrompt,
+        maxQuestionChars: ctx.config.ingest.maxQuestionChars,
+      },
       {
         load: (ref) => loadSourceImage(ctx, source, item.file, ref),
         save: async (ref, bytes) => {

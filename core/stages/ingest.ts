@@ -49,6 +49,52 @@ function text(v: unknown): string | null {
   return null;
 }
 
+/** A text field of a record: absent, text, or something else (a number, a list: not coerced). */
+function field(r: Record<string, unknown>, column: string): { text: string | null; wrongType?: string } {
+  const v = r[column];
+  if (v === undefined || v === null) return { text: null };
+  if (typeof v === "string") return { text: v };
+  return { text: null, wrongType: Array.isArray(v) ? "a list" : `a ${typeof v}` };
+}
+
+// C0 controls other than tab, line feed and carriage return, DEL, and C1 controls: finding them is
+// this pattern's purpose.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: it detects control characters
+const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Why a text cannot be used as it is (a control character, a lone surrogate), or null. */
+export function textProblem(
+  value: string,
+): { reason: "control_characters" | "invalid_unicode"; detail: string } | null {
+  const c = CONTROL.exec(value);
+  if (c) {
+    const code = `U+${c[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+    return { reason: "control_characters", detail: `${code} at character ${c.index}` };
+  }
+  const s = LONE_SURROGATE.exec(value);
+  if (s) {
+    const code = `U+${s[0].charCodeAt(0).toString(16).toUpperCase()}`;
+    return { reason: "invalid_unicode", detail: `lone surrogate ${code} at character ${s.index}` };
+  }
+  return null;
+}
+
+/** `<image>` placeholders in a question (LLaVA / LLaMA-Factory style). */
+const PLACEHOLDER = /<image>/gi;
+
+/** Columns that hold images in the public data sets, when the source maps another one. */
+const IMAGE_LIKE = [
+  "image",
+  "images",
+  "image_path",
+  "image_paths",
+  "img",
+  "decoded_image",
+  "picture",
+  "figure",
+];
+
 /** Image column values: a list or one of: bytes, {bytes}, {path}, a path or URL string. */
 function imageEntries(v: unknown): (Uint8Array | string)[] | "invalid" {
   if (v === null || v === undefined) return [];
@@ -80,6 +126,8 @@ function choicesOf(v: unknown): string[] | undefined | "invalid" {
 export interface IngestOptions {
   source: Source;
   systemPrompt: string;
+  /** Longest question accepted (`ingest.maxQuestionChars`). @default 16,000 */
+  maxQuestionChars?: number;
   /** Rows after this many questions are skipped (source `maxSamples`, counted across the source). */
   remaining?: number;
 }
@@ -93,6 +141,7 @@ export async function ingestRows(
 ): Promise<number> {
   const { source } = options;
   const cols = source.columns;
+  const maxQuestionChars = options.maxQuestionChars ?? 16_000;
   // Rows often share images by path: check and store each referenced image once per shard.
   const checkedRefs = new Map<string, ReturnType<typeof checkImage> | null>();
   let emitted = 0;
@@ -115,13 +164,34 @@ export async function ingestRows(
       await run.reject({ reason: "invalid_record", origin: row.origin, detail: "not an object" });
       continue;
     }
-    const rawQuestion = text(r[cols.question]);
+    // Text fields are text: a number or a list where a question, answer or response belongs is a
+    // malformed record, not something to coerce.
+    const wrong = [cols.question, cols.answer, ...(source.kind === "traces" ? [cols.response] : [])]
+      .map((c) => [c, field(r, c).wrongType] as const)
+      .find(([, t]) => t !== undefined);
+    if (wrong) {
+      await run.reject({
+        reason: "invalid_record",
+        origin: row.origin,
+        detail: `column "${wrong[0]}" holds ${wrong[1]}, not text`,
+      });
+      continue;
+    }
+    const rawQuestion = field(r, cols.question).text;
     const question = rawQuestion === null ? "" : normalizeQuestionText(rawQuestion);
     if (question === "") {
       await run.reject({ reason: "missing_question", origin: row.origin, record: r });
       continue;
     }
-    const rawAnswer = text(r[cols.answer]);
+    if (rawQuestion!.length > maxQuestionChars) {
+      await run.reject({
+        reason: "question_too_long",
+        origin: row.origin,
+        detail: `${rawQuestion!.length} characters, over ingest.maxQuestionChars ${maxQuestionChars}`,
+      });
+      continue;
+    }
+    const rawAnswer = field(r, cols.answer).text;
     const answer = rawAnswer === null ? "" : goldAnswer(rawAnswer);
     if (answer === "") {
       await run.reject({ reason: "missing_answer", origin: row.origin, record: r });
@@ -134,15 +204,62 @@ export async function ingestRows(
     }
     let response: string | null = null;
     if (source.kind === "traces") {
-      response = text(r[cols.response]);
+      response = field(r, cols.response).text;
       if (!response) {
         await run.reject({ reason: "missing_response", origin: row.origin });
         continue;
       }
     }
+    const bad = (
+      [
+        [cols.question, rawQuestion!],
+        [cols.answer, rawAnswer!],
+        ...(response !== null ? [[cols.response, response] as const] : []),
+        ...(choices ?? []).map((c, k) => [`${cols.choices}[${k}]`, c] as const),
+      ] as const
+    )
+      .map(([column, value]) => ({ column, problem: textProblem(value) }))
+      .find((x) => x.problem !== null);
+    if (bad?.problem) {
+      await run.reject({
+        reason: bad.problem.reason,
+        origin: row.origin,
+        detail: `column "${bad.column}": ${bad.problem.detail}`,
+      });
+      continue;
+    }
     const entries = imageEntries(r[cols.images]);
     if (entries === "invalid") {
       await run.reject({ reason: "invalid_image_field", origin: row.origin });
+      continue;
+    }
+    // No silent image loss: a question that refers to images must come with them, one per
+    // `<image>` placeholder; images in a column the source does not map are not dropped quietly.
+    const placeholders = rawQuestion!.match(PLACEHOLDER)?.length ?? 0;
+    if (entries.length === 0) {
+      const unmapped = IMAGE_LIKE.find(
+        (c) =>
+          c !== cols.images &&
+          r[c] !== undefined &&
+          r[c] !== null &&
+          !(Array.isArray(r[c]) && r[c].length === 0),
+      );
+      if (placeholders > 0 || unmapped) {
+        await run.reject({
+          reason: "missing_image",
+          origin: row.origin,
+          detail: unmapped
+            ? `column "${unmapped}" looks like images, but the source reads images from "${cols.images}" (set columns.images)`
+            : `the question has ${placeholders} <image> placeholder(s) and column "${cols.images}" has no image`,
+        });
+        continue;
+      }
+    } else if (placeholders > 0 && placeholders !== entries.length) {
+      await run.reject({
+        reason: "image_count_mismatch",
+        origin: row.origin,
+        detail: `${placeholders} <image> placeholder(s), ${entries.length} image(s)`,
+      });
       continue;
     }
     const refs: ImageRef[] = [];

@@ -151,11 +151,18 @@ describe.skipIf(!up)("the stack deployed on LocalStack", () => {
 
     mkdirSync(state, { recursive: true });
     const env = { ...process.env, ...AWS_ENV, CDK_DEFAULT_ACCOUNT: ACCOUNT, CDK_DEFAULT_REGION: REGION };
-    const cdk = (args: string[]) =>
-      run("npx", ["cdklocal", ...args], { env, maxBuffer: 64 << 20, timeout: 480_000 }).catch((e) => {
+    const cdk = (args: string[], cwd = process.cwd()) =>
+      run(resolve("node_modules/.bin/cdklocal"), args, {
+        cwd,
+        env,
+        maxBuffer: 64 << 20,
+        timeout: 480_000,
+      }).catch((e) => {
         throw new Error(`cdklocal ${args[0]} failed:\n${e.stdout}\n${e.stderr}`);
       });
-    await cdk(["bootstrap", `aws://${ACCOUNT}/${REGION}`, "--output", join(state, "cdk.out.bootstrap")]);
+    // Bootstrap from a folder without cdk.json: naming the environment is enough, and the app is not
+    // synthesized (and its Lambdas bundled) twice.
+    await cdk(["bootstrap", `aws://${ACCOUNT}/${REGION}`], state);
     const outputs = join(state, "outputs.json");
     await cdk([
       "deploy",
