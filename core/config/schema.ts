@@ -49,6 +49,12 @@ const ColumnMapping = z
       .default("response")
       .describe("Column holding an existing response (sources of kind `traces` only)."),
     id: z.string().optional().describe("Column holding the source's own record id, kept for lineage."),
+    passRate: z
+      .string()
+      .optional()
+      .describe(
+        "Column holding a pass rate the source already measured, in [0, 1] (ViRL39K's `PassRate_32BTrained`, the RL release's `avg_reward`). With `rl.passRateFrom: \"source\"`, the source's questions skip the difficulty rollouts.",
+      ),
   })
   .describe("Maps the source's columns onto the canonical Question fields.");
 
@@ -362,6 +368,12 @@ export const Rl = z
       .prefault({})
       .refine((b) => b.min < b.max, { message: "min must be below max", path: ["max"] }),
     removeSftOverlap: z.boolean().default(true).describe("Drop RL questions already in the SFT set."),
+    passRateFrom: z
+      .enum(["rollouts", "source"])
+      .default("rollouts")
+      .describe(
+        "`rollouts`: measure every RL question's pass rate with policy rollouts (GPU). `source`: RL sources that map `columns.passRate` use that pass rate and are not rolled out (a run whose RL sources all carry one needs no GPU for difficulty); other sources are rolled out.",
+      ),
   })
   .describe("The RL set: difficulty estimation and the informative pass-rate band.");
 

@@ -48,7 +48,7 @@ const MESSAGES = (name: string) =>
 
 /** verl's RL row schema (RECIPE.md "verl row"). */
 export const VERL_SCHEMA: SchemaElement[] = [
-  { name: "root", num_children: 6 },
+  { name: "root", num_children: 7 },
   str("data_source", "REQUIRED"),
   ...MESSAGES("prompt"),
   ...IMAGES,
@@ -65,6 +65,8 @@ export const VERL_SCHEMA: SchemaElement[] = [
     ],
     5,
   ),
+  // The question's pass rate (rollouts or the source's own), under the OpenMMReasoner RL release's name.
+  { name: "avg_reward", type: "DOUBLE", repetition_type: "OPTIONAL" },
 ];
 
 export const SFT_SCHEMA: SchemaElement[] = [
@@ -248,7 +250,13 @@ export async function writeSftDataset(
 }
 
 /** One verl row for an RL question. */
-export function verlRow(q: Question, index: number, systemPrompt: string, images: ParquetImage[]) {
+export function verlRow(
+  q: Question,
+  index: number,
+  systemPrompt: string,
+  images: ParquetImage[],
+  passRate: number,
+) {
   return {
     data_source: q.source,
     prompt: [
@@ -265,5 +273,6 @@ export function verlRow(q: Question, index: number, systemPrompt: string, images
       question_id: q.id,
       question: q.question,
     },
+    avg_reward: passRate,
   };
 }

@@ -53,6 +53,18 @@ export async function sourceFiles(location: SourceLocation, format: "jsonl" | "p
 }
 
 /** A Distributed Map reads its items from this JSON array (ItemReader, InputType JSON). */
+/**
+ * Whether an RL source's pass rates come from the source itself (`rl.passRateFrom: "source"` and a
+ * mapped `columns.passRate`): its questions are not rolled out.
+ */
+export function ratedBySource(config: RunConfig, branch: "sft" | "rl", sourceIndex: number): boolean {
+  return (
+    branch === "rl" &&
+    config.rl.passRateFrom === "source" &&
+    !!config.sources.rl[sourceIndex]?.columns.passRate
+  );
+}
+
 export async function writeManifest<T>(store: ByteStore, key: string, items: T[]): Promise<void> {
   await writeJson(store, key, items);
 }

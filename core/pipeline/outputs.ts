@@ -203,7 +203,7 @@ export async function writeRlDatasetStep(ctx: RunContext) {
     for (const q of await loadQuestionSlice(ctx.store, item.questions)) {
       seen++;
       const c = rates.get(q.id);
-      if (!c || c.samples === 0) {
+      if (!c || (c.samples === 0 && c.from !== "source")) {
         reasons.no_rollouts = (reasons.no_rollouts ?? 0) + 1;
         continue;
       }
@@ -224,7 +224,7 @@ export async function writeRlDatasetStep(ctx: RunContext) {
         embedded.push({ bytes: data, path: null });
       }
       await parts.add(
-        verlRow(q as Question, index++, ctx.config.teacher.systemPrompt, embedded),
+        verlRow(q as Question, index++, ctx.config.teacher.systemPrompt, embedded, c.passRate),
         bytes + q.question.length,
       );
       counts.set(q.source, (counts.get(q.source) ?? 0) + 1);
@@ -248,8 +248,8 @@ export async function writeRlDatasetStep(ctx: RunContext) {
     ctx,
     "RL dataset (verl)",
     [
-      `${index} rows in verl's Parquet schema: data_source, prompt (chat list), images, ability, reward_model {style, ground_truth}, extra_info {index, answer_type, choices, question_id, question}.`,
-      `Pass-rate band: ${band.enabled ? `keep ${band.min} < pass rate < ${band.max}` : "off (all questions kept)"}, from ${ctx.config.rl.rolloutsPerQuestion} rollouts of ${ctx.config.rl.policyModel} per question.`,
+      `${index} rows in verl's Parquet schema: data_source, prompt (chat list), images, ability, reward_model {style, ground_truth}, extra_info {index, answer_type, choices, question_id, question}, and avg_reward (the question's pass rate, as in the OpenMMReasoner RL release).`,
+      `Pass-rate band: ${band.enabled ? `keep ${band.min} < pass rate < ${band.max}` : "off (all questions kept)"}, from ${ctx.config.rl.rolloutsPerQuestion} rollouts of ${ctx.config.rl.policyModel} per question${ctx.config.rl.passRateFrom === "source" ? "; sources that map `columns.passRate` use their own pass rates instead" : ""}.`,
       "",
       "## Sources",
       "",

@@ -13,7 +13,7 @@ import { readParquetRows } from "../shards/parquet.ts";
 import { ingestRows } from "../stages/ingest.ts";
 
 import { runShard } from "../stages/stage.ts";
-import { type RunContext, readManifest, sourceFiles, writeManifest } from "./context.ts";
+import { type RunContext, ratedBySource, readManifest, sourceFiles, writeManifest } from "./context.ts";
 import { type GenerateItem, loadQuestionSlice } from "./slices.ts";
 
 export type { Branch };
@@ -180,6 +180,8 @@ export async function planGeneration(
   for (const it of dedupItems) {
     // A `traces` source already carries its responses: it goes to verification, never to the teacher.
     if (ctx.config.sources[branch][it.sourceIndex]?.kind === "traces") continue;
+    // Pass rates the source carries: nothing to roll out (planVerify reads them).
+    if (ratedBySource(ctx.config, branch, it.sourceIndex)) continue;
     const stats = await ctx.store.readBytes(keys.stats(ctx.runId, DEDUP_STAGE[branch], it.shard));
     const out = stats ? (JSON.parse(stats.toString()) as { out: number }).out : 0;
     if (out > 0) counts.push({ key: keys.shard(ctx.runId, DEDUP_STAGE[branch], it.shard), n: out });

@@ -1,14 +1,14 @@
 /**
  * The verify and select-and-mix steps, apart from ingest and dedup so their Lambda bundles stay small.
  */
-import { InputContractError } from "../errors.ts";
+import { InputContractError, InvariantError } from "../errors.ts";
 import { type Branch, DEDUP_STAGE, INGEST_STAGE, keys, type Stage } from "../layout/index.ts";
 import { type ByteStore, readJson, writeJson } from "../shards/byte-store.ts";
 import { readShard, type SourceRow, shardRows } from "../shards/jsonl.ts";
 import { applyMix, type MixIndexEntry, type MixPlan, planMix, selectTraces } from "../stages/select-mix.ts";
 import { runShard, ShardRun, type StageSummary, summarizeStage } from "../stages/stage.ts";
-import { verifyTraces } from "../stages/verify-traces.ts";
-import { type RunContext, readManifest, writeManifest } from "./context.ts";
+import { type QuestionCount, verifyTraces } from "../stages/verify-traces.ts";
+import { type RunContext, ratedBySource, readManifest, writeManifest } from "./context.ts";
 import { type GenerateItem, loadQuestionSlice } from "./slices.ts";
 
 /** The part of an ingest manifest item this module reads. */
@@ -23,6 +23,8 @@ export interface VerifyItem {
   shard: number;
   traces: string;
   questions: Pick<GenerateItem, "questions" | "skip" | "take">;
+  /** RL questions whose pass rate the source carries: no rollouts to verify (`ratedBySource`). */
+  passRatesFromSource?: boolean;
 }
 
 /** Verify items: one per generate child, plus one per ingest shard of a `traces` source. */
@@ -36,6 +38,21 @@ export async function planVerify(
   const items: VerifyItem[] = [];
   for (const g of await readManifest<GenerateItem>(ctx.store, keys.manifest(ctx.runId, generatePlan))) {
     items.push({ shard: items.length, traces: keys.shard(ctx.runId, generateStage, g.shard), questions: g });
+  }
+  if (branch === "rl") {
+    for (const it of await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST_STAGE.rl))) {
+      if (!ratedBySource(ctx.config, "rl", it.sourceIndex)) continue;
+      items.push({
+        shard: items.length,
+        traces: "",
+        questions: {
+          questions: keys.shard(ctx.runId, DEDUP_STAGE.rl, it.shard),
+          skip: 0,
+          take: Number.MAX_SAFE_INTEGER,
+        },
+        passRatesFromSource: true,
+      });
+    }
   }
   if (branch === "sft") {
     for (const it of await readManifest<IngestItem>(ctx.store, keys.manifest(ctx.runId, INGEST_STAGE.sft))) {
@@ -63,6 +80,27 @@ async function* traceRows(store: ByteStore, key: string): AsyncGenerator<SourceR
 
 export async function verifyShard(ctx: RunContext, item: VerifyItem, stage: Stage, mode: "sft" | "rollouts") {
   const questions = new Map((await loadQuestionSlice(ctx.store, item.questions)).map((q) => [q.id, q]));
+  if (item.passRatesFromSource) {
+    // The source measured these pass rates: they are the counts the RL writer reads. No traces
+    // pass through this shard (its funnel is 0 in, 0 out); the questions are counted as such.
+    return runShard(ctx.store, ctx.runId, stage, item.shard, async (run) => {
+      const side = run.side("counts");
+      for (const q of questions.values()) {
+        if (q.sourcePassRate === undefined)
+          throw new InvariantError(`${stage}: question ${q.id} of a source-rated source has no pass rate`);
+        await side.write({
+          questionId: q.id,
+          domain: q.domain,
+          source: q.source,
+          samples: 0,
+          correct: 0,
+          passRate: q.sourcePassRate,
+          from: "source",
+        } satisfies QuestionCount);
+      }
+      run.count("questions", questions.size);
+    });
+  }
   return runShard(ctx.store, ctx.runId, stage, item.shard, (run) =>
     verifyTraces(
       traceRows(ctx.store, item.traces),

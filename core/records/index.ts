@@ -36,6 +36,8 @@ export const Question = z.strictObject({
   answer: z.string().min(1),
   answerType: AnswerType,
   choices: z.array(z.string()).optional(),
+  /** A pass rate the source carries (e.g. ViRL39K's PassRate_32BTrained), in [0, 1]. */
+  sourcePassRate: z.number().min(0).max(1).optional(),
   /** Where the record was read: the source file and line (rejects name it). */
   origin: z.string().optional(),
 });

@@ -302,6 +302,28 @@ export async function ingestRows(
       answerType: inferAnswerType(answer, choices),
       origin: row.origin,
     };
+    if (cols.passRate) {
+      const v = r[cols.passRate];
+      const rate =
+        typeof v === "number" ? v : typeof v === "string" && v.trim() !== "" ? Number(v) : Number.NaN;
+      if (v === undefined || v === null) {
+        await run.reject({
+          reason: "missing_pass_rate",
+          origin: row.origin,
+          detail: `column "${cols.passRate}" is empty`,
+        });
+        continue;
+      }
+      if (!Number.isFinite(rate) || rate < 0 || rate > 1) {
+        await run.reject({
+          reason: "invalid_pass_rate",
+          origin: row.origin,
+          detail: `column "${cols.passRate}" holds ${JSON.stringify(v)}, not a number from 0 to 1`,
+        });
+        continue;
+      }
+      q.sourcePassRate = rate;
+    }
     const sourceId = cols.id ? text(r[cols.id]) : null;
     if (sourceId) q.sourceRecordId = sourceId;
     if (choices) q.choices = choices;

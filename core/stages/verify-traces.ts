@@ -27,6 +27,8 @@ export interface QuestionCount {
   samples: number;
   correct: number;
   passRate: number;
+  /** `source`: the pass rate the source carries (no rollouts); absent: measured from rollouts. */
+  from?: "source";
 }
 
 /** An LLM judge for answers the rules cannot decide (wired in by the adapter; absent = no judge). */

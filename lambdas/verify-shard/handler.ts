@@ -15,7 +15,12 @@ export const Event = z.object({
   runId: z.string(),
   stage: z.enum(["verify-traces", "filter-rl"]),
   mode: z.enum(["sft", "rollouts"]),
-  item: z.object({ shard: z.number().int().min(0), traces: z.string(), questions: Slice }),
+  item: z.object({
+    shard: z.number().int().min(0),
+    traces: z.string(),
+    questions: Slice,
+    passRatesFromSource: z.boolean().optional(),
+  }),
 });
 
 export const handle = handler("verify-shard", Event, async ({ runId, stage, mode, item }) => {

@@ -332,6 +332,68 @@ describe("a traces source", () => {
   }, 240_000);
 });
 
+describe("an RL source that carries its own pass rates", () => {
+  it("with rl.passRateFrom source makes no rollout request and writes avg_reward from the source", async () => {
+    const { startFakeOpenAI } = await import("../helpers/fake-openai.ts");
+    const rated = Array.from({ length: 12 }, (_, i) => ({
+      problem: `A shelf holds ${i + 2} rows of ${i + 5} jars. How many jars are on it?`,
+      answer: String((i + 2) * (i + 5)),
+      // Two never solved, two always solved: the band drops them.
+      PassRate_32BTrained: i < 2 ? 0 : i < 4 ? 1 : (i % 7) / 8 + 0.125,
+    }));
+    const { file, config } = userFolder(
+      "recipe-rated-",
+      (c) => {
+        c.runId = "rated";
+        c.sources.sft = [];
+        c.sources.rl = [
+          {
+            name: "virl-like",
+            uri: "rated.jsonl",
+            format: "jsonl",
+            domain: "text_math",
+            license: "CC0-1.0",
+            columns: { question: "problem", passRate: "PassRate_32BTrained" },
+          },
+        ];
+        (c as Record<string, unknown>).rl = { passRateFrom: "source", rolloutsPerQuestion: 4 };
+      },
+      { "rated.jsonl": rated },
+    );
+    const teacher = await startFakeOpenAI();
+    try {
+      rt = await startLocalRuntime({
+        dataDir: mkdtempSync(join(tmpdir(), "recipe-it-")),
+        teacherUrl: teacher.url,
+        teacherModel: "fake-policy",
+      });
+      await uploadSources(rt.s3, file, ["rated.jsonl"]);
+      await rt.s3.store.write(keys.runConfig("rated"), JSON.stringify(config));
+      const execution = await rt.waitFor(executionArnFor("rated"));
+
+      expect(execution.status, JSON.stringify(await readJson(rt.s3.store, keys.failure("rated")))).toBe(
+        "SUCCEEDED",
+      );
+      expect(teacher.requests).toEqual([]);
+      const write = (await readJson<StageSummary>(rt.s3.store, keys.success("rated", "write-rl-dataset")))!;
+      expect([write.in, write.out, write.reasons]).toEqual([12, 8, { never_solved: 2, always_solved: 2 }]);
+      const { parquetReadObjects } = await import("hyparquet");
+      const parts = (write as StageSummary & { files: { parquet: string[] } }).files.parquet;
+      const bytes = (await rt.s3.store.readBytes(parts[0]!))!;
+      const buffer = new Uint8Array(bytes).buffer;
+      const rows = (await parquetReadObjects({ file: buffer })) as {
+        avg_reward: number;
+        extra_info: { question: string };
+      }[];
+      const expected = new Map(rated.map((r) => [r.problem, r.PassRate_32BTrained]));
+      expect(rows).toHaveLength(8);
+      for (const r of rows) expect(r.avg_reward).toBe(expected.get(r.extra_info.question));
+    } finally {
+      await teacher.close();
+    }
+  }, 240_000);
+});
+
 describe("recipe rejects", () => {
   it("lists a run's rejects with the source file and line, filtered by stage and reason", async () => {
     const { rejectsCommand } = await import("../../local/cli/rejects.ts");

@@ -32,7 +32,7 @@ def test_rl_parquet_has_verls_columns_and_types(datasets_dir: Path):
     table = pq.read_table(files[0])
 
     schema = table.schema
-    assert schema.names == ["data_source", "prompt", "images", "ability", "reward_model", "extra_info"]
+    assert schema.names == ["data_source", "prompt", "images", "ability", "reward_model", "extra_info", "avg_reward"]
     assert schema.field("data_source").type == pa.string()
     assert schema.field("prompt").type == pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
     assert schema.field("images").type == pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
@@ -43,12 +43,15 @@ def test_rl_parquet_has_verls_columns_and_types(datasets_dir: Path):
     assert extra.field("answer_type").type == pa.string()
     assert extra.field("choices").type == pa.list_(pa.string())
     assert extra.field("question_id").type == pa.string()
+    # The release's offline pass rate column (SOURCES.md): a float in [0, 1], inside the pass-rate band.
+    assert schema.field("avg_reward").type == pa.float64()
 
     rows = table.to_pylist()
     assert [r["extra_info"]["index"] for r in rows] == list(range(len(rows)))
     for r in rows:
         assert r["reward_model"]["style"] == "rule"
         assert r["reward_model"]["ground_truth"]
+        assert 0 < r["avg_reward"] < 1
         assert [m["role"] for m in r["prompt"]] == ["system", "user"]
         assert r["prompt"][1]["content"].count("<image>") == len(r["images"])
         for img in r["images"]:
@@ -60,7 +63,15 @@ def test_rl_parquet_loads_with_datasets(datasets_dir: Path):
     ds = Dataset.from_parquet(files)
 
     assert len(ds) > 0
-    assert set(ds.column_names) == {"data_source", "prompt", "images", "ability", "reward_model", "extra_info"}
+    assert set(ds.column_names) == {
+        "data_source",
+        "prompt",
+        "images",
+        "ability",
+        "reward_model",
+        "extra_info",
+        "avg_reward",
+    }
     assert ds[0]["reward_model"]["style"] == "rule"
 
 

@@ -147,3 +147,24 @@ describe("ingest: no silent image loss", () => {
     expect(questions[0]?.images).toHaveLength(1);
   });
 });
+
+describe("ingest: pass rates a source carries", () => {
+  it("reads a mapped pass-rate column, and rejects a row whose pass rate is missing or out of range", async () => {
+    const { questions, rejects } = await ingest(
+      [
+        { problem: "What is 3*3?", answer: "9", avg_reward: 0.375 },
+        { problem: "What is 3*4?", answer: "12", avg_reward: null },
+        { problem: "What is 3*5?", answer: "15", avg_reward: 1.5 },
+        { problem: "What is 3*6?", answer: "18", avg_reward: "high" },
+        { problem: "What is 3*7?", answer: "21", avg_reward: "0.5" },
+      ],
+      { columns: { question: "problem", passRate: "avg_reward" } },
+    );
+    expect(rejects).toEqual([
+      ["2", "missing_pass_rate", 'column "avg_reward" is empty'],
+      ["3", "invalid_pass_rate", 'column "avg_reward" holds 1.5, not a number from 0 to 1'],
+      ["4", "invalid_pass_rate", 'column "avg_reward" holds "high", not a number from 0 to 1'],
+    ]);
+    expect(questions.map((q) => q.sourcePassRate)).toEqual([0.375, 0.5]);
+  });
+});
