@@ -8,8 +8,9 @@
  * and sets RECIPE_TEST_TARGET=localstack and LOCALSTACK_ENDPOINT; skipped otherwise, saying why.
  *
  * LocalStack community has no Batch, so the run is one that needs no GPU step: an SFT set from a
- * traces source (records that carry their own responses, like the recipe's MMR1 and MiroMind-M1) with
- * RL off; the state machine skips the distill job when the plan has nothing to generate. Failure and
+ * traces source (records that carry their own responses, like the recipe's MMR1 and MiroMind-M1) and
+ * an RL set from a source that carries its own pass rates (like ViRL39K, `rl.passRateFrom: "source"`);
+ * the state machine skips the distill and rollout jobs when their plans have nothing to generate. Failure and
  * tolerance semantics of Distributed Maps stay tested on the embedded interpreter: LocalStack's Map
  * does not implement them (see ../shared/localstack/README.md).
  */
@@ -81,10 +82,20 @@ function tracesSource(): string {
   return `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`;
 }
 
-function runJson(runId: string, sourceUri: string): string {
+/** RL questions that carry a pass rate (like ViRL39K's PassRate columns): no rollouts needed. */
+function ratedSource(): string {
+  const rows = Array.from({ length: 24 }, (_, i) => ({
+    problem: `A train travels ${40 + i} km each hour for ${2 + (i % 5)} hours. How far does it go, in km?`,
+    answer: String((40 + i) * (2 + (i % 5))),
+    PassRate_32BTrained: (i % 9) / 8,
+  }));
+  return `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`;
+}
+
+function runJson(runId: string, sourceUri: string, ratedUri: string): string {
   return JSON.stringify({
     runId,
-    description: "GPU-free run on LocalStack: a traces source, RL off.",
+    description: "GPU-free run on LocalStack: a traces source for SFT, an RL source with its own pass rates.",
     sources: {
       sft: [
         {
@@ -96,11 +107,20 @@ function runJson(runId: string, sourceUri: string): string {
           license: "CC0-1.0",
         },
       ],
-      rl: [],
+      rl: [
+        {
+          name: "rated",
+          uri: ratedUri,
+          format: "jsonl",
+          domain: "text_math",
+          license: "CC0-1.0",
+          columns: { question: "problem", passRate: "PassRate_32BTrained" },
+        },
+      ],
     },
     verification: { judge: { enabled: false } },
     mixing: { tracesPerQuestion: 2, seed: 7 },
-    rl: { enabled: false },
+    rl: { passRateFrom: "source" },
     batch: { instanceTypes: ["g6e.xlarge"], maxVcpus: 64, gpusPerJob: 1, questionsPerShard: 16 },
   });
 }
@@ -224,8 +244,14 @@ describe.skipIf(!up)("the stack deployed on LocalStack", () => {
   it("starts a run from an uploaded run.json and writes the same datasets as the embedded runtime", async () => {
     const runId = "ls-traces";
     const source = tracesSource();
+    const rated = ratedSource();
     await store.write("sources/ls/traces.jsonl", source);
-    const config = runJson(runId, `s3://${bucket}/sources/ls/traces.jsonl`);
+    await store.write("sources/ls/rated.jsonl", rated);
+    const config = runJson(
+      runId,
+      `s3://${bucket}/sources/ls/traces.jsonl`,
+      `s3://${bucket}/sources/ls/rated.jsonl`,
+    );
     await store.write(keys.runConfig(runId), config);
 
     const execution = await finished(runId);
@@ -242,9 +268,14 @@ describe.skipIf(!up)("the stack deployed on LocalStack", () => {
     const rt = await startLocalRuntime({ dataDir: join(state, "embedded") });
     try {
       await rt.s3.store.write("sources/ls/traces.jsonl", source);
+      await rt.s3.store.write("sources/ls/rated.jsonl", rated);
       await rt.s3.store.write(
         keys.runConfig(runId),
-        runJson(runId, `s3://${rt.s3.bucket}/sources/ls/traces.jsonl`),
+        runJson(
+          runId,
+          `s3://${rt.s3.bucket}/sources/ls/traces.jsonl`,
+          `s3://${rt.s3.bucket}/sources/ls/rated.jsonl`,
+        ),
       );
       const embedded = await rt.waitFor(executionArnFor(runId));
       expect(embedded.status).toBe("SUCCEEDED");
@@ -263,6 +294,10 @@ describe.skipIf(!up)("the stack deployed on LocalStack", () => {
       const sft = async (s: S3Store) =>
         gunzipSync((await s.readBytes(keys.dataset(runId, "sft", "sft.jsonl.gz")))!).toString("utf8");
       expect(await sft(store)).toBe(await sft(rt.s3.store));
+      // The RL set from the source's pass rates (no rollouts): the same Parquet bytes.
+      expect(here["write-rl-dataset"]?.[1]).toBeGreaterThan(0);
+      const rl = async (s: S3Store) => (await s.readBytes(keys.dataset(runId, "rl", "rl-00000.parquet")))!;
+      expect(Buffer.compare(await rl(store), await rl(rt.s3.store))).toBe(0);
       expect(await store.exists(keys.dataset(runId, "sft", "README.md"))).toBe(true);
       expect(await store.exists(keys.report(runId, "report.json"))).toBe(true);
     } finally {
