@@ -129,7 +129,9 @@ def _score(verdict: dict[str, Any]) -> dict[str, Any]:
         "acc": accuracy,
         "format": fmt,
         "reason": verdict["reason"],
-        "extracted": verdict.get("extracted"),
+        # Never None: verl's process_validation_metrics skips a field only when its first value is a
+        # string and calls np.mean on any other, so a None here crashed the first validation.
+        "extracted": verdict.get("extracted") or "",
     }
 
 

@@ -1,0 +1,27 @@
+/**
+ * Prints, as JSON, the verl overrides the launcher renders for a run.json (training on), for the
+ * Python check that composes them against verl's own Hydra config.
+ * Usage: node --import tsx tests/python/render_verl.ts <run.json>
+ */
+import { readFileSync } from "node:fs";
+import { parseRunConfigText } from "../../core/config/index.ts";
+import { verlOverrides } from "../../core/train/verl.ts";
+
+const file = process.argv[2];
+if (!file) throw new Error("usage: render_verl.ts <run.json>");
+const raw = JSON.parse(readFileSync(file, "utf8")) as { training?: Record<string, unknown> };
+raw.training = { ...raw.training, enabled: true };
+const parsed = parseRunConfigText(JSON.stringify(raw));
+if (!parsed.ok) throw new Error(`${file}: ${JSON.stringify(parsed.problems)}`);
+console.log(
+  JSON.stringify({
+    lossMode: parsed.config.training.lossMode,
+    lossAggMode: parsed.config.training.lossAggMode,
+    overrides: verlOverrides(parsed.config, {
+      trainFiles: ["/workspace/data/rl-00000.parquet", "/workspace/data/rl-00001.parquet"],
+      checkpointDir: "/workspace/checkpoints",
+      rewardPath: "/opt/recipe/recipe_reward.py",
+      modelPath: "/workspace/model",
+    }),
+  }),
+);
