@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Entry point of the `generate` image. With RECIPE_SERVING=batch it starts vLLM's OpenAI server for the
-# configured model (tensor parallelism = GPU count unless set), waits for /health, runs the worker
+# configured model (the serving plan of core/generate/serve-plan.ts), waits for /health, runs the worker
 # against it and stops the server; with RECIPE_SERVING=endpoint it runs the worker against
 # OPENAI_BASE_URL. Exit codes follow the Batch contract: 0 done, 3 bad input, 75 transient.
 set -uo pipefail
@@ -21,16 +21,26 @@ trap stop_server EXIT
 # Spot reclaim sends SIGTERM: stop cleanly and ask Batch to retry; finished responses are cached.
 trap 'echo "{\"level\":\"WARN\",\"message\":\"SIGTERM: stopping, will resume from the cache\"}"; stop_server; exit 75' TERM
 
+# The model's config files only (config.json, the safetensors index): what the serving plan needs.
+META_CMD=${RECIPE_MODEL_META_CMD:-"python3 -c 'import sys; from huggingface_hub import snapshot_download; print(snapshot_download(sys.argv[1], allow_patterns=[\"config.json\", \"model.safetensors.index.json\"]))'"}
+SERVE_ARGS_CMD=${RECIPE_SERVE_ARGS_CMD:-"node /opt/recipe/serve-args.mjs"}
+
 if [ "${RECIPE_SERVING:-batch}" = "batch" ]; then
   if [ -z "${RECIPE_SERVE_MODEL:-}" ]; then echo '{"level":"ERROR","message":"RECIPE_SERVE_MODEL is not set"}'; exit 3; fi
-  GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
-  TP=${RECIPE_TENSOR_PARALLEL:-${GPUS:-1}}
-  if [ "$TP" -lt 1 ]; then TP=1; fi
-  ARGS=(serve "$RECIPE_SERVE_MODEL" --host 127.0.0.1 --port "$PORT" --tensor-parallel-size "$TP"
-        --served-model-name "$RECIPE_SERVE_MODEL" --limit-mm-per-prompt "{\"image\": ${RECIPE_MAX_IMAGES:-8}}")
-  if [ -n "${RECIPE_MAX_MODEL_LEN:-}" ]; then ARGS+=(--max-model-len "$RECIPE_MAX_MODEL_LEN"); fi
-  echo "{\"level\":\"INFO\",\"message\":\"starting vLLM\",\"model\":\"$RECIPE_SERVE_MODEL\",\"tensorParallel\":$TP}"
-  vllm "${ARGS[@]}" &
+  RECIPE_GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+  RECIPE_GPU_MEMORY_MIB=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -1 | tr -dc '0-9')
+  export RECIPE_GPUS RECIPE_GPU_MEMORY_MIB
+  if ! META_DIR=$(eval "$META_CMD" '"$RECIPE_SERVE_MODEL"'); then
+    echo '{"level":"ERROR","message":"cannot read the model config (model id, token or network)"}'; exit 75
+  fi
+  # TP from the model's attention heads and the GPUs, data parallel over the rest, context and
+  # multimodal flags (core/generate/serve-plan.ts); exit 3 when the model cannot run on this instance.
+  PLAN_FILE=$(mktemp)
+  $SERVE_ARGS_CMD "$META_DIR" > "$PLAN_FILE" || exit $?
+  mapfile -t PLAN < "$PLAN_FILE"
+  ARGS=(serve "$RECIPE_SERVE_MODEL" --host 127.0.0.1 --port "$PORT" --served-model-name "$RECIPE_SERVE_MODEL" "${PLAN[@]}")
+  echo "{\"level\":\"INFO\",\"message\":\"starting vLLM\",\"model\":\"$RECIPE_SERVE_MODEL\"}"
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} vllm "${ARGS[@]}" &
   SERVER_PID=$!
   waited=0
   until curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; do

@@ -135,8 +135,14 @@ export const Teacher = z
     requestTimeoutSeconds: positiveInt.default(1800).describe("Timeout of one request."),
     tensorParallelSize: positiveInt
       .optional()
-      .describe("vLLM tensor parallelism; defaults to the job's GPU count."),
-    maxModelLen: positiveInt.optional().describe("vLLM context length; defaults to the model's."),
+      .describe(
+        "vLLM tensor parallelism. Must divide the job's GPU count and the model's attention heads. Defaults to the smallest such split that holds the weights, with data parallelism over the other GPUs.",
+      ),
+    maxModelLen: positiveInt
+      .optional()
+      .describe(
+        "vLLM context length. Defaults to the response budget (`maxTokens`) plus 16,384 prompt tokens, not the model's maximum (vLLM refuses to start when one full-length sequence does not fit).",
+      ),
     maxImagesPerPrompt: positiveInt.default(8).describe("vLLM `--limit-mm-per-prompt` image limit."),
   })
   .superRefine((t, ctx) => {

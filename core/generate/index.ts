@@ -49,7 +49,12 @@ export function renderMessages(q: Question, sampling: Sampling): Trace["messages
   ];
 }
 
-/** A per-sample seed, so a server that honours seeds gives sample k the same answer on a retry. */
+/**
+ * A per-sample seed, sent with each request. It does not make a retried request give the same
+ * answer: vLLM's online serving is not batch-invariant (the batch a request lands in changes its
+ * numerics), so the same seed can sample another response. Resumption is exact because finished
+ * responses are cached and never asked again, not because of the seed.
+ */
 export function sampleSeed(questionId: string, sampleIndex: number): number {
   return Number.parseInt(sha256Hex(`${questionId}:${sampleIndex}`).slice(0, 8), 16) & 0x7fffffff;
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { resolveRunConfig } from "../../core/config/index.ts";
 import { AdaptiveLimit, backoffMs, cacheKey, retryAfterMs, samplingFor } from "../../core/generate/index.ts";
+import { modelFacts, planServe } from "../../core/generate/serve-plan.ts";
 import { type Question, questionId } from "../../core/records/index.ts";
 
 const config = resolveRunConfig({
@@ -86,5 +87,71 @@ describe("backpressure", () => {
     expect(backoffMs(3, () => 0.999)).toBeLessThan(4000);
     expect(backoffMs(3, () => 0.999)).toBeGreaterThan(3900);
     expect(backoffMs(30, () => 0.999)).toBeLessThan(60_000);
+  });
+});
+
+describe("the vLLM serving plan", () => {
+  const GiB = 2 ** 30;
+  const qwen25vl7b = { attentionHeads: 28, weightBytes: 16_584_333_312, moe: false };
+  const qwen3vl235b = { attentionHeads: 64, weightBytes: 471_000_000_000, moe: true };
+  const base = { maxModelLen: 32_768, maxImages: 8 };
+
+  it("runs a 7B policy with TP 1 and data parallelism over the other GPUs (28 heads refuse TP 8)", () => {
+    const plan = planServe(qwen25vl7b, { ...base, gpus: 8, gpuMemoryBytes: 80 * GiB });
+    expect(plan).toMatchObject({ ok: true, tensorParallel: 1, dataParallel: 8 });
+    if (!plan.ok) return;
+    expect(plan.args).toEqual([
+      "--tensor-parallel-size",
+      "1",
+      "--data-parallel-size",
+      "8",
+      "--max-model-len",
+      "32768",
+      "--limit-mm-per-prompt",
+      '{"image":8,"video":0}',
+      "--mm-processor-cache-type",
+      "shm",
+      "--async-scheduling",
+    ]);
+  });
+
+  it("splits the 235B MoE teacher over all 8 H100s with expert parallelism, and refuses it on 8 L40S", () => {
+    const p5 = planServe(qwen3vl235b, { ...base, gpus: 8, gpuMemoryBytes: 81_559 * 2 ** 20 });
+    expect(p5).toMatchObject({ ok: true, tensorParallel: 8, dataParallel: 1 });
+    if (p5.ok)
+      expect(p5.args).toEqual(expect.arrayContaining(["--enable-expert-parallel", "--mm-encoder-tp-mode"]));
+    expect(planServe(qwen3vl235b, { ...base, gpus: 8, gpuMemoryBytes: 46_068 * 2 ** 20 })).toEqual({
+      ok: false,
+      problem: expect.stringMatching(/weights \(439 GiB\) do not fit on 8 GPUs of 45 GiB/),
+    });
+  });
+
+  it("takes a requested TP only when it divides the GPUs and the heads, and says which would", () => {
+    expect(planServe(qwen25vl7b, { ...base, gpus: 8, gpuMemoryBytes: null, tensorParallel: 8 })).toEqual({
+      ok: false,
+      problem: expect.stringContaining("the model's 28 attention heads: use one of 1, 2, 4"),
+    });
+    expect(
+      planServe(qwen25vl7b, { ...base, gpus: 8, gpuMemoryBytes: null, tensorParallel: 2 }),
+    ).toMatchObject({
+      ok: true,
+      tensorParallel: 2,
+      dataParallel: 4,
+    });
+  });
+
+  it("reads heads, experts and weight size from Qwen2.5-VL and Qwen3-VL configs", () => {
+    expect(modelFacts({ num_attention_heads: 28 }, null)).toEqual({
+      attentionHeads: 28,
+      weightBytes: null,
+      moe: false,
+    });
+    expect(
+      modelFacts(
+        { text_config: { num_attention_heads: 64, num_experts: 128 } },
+        { metadata: { total_size: 471_000_000_000 } },
+      ),
+    ).toEqual({ attentionHeads: 64, weightBytes: 471_000_000_000, moe: true });
+    expect(() => modelFacts({ vision_config: {} }, null)).toThrow(/num_attention_heads/);
   });
 });
