@@ -9,6 +9,8 @@
  */
 import "./polyfills.ts";
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App } from "aws-cdk-lib";
 import { StateMachine } from "aws-local-stepfunctions";
@@ -36,16 +38,26 @@ type State = Record<string, unknown> & {
 };
 type Definition = { StartAt: string; States: Record<string, State> };
 
-/** Synthesizes the stack (without bundling assets) and returns its template. */
+/**
+ * Synthesizes the stack (without bundling assets) and returns its template. The cloud assembly goes
+ * to a temporary folder removed at once: CDK's default is a new `cdk.out*` folder in the system temp
+ * folder per synthesis, never removed, which filled the disk run after run.
+ */
 export function synthesizeTemplate(): TemplateLike {
-  const app = new App({
-    context: {
-      "aws:cdk:bundling-stacks": [],
-      "@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2": true,
-    },
-  });
-  new RecipePipelineStack(app, "RecipePipeline", { settings: settingsFrom(app.node) });
-  return app.synth().getStackByName("RecipePipeline").template as TemplateLike;
+  const outdir = mkdtempSync(join(tmpdir(), "recipe-synth-"));
+  try {
+    const app = new App({
+      outdir,
+      context: {
+        "aws:cdk:bundling-stacks": [],
+        "@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2": true,
+      },
+    });
+    new RecipePipelineStack(app, "RecipePipeline", { settings: settingsFrom(app.node) });
+    return app.synth().getStackByName("RecipePipeline").template as TemplateLike;
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
 }
 
 /** Lambda function ARN (local) -> the step folder under lambdas/, from the template's logical ids. */

@@ -2,14 +2,14 @@
  * The synthesized stack (the same app `npx cdk synth` runs): bucket, trigger, state machine, IAM
  * scoping, Batch retry rules, alarms, cdk-nag, asl-validator, Lambda bundle sizes.
  */
-import { mkdtempSync, readdirSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import aslValidator from "asl-validator";
 import { App } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import cdkNag from "cdk-nag";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { settingsFrom } from "../../infra/config.ts";
 import { acknowledgeNagFindings } from "../../infra/nag.ts";
 import { RecipePipelineStack } from "../../infra/stack.ts";
@@ -38,8 +38,20 @@ function allStates(states: Record<string, State>): [string, State][] {
   return out;
 }
 
+// Every app synthesizes into a temporary folder removed after the file: CDK's default is a new
+// `cdk.out*` folder in the system temp folder per synthesis, never removed.
+const outdirs: string[] = [];
+function tempOutdir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "cdk-out-"));
+  outdirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
+});
+
 beforeAll(() => {
-  outdir = mkdtempSync(join(tmpdir(), "cdk-out-"));
+  outdir = tempOutdir();
   const app = new App({
     outdir,
     context: { "@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2": true },
@@ -339,15 +351,18 @@ describe("first deploy on a new account (issue 12)", () => {
     expect(Math.max(...memory)).toBeLessThanOrEqual(3008);
 
     // Templates only: no Lambda bundling for these extra stacks (the default stack above bundles).
-    const app = new App({ context: { lambdaMemoryMaxMb: "10240", "aws:cdk:bundling-stacks": [] } });
+    const app = new App({
+      outdir: tempOutdir(),
+      context: { lambdaMemoryMaxMb: "10240", "aws:cdk:bundling-stacks": [] },
+    });
     const raised = new RecipePipelineStack(app, "Raised", { settings: settingsFrom(app.node) });
     const raisedMemory = Object.values(Template.fromStack(raised).findResources("AWS::Lambda::Function")).map(
       (r) => Number((r as { Properties: { MemorySize?: number } }).Properties.MemorySize ?? 128),
     );
     expect(Math.max(...raisedMemory)).toBe(10240);
-    expect(() => settingsFrom(new App({ context: { lambdaMemoryMaxMb: "lots" } }).node)).toThrow(
-      /lambdaMemoryMaxMb/,
-    );
+    expect(() =>
+      settingsFrom(new App({ outdir: tempOutdir(), context: { lambdaMemoryMaxMb: "lots" } }).node),
+    ).toThrow(/lambdaMemoryMaxMb/);
   }, 240_000);
 
   it("gives GPU hosts the AL2023 NVIDIA AMI and a large encrypted root volume through a launch template", () => {
@@ -425,7 +440,10 @@ describe("first deploy on a new account (issue 12)", () => {
 
 describe("alarm email under KMS (issue 12)", () => {
   it("encrypts the topic with a key CloudWatch may use for this account only, and no key lets EventBridge in unconditioned", () => {
-    const app = new App({ context: { alarmEmail: "ops@example.com", "aws:cdk:bundling-stacks": [] } });
+    const app = new App({
+      outdir: tempOutdir(),
+      context: { alarmEmail: "ops@example.com", "aws:cdk:bundling-stacks": [] },
+    });
     const emailStack = new RecipePipelineStack(app, "WithEmail", { settings: settingsFrom(app.node) });
     acknowledgeNagFindings(emailStack, new cdkNag.AwsSolutionsChecks());
     const withEmail = Template.fromStack(emailStack);
