@@ -557,5 +557,5 @@ describe("the embedded runtime's environment", () => {
         else process.env[n] = v;
       }
     }
-  });
+  }, 240_000);
 });

@@ -58,7 +58,7 @@ async function environment(handlerSource: string, timeoutS: number) {
   const port = await freePort();
   child = spawn(process.execPath, [BOOTSTRAP], {
     cwd: code,
-    stdio: "ignore",
+    stdio: ["ignore", "pipe", "pipe"],
     env: {
       PATH: process.env.PATH,
       LAMBDA_TASK_ROOT: code,
@@ -73,10 +73,20 @@ async function environment(handlerSource: string, timeoutS: number) {
       DEPLOYED_SETTING: "from-the-function-configuration",
     },
   });
+  // The environment's output, and its end: a supervisor that dies fails the test at once with it.
+  let output = "";
+  child.stdout!.on("data", (c) => (output += c));
+  child.stderr!.on("data", (c) => (output += c));
+  let exited: string | null = null;
+  child.once("exit", (code, signal) => {
+    exited = `the environment exited (${signal ?? code}):\n${output}`;
+    for (const w of waiters.splice(0)) w();
+  });
   const posting = async (match: (p: Posted) => boolean): Promise<Posted> => {
     for (;;) {
       const hit = posted.find(match);
       if (hit) return hit;
+      if (exited) throw new Error(exited);
       await new Promise<void>((r) => waiters.push(r));
     }
   };

@@ -104,6 +104,9 @@ function runSupervisor() {
     });
     w.stdout.on("data", capture);
     w.stderr.on("data", capture);
+    // A message to a worker that is being killed fails asynchronously; that must not take the
+    // supervisor down (its exit answers the invocation).
+    w.on("error", (err) => console.error(JSON.stringify({ level: "WARN", message: String(err) })));
     worker = w;
     ready = new Promise((resolve, reject) => {
       w.on("message", (m) => {
@@ -162,6 +165,8 @@ function runSupervisor() {
         worker: w,
         logs: [],
         timer: setTimeout(() => {
+          // The next invocation must not reach this process, which may not have exited yet.
+          if (worker === w) worker = null;
           w.kill("SIGKILL");
           void answer("error", {
             errorType: "Sandbox.Timedout",
@@ -169,7 +174,15 @@ function runSupervisor() {
           });
         }, timeoutS * 1000),
       };
-      w.send({ type: "invoke", id, arn: inv["invoked-function-arn"], payload: inv.payload, deadline });
+      try {
+        w.send({ type: "invoke", id, arn: inv["invoked-function-arn"], payload: inv.payload, deadline });
+      } catch (err) {
+        if (worker === w) worker = null;
+        await answer("error", {
+          errorType: "Runtime.ExitError",
+          errorMessage: `RequestId: ${id} Error: ${err}`,
+        });
+      }
     });
   });
   // LocalStack stops environments when it stops; if it is killed instead, go with it.
