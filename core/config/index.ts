@@ -88,8 +88,33 @@ export function problemsFromIssues(issues: readonly z.core.$ZodIssue[]): ConfigP
 /** Validates a parsed run.json; never throws. Every problem is reported at once. */
 export function validateRunConfig(input: unknown): ValidationResult {
   const result = RunConfig.safeParse(input, { reportInput: true });
-  if (result.success) return { ok: true, config: result.data };
-  return { ok: false, problems: problemsFromIssues(result.error.issues) };
+  const problems = [
+    ...presetConflicts(input),
+    ...(result.success ? [] : problemsFromIssues(result.error.issues)),
+  ];
+  if (result.success && problems.length === 0) return { ok: true, config: result.data };
+  return { ok: false, problems };
+}
+
+/** A source with a preset reads the preset's columns: a `columns` mapping beside it is a mistake. */
+function presetConflicts(input: unknown): ConfigProblem[] {
+  const sources = (input as { sources?: Record<string, unknown> } | null)?.sources;
+  if (!sources || typeof sources !== "object") return [];
+  const out: ConfigProblem[] = [];
+  for (const branch of ["sft", "rl"]) {
+    const list = (sources as Record<string, unknown>)[branch];
+    if (!Array.isArray(list)) continue;
+    list.forEach((s, i) => {
+      if (s && typeof s === "object" && "preset" in s && "columns" in s)
+        out.push({
+          path: `$.sources.${branch}[${i}].columns`,
+          expected: "no columns with a preset",
+          found: JSON.stringify((s as { columns: unknown }).columns),
+          message: `preset ${JSON.stringify((s as { preset: unknown }).preset)} reads its own columns; remove columns, or the preset to map columns yourself`,
+        });
+    });
+  }
+  return out;
 }
 
 /** Parses run.json text; a JSON syntax error is a problem at `$` with its position. */

@@ -4,6 +4,7 @@
  * committed files differ from what this produces; `npm run docs` rewrites them.
  */
 import { z } from "zod";
+import { PRESETS } from "../stages/presets.ts";
 import { RunConfig } from "./schema.ts";
 
 type JsonSchema = {
@@ -91,5 +92,18 @@ export function runConfigReference(): string {
     "| --- | --- | --- | --- | --- |",
   ];
   rows(schema, "", out);
+  out.push(
+    "",
+    "## Source presets",
+    "",
+    '`sources[].preset` reads a known public data set in its real schema (instead of `columns`). Rows: what a record is (`questions` are distilled again by the teacher; a record that also carries a response can be used as a trace with `kind: "traces"`). The required columns are checked on the first record read: a source whose columns differ fails naming the column.',
+    "",
+    "| preset | data set | rows | files | required columns | pass rate | taken on trust (not yet seen on a row) |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+    ...Object.entries(PRESETS).map(
+      ([name, p]) =>
+        `| \`${name}\` | ${p.dataset} | ${p.rows} | ${p.layout.replaceAll("|", "\\|")} | ${p.required.map((c) => `\`${c}\``).join(", ")} | ${p.passRate ? "yes" : ""} | ${p.inferred || "nothing"} |`,
+    ),
+  );
   return `${out.join("\n")}\n`;
 }

@@ -6,6 +6,7 @@
  * Descriptions on each field are the source of docs/run-config.md (`npm run docs`).
  */
 import { z } from "zod";
+import { PRESET_NAMES } from "../stages/presets.ts";
 
 /** The recipe's domains (RECIPE.md "final mix"); a source belongs to exactly one. */
 export const DOMAINS = [
@@ -76,6 +77,12 @@ export const Source = z
       .default("questions")
       .describe(
         "`questions` are distilled by the teacher; `traces` already carry responses and are only verified and filtered.",
+      ),
+    preset: z
+      .enum(PRESET_NAMES)
+      .optional()
+      .describe(
+        "A reader for a known public data set in its real schema (see Source presets below); it replaces `columns`.",
       ),
     domain: Domain,
     license: z.string().min(1).describe("License of the source, copied into the data card."),

@@ -7,6 +7,7 @@ import type { RunConfig } from "../config/schema.ts";
 import { InputContractError } from "../errors.ts";
 import { keys } from "../layout/index.ts";
 import { type ByteStore, listAll, readJson, writeJson } from "../shards/byte-store.ts";
+import { PRESETS } from "../stages/presets.ts";
 import type { Judge } from "../stages/verify-traces.ts";
 
 /** A source's files: the store that holds them and a key (one file) or a prefix (all files below). */
@@ -52,18 +53,17 @@ export async function sourceFiles(location: SourceLocation, format: "jsonl" | "p
   return files;
 }
 
-/** A Distributed Map reads its items from this JSON array (ItemReader, InputType JSON). */
 /**
  * Whether an RL source's pass rates come from the source itself (`rl.passRateFrom: "source"` and a
- * mapped `columns.passRate`): its questions are not rolled out.
+ * mapped `columns.passRate`, or a preset whose data set carries one): its questions are not rolled out.
  */
 export function ratedBySource(config: RunConfig, branch: "sft" | "rl", sourceIndex: number): boolean {
-  return (
-    branch === "rl" &&
-    config.rl.passRateFrom === "source" &&
-    !!config.sources.rl[sourceIndex]?.columns.passRate
-  );
+  const source = config.sources.rl[sourceIndex];
+  const carries = !!source?.columns.passRate || (!!source?.preset && PRESETS[source.preset]!.passRate);
+  return branch === "rl" && config.rl.passRateFrom === "source" && carries;
 }
+
+/** A Distributed Map reads its items from this JSON array (ItemReader, InputType JSON). */
 
 export async function writeManifest<T>(store: ByteStore, key: string, items: T[]): Promise<void> {
   await writeJson(store, key, items);

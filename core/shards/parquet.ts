@@ -34,7 +34,9 @@ export async function* readParquetRows(
   let rowStart = 0;
   for (const group of metadata.row_groups) {
     const rowEnd = rowStart + Number(group.num_rows);
-    const rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd, compressors });
+    // utf8: false: only columns annotated as strings are text. By default hyparquet decodes every
+    // BYTE_ARRAY as UTF-8, which turned the `bytes` of Hugging Face Image structs into mangled text.
+    const rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd, compressors, utf8: false });
     for (const row of rows) yield row as Record<string, unknown>;
     rowStart = rowEnd;
   }

@@ -4,6 +4,7 @@
  * stored once by content hash.
  */
 import type { Source } from "../config/schema.ts";
+import { InputContractError } from "../errors.ts";
 import { checkImage } from "../images/index.ts";
 import {
   type AnswerType,
@@ -15,6 +16,7 @@ import {
   userContent,
 } from "../records/index.ts";
 import type { SourceRow } from "../shards/jsonl.ts";
+import { missingColumns, PRESET_COLUMNS, PRESETS } from "./presets.ts";
 import type { ShardRun } from "./stage.ts";
 
 export type { SourceRow };
@@ -140,7 +142,12 @@ export async function ingestRows(
   run: ShardRun,
 ): Promise<number> {
   const { source } = options;
-  const cols = source.columns;
+  const preset = source.preset ? PRESETS[source.preset]! : null;
+  // A preset hands over canonical columns; otherwise the source's own mapping applies.
+  const cols: Source["columns"] = preset
+    ? { ...PRESET_COLUMNS, ...(preset.passRate ? { passRate: "passRate" } : {}) }
+    : source.columns;
+  let firstRecord = true;
   const maxQuestionChars = options.maxQuestionChars ?? 16_000;
   // Rows often share images by path: check and store each referenced image once per shard.
   const checkedRefs = new Map<string, ReturnType<typeof checkImage> | null>();
@@ -159,10 +166,29 @@ export async function ingestRows(
       await run.reject({ reason: "invalid_json", origin: row.origin, detail: row.error });
       continue;
     }
-    const r = row.value as Record<string, unknown>;
-    if (!r || typeof r !== "object" || Array.isArray(r)) {
+    const raw = row.value as Record<string, unknown>;
+    if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
       await run.reject({ reason: "invalid_record", origin: row.origin, detail: "not an object" });
       continue;
+    }
+    let r = raw;
+    if (preset) {
+      // The schema a preset expects is checked once, on the first record: a source whose columns
+      // differ (another release, a renamed column) fails naming the column, never a silent default.
+      if (firstRecord) {
+        const missing = missingColumns(preset, raw);
+        if (missing.length > 0)
+          throw new InputContractError(
+            `source ${source.name}, preset ${source.preset}: column "${missing[0]}" not found (columns: ${Object.keys(raw).join(", ")})`,
+          );
+      }
+      firstRecord = false;
+      const read = preset.read(raw);
+      if ("reject" in read) {
+        await run.reject({ reason: read.reject, origin: row.origin, detail: read.detail });
+        continue;
+      }
+      r = read as Record<string, unknown>;
     }
     // Text fields are text: a number or a list where a question, answer or response belongs is a
     // malformed record, not something to coerce.
