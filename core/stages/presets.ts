@@ -162,6 +162,16 @@ function verlRow(row: Row): PresetResult {
 
 const VERL_REQUIRED = ["prompt", "images", "reward_model"];
 
+/** A reader for a data set whose fields are plain columns: which column holds what. */
+function plainColumns(map: { id: string; question: string; answer: string; images: string }) {
+  return (row: Row): PresetResult => ({
+    id: row[map.id],
+    question: row[map.question],
+    answer: row[map.answer],
+    images: row[map.images],
+  });
+}
+
 export const PRESETS: Record<string, Preset> = {
   "llava-cot-100k": {
     dataset: "Xkev/LLaVA-CoT-100k",
@@ -276,9 +286,7 @@ export const PRESETS: Record<string, Preset> = {
     required: ["problem", "answer", "image"],
     inferred: "`problem` carries an `<image>` tag; answers are plain",
     passRate: false,
-    read(row) {
-      return { id: row.id, question: row.problem, answer: row.answer, images: row.image };
-    },
+    read: plainColumns({ id: "id", question: "problem", answer: "answer", images: "image" }),
   },
   "we-math2-standard": {
     dataset: "We-Math/We-Math2.0-Standard",
@@ -287,9 +295,7 @@ export const PRESETS: Record<string, Preset> = {
     required: ["question", "image", "answer"],
     inferred: "",
     passRate: false,
-    read(row) {
-      return { id: row.id, question: row.question, answer: row.answer, images: row.image };
-    },
+    read: plainColumns({ id: "id", question: "question", answer: "answer", images: "image" }),
   },
   "we-math2-pro": {
     dataset: "We-Math/We-Math2.0-Pro",
@@ -299,9 +305,7 @@ export const PRESETS: Record<string, Preset> = {
     required: ["question", "image", "answer"],
     inferred: "",
     passRate: false,
-    read(row) {
-      return { id: row.question_id, question: row.question, answer: row.answer, images: row.image };
-    },
+    read: plainColumns({ id: "question_id", question: "question", answer: "answer", images: "image" }),
   },
   mmk12: {
     dataset: "FanqingM/MMK12",

@@ -51,6 +51,36 @@ function fakeBin(): string {
   return dir;
 }
 
+/** Runs entrypoint.sh in batch serving for `model` (its config folder), with the stand-ins on PATH. */
+function runEntrypoint(
+  store: FsStore,
+  runId: string,
+  model: string,
+  meta: string,
+  extra: Record<string, string> = {},
+) {
+  const bin = fakeBin();
+  const argsFile = join(bin, "args.json");
+  const r = spawnSync("bash", ["batch-images/generate/entrypoint.sh"], {
+    env: {
+      ...process.env,
+      PATH: `${bin}:${process.env.PATH}`,
+      FAKE_VLLM_ARGS: argsFile,
+      RECIPE_SERVING: "batch",
+      RECIPE_SERVE_MODEL: model,
+      RECIPE_MODEL_META_CMD: `sh -c "echo ${meta}" --`,
+      RECIPE_SERVE_ARGS_CMD: `${process.execPath} --import tsx batch-images/generate/src/serve-args.ts`,
+      RECIPE_BUCKET: `file://${store.root}`,
+      RECIPE_RUN_ID: runId,
+      RECIPE_MODE: "distill",
+      ...extra,
+    },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return { r, argsFile };
+}
+
 describe("generate entrypoint.sh", () => {
   it("starts vLLM with a TP that divides the model's heads and data parallelism over the other GPUs, waits for health, runs the worker, exits 0", async () => {
     const ctx = await sampleContext({ teacher: { samplesPerQuestion: 1 } });
@@ -60,28 +90,17 @@ describe("generate entrypoint.sh", () => {
       await ingestShard(ctx, it);
     await dedupBranch(ctx, "sft");
     await planGeneration(ctx, "sft", "plan-distill");
-    const bin = fakeBin();
-    const argsFile = join(bin, "args.json");
-
-    const r = spawnSync("bash", ["batch-images/generate/entrypoint.sh"], {
-      env: {
-        ...process.env,
-        PATH: `${bin}:${process.env.PATH}`,
-        FAKE_VLLM_ARGS: argsFile,
-        RECIPE_SERVING: "batch",
-        RECIPE_SERVE_MODEL: "Qwen/Qwen2.5-VL-7B-Instruct",
-        RECIPE_MODEL_META_CMD: `sh -c "echo ${QWEN25_VL_7B}" --`,
-        RECIPE_SERVE_ARGS_CMD: `${process.execPath} --import tsx batch-images/generate/src/serve-args.ts`,
+    const { r, argsFile } = runEntrypoint(
+      ctx.store as FsStore,
+      ctx.runId,
+      "Qwen/Qwen2.5-VL-7B-Instruct",
+      QWEN25_VL_7B,
+      {
         RECIPE_VLLM_PORT: "18431",
         RECIPE_WORKER_CMD: `${process.execPath} --import tsx batch-images/generate/src/main.ts`,
-        RECIPE_BUCKET: `file://${(ctx.store as FsStore).root}`,
-        RECIPE_RUN_ID: ctx.runId,
-        RECIPE_MODE: "distill",
         AWS_BATCH_JOB_ARRAY_INDEX: "0",
       },
-      encoding: "utf8",
-      timeout: 60_000,
-    });
+    );
 
     expect(r.status, r.stdout + r.stderr).toBe(0);
     const args = JSON.parse(readFileSync(argsFile, "utf8")) as string[];
@@ -98,25 +117,12 @@ describe("generate entrypoint.sh", () => {
   it("exits 3 naming the problem when the model's weights cannot fit on the instance", async () => {
     const ctx = await sampleContext({ teacher: { samplesPerQuestion: 1 } });
     await validateConfig(ctx.store, ctx.runId);
-    const bin = fakeBin();
-    const argsFile = join(bin, "args.json");
-
-    const r = spawnSync("bash", ["batch-images/generate/entrypoint.sh"], {
-      env: {
-        ...process.env,
-        PATH: `${bin}:${process.env.PATH}`,
-        FAKE_VLLM_ARGS: argsFile,
-        RECIPE_SERVING: "batch",
-        RECIPE_SERVE_MODEL: "Qwen/Qwen3-VL-235B-A22B-Instruct",
-        RECIPE_MODEL_META_CMD: `sh -c "echo ${QWEN3_VL_235B}" --`,
-        RECIPE_SERVE_ARGS_CMD: `${process.execPath} --import tsx batch-images/generate/src/serve-args.ts`,
-        RECIPE_BUCKET: `file://${(ctx.store as FsStore).root}`,
-        RECIPE_RUN_ID: ctx.runId,
-        RECIPE_MODE: "distill",
-      },
-      encoding: "utf8",
-      timeout: 60_000,
-    });
+    const { r, argsFile } = runEntrypoint(
+      ctx.store as FsStore,
+      ctx.runId,
+      "Qwen/Qwen3-VL-235B-A22B-Instruct",
+      QWEN3_VL_235B,
+    );
 
     expect(r.status, r.stdout + r.stderr).toBe(3);
     expect(r.stderr).toMatch(/weights \(439 GiB\) do not fit on 2 GPUs of 45 GiB/);
