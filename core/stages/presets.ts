@@ -107,6 +107,13 @@ function letterOf(answer: unknown, choices: string[]): PresetResult | string {
   return String.fromCharCode(65 + i);
 }
 
+/** A puzzle row whose answer is one of its options' text: the answer as a letter. */
+function puzzle(row: Row, choices: string[]): PresetResult {
+  const letter = letterOf(row.answer, choices);
+  if (typeof letter !== "string") return letter;
+  return { question: row.question, answer: letter, images: row.image, choices };
+}
+
 /** ShareGPT `conversations`: the first human turn and the first gpt turn after it. */
 function shareGpt(row: Row): { human?: string; gpt?: string } {
   const turns = Array.isArray(row.conversations) ? (row.conversations as Row[]) : [];
@@ -340,9 +347,7 @@ export const PRESETS: Record<string, Preset> = {
       const choices = parseOptionList(row.options);
       if (!choices)
         return { reject: "invalid_choices", detail: `options ${JSON.stringify(row.options)} is not a list` };
-      const letter = letterOf(row.answer, choices);
-      if (typeof letter !== "string") return letter;
-      return { question: row.question, answer: letter, images: row.image, choices };
+      return puzzle(row, choices);
     },
   },
   algopuzzlevqa: {
@@ -356,9 +361,7 @@ export const PRESETS: Record<string, Preset> = {
     read(row) {
       const choices = row.options === undefined || row.options === null ? null : parseOptionList(row.options);
       if (!choices) return { question: row.question, answer: row.answer, images: row.image };
-      const letter = letterOf(row.answer, choices);
-      if (typeof letter !== "string") return letter;
-      return { question: row.question, answer: letter, images: row.image, choices };
+      return puzzle(row, choices);
     },
   },
   tqa: {
