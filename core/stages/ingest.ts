@@ -192,18 +192,21 @@ export async function ingestRows(
     }
     // Text fields are text: a number or a list where a question, answer or response belongs is a
     // malformed record, not something to coerce.
-    const wrong = [cols.question, cols.answer, ...(source.kind === "traces" ? [cols.response] : [])]
-      .map((c) => [c, field(r, c).wrongType] as const)
-      .find(([, t]) => t !== undefined);
+    const texts = {
+      [cols.question]: field(r, cols.question),
+      [cols.answer]: field(r, cols.answer),
+      ...(source.kind === "traces" ? { [cols.response]: field(r, cols.response) } : {}),
+    };
+    const wrong = Object.entries(texts).find(([, f]) => f.wrongType !== undefined);
     if (wrong) {
       await run.reject({
         reason: "invalid_record",
         origin: row.origin,
-        detail: `column "${wrong[0]}" holds ${wrong[1]}, not text`,
+        detail: `column "${wrong[0]}" holds ${wrong[1].wrongType}, not text`,
       });
       continue;
     }
-    const rawQuestion = field(r, cols.question).text;
+    const rawQuestion = texts[cols.question]!.text;
     const question = rawQuestion === null ? "" : normalizeQuestionText(rawQuestion);
     if (question === "") {
       await run.reject({ reason: "missing_question", origin: row.origin, record: r });
@@ -217,7 +220,7 @@ export async function ingestRows(
       });
       continue;
     }
-    const rawAnswer = field(r, cols.answer).text;
+    const rawAnswer = texts[cols.answer]!.text;
     const answer = rawAnswer === null ? "" : goldAnswer(rawAnswer);
     if (answer === "") {
       await run.reject({ reason: "missing_answer", origin: row.origin, record: r });
@@ -230,7 +233,7 @@ export async function ingestRows(
     }
     let response: string | null = null;
     if (source.kind === "traces") {
-      response = field(r, cols.response).text;
+      response = texts[cols.response]!.text;
       if (!response) {
         await run.reject({ reason: "missing_response", origin: row.origin });
         continue;
@@ -253,6 +256,30 @@ export async function ingestRows(
         detail: `column "${bad.column}": ${bad.problem.detail}`,
       });
       continue;
+    }
+    // Checked before any image is loaded and stored: a record rejected here costs no image I/O.
+    let sourcePassRate: number | undefined;
+    if (cols.passRate) {
+      const v = r[cols.passRate];
+      const rate =
+        typeof v === "number" ? v : typeof v === "string" && v.trim() !== "" ? Number(v) : Number.NaN;
+      if (v === undefined || v === null) {
+        await run.reject({
+          reason: "missing_pass_rate",
+          origin: row.origin,
+          detail: `column "${cols.passRate}" is empty`,
+        });
+        continue;
+      }
+      if (!Number.isFinite(rate) || rate < 0 || rate > 1) {
+        await run.reject({
+          reason: "invalid_pass_rate",
+          origin: row.origin,
+          detail: `column "${cols.passRate}" holds ${JSON.stringify(v)}, not a number from 0 to 1`,
+        });
+        continue;
+      }
+      sourcePassRate = rate;
     }
     const entries = imageEntries(r[cols.images]);
     if (entries === "invalid") {
@@ -328,28 +355,7 @@ export async function ingestRows(
       answerType: inferAnswerType(answer, choices),
       origin: row.origin,
     };
-    if (cols.passRate) {
-      const v = r[cols.passRate];
-      const rate =
-        typeof v === "number" ? v : typeof v === "string" && v.trim() !== "" ? Number(v) : Number.NaN;
-      if (v === undefined || v === null) {
-        await run.reject({
-          reason: "missing_pass_rate",
-          origin: row.origin,
-          detail: `column "${cols.passRate}" is empty`,
-        });
-        continue;
-      }
-      if (!Number.isFinite(rate) || rate < 0 || rate > 1) {
-        await run.reject({
-          reason: "invalid_pass_rate",
-          origin: row.origin,
-          detail: `column "${cols.passRate}" holds ${JSON.stringify(v)}, not a number from 0 to 1`,
-        });
-        continue;
-      }
-      q.sourcePassRate = rate;
-    }
+    if (sourcePassRate !== undefined) q.sourcePassRate = sourcePassRate;
     const sourceId = cols.id ? text(r[cols.id]) : null;
     if (sourceId) q.sourceRecordId = sourceId;
     if (choices) q.choices = choices;
