@@ -251,7 +251,8 @@ export const PRESETS: Record<string, Preset> = {
   "miromind-m1-sft": {
     dataset: "miromind-ai/MiroMind-M1-SFT-719K",
     rows: "questions or traces",
-    layout: "Parquet: `id`, `question`, `response` (text only)",
+    layout:
+      "Parquet: `id`, `question`, `response` (text only). No answer column: the gold answer is the response's own last `\\boxed{}`, so as traces every response verifies against itself; use it as questions for the teacher",
     required: ["id", "question", "response"],
     inferred: "",
     passRate: false,
