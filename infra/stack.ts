@@ -103,7 +103,7 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
     writes: ["runs/*/plan-*/manifest.json"],
   },
   "plan-verify": {
-    reads: ["runs/*/config.json", "runs/*/plan-*/manifest.json", "runs/*/ingest-sft/manifest.json"],
+    reads: ["runs/*/config.json", "runs/*/plan-*/manifest.json", "runs/*/ingest-*/manifest.json"],
     writes: ["runs/*/verify-traces/manifest.json", "runs/*/filter-rl/manifest.json"],
   },
   "verify-shard": {

@@ -19,7 +19,17 @@ import type { S3Store } from "../core/shards/s3-store.ts";
 import { settingsFrom } from "../infra/config.ts";
 import { PROJECT_ROOT } from "../infra/root.ts";
 import { RecipePipelineStack } from "../infra/stack.ts";
-import { stateMachineDefinition, type TemplateLike } from "./definition.ts";
+import {
+  LOCAL_ACCOUNT,
+  LOCAL_REGION,
+  localRef,
+  resolveTokens,
+  stateMachineDefinition,
+  type TemplateLike,
+} from "./definition.ts";
+import type { LocalAccount, Principal } from "./iam/account.ts";
+import { s3Permissions } from "./iam/s3-requests.ts";
+import { bundledHandler, type LambdaFunction, LambdaHost } from "./lambda-host.ts";
 
 /** tsx's loader as a file URL, so Batch children start from any working directory. */
 const TSX = import.meta.resolve("tsx");
@@ -37,6 +47,12 @@ type State = Record<string, unknown> & {
   Catch?: { Next: string }[];
 };
 type Definition = { StartAt: string; States: Record<string, State> };
+
+/** The function a Task state invokes (the stack's Lambda tasks name the function ARN as the resource). */
+function lambdaTarget(s: State): string | undefined {
+  const resource = String(s.Resource);
+  return resource.startsWith("arn:aws:lambda:") ? resource : undefined;
+}
 
 /**
  * Synthesizes the stack (without bundling assets) and returns its template. The cloud assembly goes
@@ -60,13 +76,46 @@ export function synthesizeTemplate(): TemplateLike {
   }
 }
 
-/** Lambda function ARN (local) -> the step folder under lambdas/, from the template's logical ids. */
-export function functionSteps(template: TemplateLike, steps: readonly string[]): Map<string, string> {
-  const out = new Map<string, string>();
+/**
+ * The stack's Lambda functions as the local Lambda service runs them: ARN, the step folder under
+ * lambdas/ (from the logical id), memory size, timeout, and the environment the template gives the
+ * function plus what only the local runtime needs (`local`: endpoints, the replay teacher, ...) and
+ * the credentials of the function's role.
+ */
+export function lambdaFunctions(
+  template: TemplateLike,
+  account: LocalAccount,
+  local: () => Record<string, string>,
+): Map<string, LambdaFunction> {
+  const ref = localRef(template);
+  const out = new Map<string, LambdaFunction>();
   for (const [id, r] of Object.entries(template.Resources)) {
     if (r.Type !== "AWS::Lambda::Function") continue;
-    const step = steps.find((s) => id.startsWith(`Step${s.replace(/-/g, "")}Fn`));
-    if (step) out.set(`arn:aws:lambda:us-east-1:000000000000:function:${id}`, step);
+    const step = STEPS.find((s) => id.startsWith(`Step${s.replace(/-/g, "")}Fn`));
+    if (!step) continue;
+    const p = r.Properties ?? {};
+    const arn = ref(id);
+    const role = account.functionPrincipal(arn);
+    const declared = resolveTokens(
+      (p.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {},
+      ref,
+    ) as Record<string, string>;
+    out.set(arn, {
+      arn,
+      step,
+      code: () => bundledHandler(step),
+      memoryMb: Number(p.MemorySize ?? 128),
+      timeoutSeconds: Number(p.Timeout ?? 3),
+      env: () => ({
+        ...declared,
+        ...local(),
+        AWS_REGION: LOCAL_REGION,
+        AWS_LAMBDA_FUNCTION_NAME: arn.split(":").pop()!,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(p.MemorySize ?? 128),
+        AWS_ACCESS_KEY_ID: role.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: role.secretAccessKey,
+      }),
+    });
   }
   return out;
 }
@@ -75,10 +124,11 @@ export function functionSteps(template: TemplateLike, steps: readonly string[]):
 export interface LocalJobDefinition {
   image: "generate" | "train-rl";
   attempts: number;
-  evaluateOnExit: { Action: string; OnExitCode?: string; OnStatusReason?: string }[];
+  evaluateOnExit: { Action: string; OnExitCode?: string; OnStatusReason?: string; OnReason?: string }[];
 }
 
 export function jobDefinitions(template: TemplateLike): Map<string, LocalJobDefinition> {
+  const ref = localRef(template);
   const out = new Map<string, LocalJobDefinition>();
   for (const [id, r] of Object.entries(template.Resources)) {
     if (r.Type !== "AWS::Batch::JobDefinition") continue;
@@ -86,7 +136,7 @@ export function jobDefinitions(template: TemplateLike): Map<string, LocalJobDefi
       Attempts?: number;
       EvaluateOnExit?: LocalJobDefinition["evaluateOnExit"];
     };
-    out.set(`arn:aws:batch:us-east-1:000000000000:job-definition/${id}:1`, {
+    out.set(ref(id), {
       image: id.includes("Train") ? "train-rl" : "generate",
       attempts: retry.Attempts ?? 1,
       evaluateOnExit: retry.EvaluateOnExit ?? [],
@@ -99,17 +149,24 @@ function glob(pattern: string, value: string): boolean {
   return new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`).test(value);
 }
 
-/** The Batch retry decision for one attempt's exit (AWS Batch `evaluateOnExit` semantics). */
+/**
+ * The Batch retry decision for one attempt's exit (AWS Batch `evaluateOnExit` semantics): the first
+ * rule whose every given condition (exit code, status reason, reason) matches decides; an exit no rule
+ * matches is retried. `reason` is the container's reason (e.g. CannotPullContainerError: ...), empty
+ * for a container that ran.
+ */
 export function retryAction(
   def: LocalJobDefinition,
   exitCode: number | null,
   statusReason: string,
+  reason = "",
 ): "RETRY" | "EXIT" {
   for (const rule of def.evaluateOnExit) {
     const codeOk =
       rule.OnExitCode === undefined || (exitCode !== null && glob(rule.OnExitCode, String(exitCode)));
-    const reasonOk = rule.OnStatusReason === undefined || glob(rule.OnStatusReason, statusReason);
-    if (codeOk && reasonOk) return rule.Action.toUpperCase() === "EXIT" ? "EXIT" : "RETRY";
+    const statusOk = rule.OnStatusReason === undefined || glob(rule.OnStatusReason, statusReason);
+    const reasonOk = rule.OnReason === undefined || glob(rule.OnReason, reason);
+    if (codeOk && statusOk && reasonOk) return rule.Action.toUpperCase() === "EXIT" ? "EXIT" : "RETRY";
   }
   return "RETRY";
 }
@@ -142,6 +199,7 @@ export function localDefinition(definition: Definition, mapConcurrency: number):
       }
       if (s.Type !== "Map" || !s.ItemReader) continue;
       const reader = s.ItemReader as { Parameters?: Record<string, unknown> };
+      const writer = s.ResultWriter as { Parameters?: Record<string, unknown> } | undefined;
       const mapName = `${name} (local items)`;
       const {
         ItemReader: _r,
@@ -154,7 +212,7 @@ export function localDefinition(definition: Definition, mapConcurrency: number):
       states[name] = {
         Type: "Task",
         Resource: "arn:aws:states:::local:readItems",
-        Parameters: reader.Parameters ?? {},
+        Parameters: { reader: reader.Parameters ?? {}, writer: writer?.Parameters ?? null },
         ResultPath: "$.localItems",
         Next: mapName,
         ...(s.Catch ? { Catch: s.Catch } : {}),
@@ -167,7 +225,16 @@ export function localDefinition(definition: Definition, mapConcurrency: number):
 
 export interface RunnerOptions {
   template: TemplateLike;
+  /** The template's IAM: who each function, job and the state machine are, and what they may do. */
+  account: LocalAccount;
   store: S3Store;
+  /**
+   * What the local Lambda functions get besides the template's environment and their role's
+   * credentials: the emulators' endpoints and local-only settings. Read at each cold start.
+   */
+  lambdaEnv: () => Record<string, string>;
+  /** How long an idle Lambda execution environment stays warm (ms). @default 30000 */
+  lambdaIdleMs?: number;
   /** Environment for Batch children (endpoints, credentials, teacher). */
   childEnv: NodeJS.ProcessEnv;
   /** Batch children run at once. @default 2 */
@@ -188,7 +255,7 @@ export interface RunnerOptions {
   ) => void;
 }
 
-const STEPS = [
+export const STEPS = [
   "validate-config",
   "plan-ingest",
   "ingest-source",
@@ -206,20 +273,43 @@ const STEPS = [
   "write-rl-dataset",
   "report",
   "run-failure",
+  "start-run",
 ];
+
+/** The Step Functions payload limit for a state's input and output (256 KiB). */
+export const STATE_PAYLOAD_LIMIT = 256 * 1024;
+
+function statesError(name: string, message: string): Error {
+  return Object.assign(new Error(message), { name });
+}
 
 export class LocalRunner {
   readonly definition: Definition;
-  private readonly steps: Map<string, string>;
+  readonly lambda: LambdaHost;
   private readonly jobs: Map<string, LocalJobDefinition>;
+  private readonly role: Principal;
+  private readonly stateMachineArn: string;
 
   constructor(private readonly o: RunnerOptions) {
     this.definition = localDefinition(
       stateMachineDefinition(o.template) as Definition,
       o.mapConcurrency ?? 4,
     );
-    this.steps = functionSteps(o.template, STEPS);
+    this.lambda = new LambdaHost(lambdaFunctions(o.template, o.account, o.lambdaEnv), {
+      idleMs: o.lambdaIdleMs,
+      log: o.log,
+    });
     this.jobs = jobDefinitions(o.template);
+    this.role = o.account.stateMachinePrincipal();
+    const sm = Object.keys(o.template.Resources).find(
+      (id) => o.template.Resources[id]!.Type === "AWS::StepFunctions::StateMachine",
+    )!;
+    this.stateMachineArn = localRef(o.template)(sm);
+  }
+
+  /** Ends the warm Lambda execution environments. */
+  close(): Promise<void> {
+    return this.lambda.close();
   }
 
   private handlers(): {
@@ -235,8 +325,8 @@ export class LocalRunner {
         if (s.Retry) retries[name] = this.o.retryIntervalMs ?? 50;
         if (s.Type !== "Task") continue;
         const resource = String(s.Resource);
-        const step = this.steps.get(resource);
-        if (step) tasks[name] = (input) => this.invoke(step, input);
+        const fn = lambdaTarget(s);
+        if (fn) tasks[name] = (input) => this.invoke(fn, input);
         else if (resource === "arn:aws:states:::batch:submitJob.sync")
           tasks[name] = (input) => this.submitJob(input as never);
         else if (resource === "arn:aws:states:::local:readItems")
@@ -248,18 +338,51 @@ export class LocalRunner {
     return { tasks, retries };
   }
 
-  private async invoke(step: string, event: unknown): Promise<unknown> {
+  /** A Lambda task: the state machine's role invokes the function, within the states payload limit. */
+  private async invoke(functionArn: string, event: unknown): Promise<unknown> {
+    this.o.account.authorize(this.role, "lambda:InvokeFunction", functionArn);
+    const step = this.lambda.fn(functionArn).step;
     await this.o.beforeStep?.(step, event);
-    const mod = (await import(`../lambdas/${step}/handler.ts`)) as {
-      handle: (e: unknown) => Promise<unknown>;
-    };
-    return JSON.parse(JSON.stringify((await mod.handle(event)) ?? null));
+    const result = await this.lambda.invoke(functionArn, event);
+    const size = Buffer.byteLength(JSON.stringify(result));
+    if (size > STATE_PAYLOAD_LIMIT)
+      throw statesError(
+        "States.DataLimitExceeded",
+        `The state/task '${step}' returned a result with a size exceeding the maximum number of bytes service limit (${size} > ${STATE_PAYLOAD_LIMIT}).`,
+      );
+    return result;
   }
 
-  private async readItems(input: { Bucket?: string; Key: string }): Promise<unknown[]> {
-    const items = await readJson<unknown[]>(this.o.store, input.Key);
+  /** The S3 calls a service integration makes with the state machine's role (ItemReader, ResultWriter). */
+  private authorizeS3(method: string, bucket: string, key: string): void {
+    for (const n of s3Permissions(
+      { method, bucket, key, query: {}, headers: {} },
+      this.o.account.bucketKeys.get(bucket),
+    ))
+      this.o.account.authorize(this.role, n.action, n.resource, n.context);
+  }
+
+  /**
+   * A Distributed Map's start, locally: its child workflow executions (states:StartExecution on the
+   * state machine itself), the ItemReader's read of the manifest and the ResultWriter's writes, each
+   * checked against the state machine's role before the items are read.
+   */
+  private async readItems(input: {
+    reader: { Bucket?: string; Key: string };
+    writer: { Bucket?: string; Prefix?: string } | null;
+  }): Promise<unknown[]> {
+    this.o.account.authorize(this.role, "states:StartExecution", this.stateMachineArn);
+    const bucket = input.reader.Bucket ?? this.o.store.bucket;
+    this.authorizeS3("GET", bucket, input.reader.Key);
+    if (input.writer) {
+      // Step Functions writes manifest.json and the results files under <Prefix>/<map run id>/.
+      const prefix = `${(input.writer.Prefix ?? "").replace(/\/$/, "")}/local-map-run`;
+      this.authorizeS3("PUT", input.writer.Bucket ?? bucket, `${prefix}/manifest.json`);
+      this.authorizeS3("PUT", input.writer.Bucket ?? bucket, `${prefix}/SUCCEEDED_0.json`);
+    }
+    const items = await readJson<unknown[]>(this.o.store, input.reader.Key);
     if (!items)
-      throw Object.assign(new Error(`ItemReader: no object at ${input.Key}`), {
+      throw Object.assign(new Error(`ItemReader: no object at ${input.reader.Key}`), {
         name: "States.ItemReaderFailed",
       });
     return items;
@@ -267,13 +390,33 @@ export class LocalRunner {
 
   private async submitJob(input: {
     JobName: string;
+    JobQueue: string;
     JobDefinition: string;
     ArrayProperties?: { Size: number };
     ContainerOverrides?: { Environment?: { Name: string; Value: string }[] };
+    Tags?: Record<string, string>;
   }): Promise<{ JobId: string; Status: string }> {
+    // What the .sync integration does with the state machine's role: the submission (queue and job
+    // definition, tags), its managed events rule, then polling and, on a stop, termination.
+    this.o.account.authorize(this.role, "batch:SubmitJob", input.JobQueue);
+    this.o.account.authorize(this.role, "batch:SubmitJob", input.JobDefinition);
+    const events = `arn:aws:events:${LOCAL_REGION}:${LOCAL_ACCOUNT}:rule/StepFunctionsGetEventsForBatchJobsRule`;
+    for (const action of ["events:PutTargets", "events:PutRule", "events:DescribeRule"])
+      this.o.account.authorize(this.role, action, events);
+    const jobArn = `arn:aws:batch:${LOCAL_REGION}:${LOCAL_ACCOUNT}:job/local-${input.JobName}`;
+    if (input.Tags && Object.keys(input.Tags).length > 0)
+      this.o.account.authorize(this.role, "batch:TagResource", jobArn);
+    this.o.account.authorize(this.role, "batch:DescribeJobs", "*");
+    this.o.account.authorize(this.role, "batch:TerminateJob", jobArn);
     const def = this.jobs.get(input.JobDefinition);
     if (!def) throw new Error(`unknown job definition ${input.JobDefinition}`);
-    const env: NodeJS.ProcessEnv = { ...this.o.childEnv };
+    // The containers run as the job definition's job role.
+    const jobRole = this.o.account.jobPrincipal(input.JobDefinition);
+    const env: NodeJS.ProcessEnv = {
+      ...this.o.childEnv,
+      AWS_ACCESS_KEY_ID: jobRole.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: jobRole.secretAccessKey,
+    };
     for (const e of input.ContainerOverrides?.Environment ?? []) env[e.Name] = e.Value;
     const size = input.ArrayProperties?.Size ?? 0;
     const indexes = size >= 2 ? Array.from({ length: size }, (_, i) => i) : [0];

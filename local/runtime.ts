@@ -9,12 +9,14 @@ import { SFNClient } from "@aws-sdk/client-sfn";
 import { isAttemptOf, runIdFromConfigKey, runPrefix } from "../core/layout/index.ts";
 import { listAll } from "../core/shards/byte-store.ts";
 import { PROJECT_ROOT } from "../infra/root.ts";
+import { LOCAL_BUCKET, type TemplateLike } from "./definition.ts";
+import { LocalAccount } from "./iam/account.ts";
 import { type ReplayServer, startReplayServer } from "./replay-server.ts";
 import { LocalRunner, synthesizeTemplate } from "./runner.ts";
 import { EMULATOR_CREDENTIALS, type S3Emulator, startS3Emulator } from "./s3-emulator.ts";
 import { type Execution, type SfnApi, startSfnApi } from "./sfn-api.ts";
 
-export const LOCAL_BUCKET = "recipe-local";
+export { LOCAL_BUCKET } from "./definition.ts";
 export const STATE_MACHINE_ARN = "arn:aws:states:us-east-1:000000000000:stateMachine:recipe-run";
 
 export interface LocalOptions {
@@ -29,12 +31,16 @@ export interface LocalOptions {
   /** Hold the replay teacher's answers for a model after some count (tests that need a job mid-shard). */
   teacherHold?: import("./replay-server.ts").Hold;
   log?: (line: string) => void;
+  /** Test hook: changes the synthesized template before anything runs (e.g. removes a grant). */
+  editTemplate?: (template: TemplateLike) => void;
   beforeStep?: ConstructorParameters<typeof LocalRunner>[0]["beforeStep"];
   onBatchChild?: ConstructorParameters<typeof LocalRunner>[0]["onBatchChild"];
 }
 
 export interface LocalRuntime {
   s3: S3Emulator;
+  /** The template's IAM the emulators enforce (its `denials` say what was refused). */
+  account: LocalAccount;
   sfn: SfnApi;
   sfnClient: SFNClient;
   replay: ReplayServer | null;
@@ -50,14 +56,19 @@ export interface LocalRuntime {
 export async function startLocalRuntime(options: LocalOptions = {}): Promise<LocalRuntime> {
   const dataDir = resolve(options.dataDir ?? ".recipe");
   mkdirSync(dataDir, { recursive: true });
-  const s3 = await startS3Emulator(LOCAL_BUCKET, join(dataDir, "s3"));
+  const template = synthesizeTemplate();
+  options.editTemplate?.(template);
+  // Every principal of the stack signs with its own local credentials, and the emulators check each
+  // call against the template's IAM as AWS would.
+  const account = new LocalAccount(template);
+  const s3 = await startS3Emulator(LOCAL_BUCKET, join(dataDir, "s3"), { account });
   const replay = options.teacherUrl
     ? null
     : await startReplayServer(undefined, options.teacherDelayMs ?? 0, options.teacherHold);
   const teacherUrl = options.teacherUrl ?? replay!.url;
-  // The in-process Lambdas read their configuration from the environment, as in AWS; stop() puts
-  // back what was there before, so nothing made after it (a client, a child process) still points
-  // at this runtime's endpoints.
+  // What runs in this process (the CLI's reads, uploads as the user) uses the emulator's own
+  // credentials, like a user's admin credentials; stop() puts back what was there before, so nothing
+  // made after it (a client, a child process) still points at this runtime's endpoints.
   const saved = new Map<string, string | undefined>();
   const setEnv = (vars: Record<string, string>) => {
     for (const [k, v] of Object.entries(vars)) {
@@ -86,20 +97,21 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     RECIPE_VERIFY_CMD: `${process.execPath} ${join(PROJECT_ROOT, "bin", "recipe.mjs")} verify`,
     RECIPE_WORKDIR: join(dataDir, "train"),
   };
-  const runner = new LocalRunner({
-    template: synthesizeTemplate(),
-    store: s3.store,
-    childEnv,
-    batchParallelism: options.batchParallelism,
-    log: options.log,
-    beforeStep: options.beforeStep,
-    onBatchChild: options.onBatchChild,
-  });
   const waiters = new Map<string, ((e: Execution) => void)[]>();
+  let runner: LocalRunner | undefined;
   const sfn = await startSfnApi({
     file: join(dataDir, "executions.json"),
+    authorize: (key, action, resource) => {
+      if (key === EMULATOR_CREDENTIALS.accessKeyId) return;
+      const principal = key ? account.principalForKey(key) : undefined;
+      if (!principal)
+        throw Object.assign(new Error("The security token included in the request is invalid."), {
+          name: "UnrecognizedClientException",
+        });
+      account.authorize(principal, action, resource);
+    },
     onStart: (execution) => {
-      void runner.execute(JSON.parse(execution.input)).then((outcome) => {
+      void runner!.execute(JSON.parse(execution.input)).then((outcome) => {
         sfn.finish(execution.executionArn, {
           status: outcome.status,
           output: outcome.output === undefined ? undefined : JSON.stringify(outcome.output),
@@ -112,13 +124,38 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
       });
     },
   });
+  runner = new LocalRunner({
+    template,
+    account,
+    store: s3.store,
+    childEnv,
+    // Local-only additions to each function's template environment: where the emulators are, and
+    // settings a user passes to `recipe run` (the replay teacher, a judge endpoint and its key).
+    lambdaEnv: () => ({
+      AWS_ENDPOINT_URL: s3.endpoint,
+      AWS_ENDPOINT_URL_SFN: sfn.endpoint,
+      RECIPE_REPLAY_TEACHER: replay ? "1" : "",
+      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "SILENT",
+      POWERTOOLS_METRICS_DISABLED: "true",
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+      ...Object.fromEntries(
+        Object.entries(process.env).filter(
+          (e): e is [string, string] => /^RECIPE_JUDGE_/.test(e[0]) && !!e[1],
+        ),
+      ),
+    }),
+    batchParallelism: options.batchParallelism,
+    log: options.log,
+    beforeStep: options.beforeStep,
+    onBatchChild: options.onBatchChild,
+  });
   const sfnClient = new SFNClient({
     endpoint: sfn.endpoint,
     region: "us-east-1",
     credentials: EMULATOR_CREDENTIALS,
   });
   setEnv({ AWS_ENDPOINT_URL_SFN: sfn.endpoint, STATE_MACHINE_ARN });
-  const { handle: startRunHandler } = await import("../lambdas/start-run/handler.ts");
+  const startRun = [...runner.lambda.arns()].find((arn) => runner!.lambda.fn(arn).step === "start-run")!;
   const triggers: LocalRuntime["triggers"] = [];
   // EventBridge's "Object Created on runs/*/run.json" rule, locally: the start-run Lambda, in process,
   // with the event EventBridge delivers.
@@ -129,7 +166,9 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
       source: "aws.s3",
       detail: { bucket: { name: LOCAL_BUCKET }, object: { key, etag } },
     };
-    startRunHandler(event)
+    // EventBridge invokes the function asynchronously with its own permission; the function runs as
+    // its role.
+    (runner!.lambda.invoke(startRun, event) as Promise<{ outcome: string; executionArn?: string }>)
       .then((r) => {
         triggers.push({ key, outcome: r.outcome, executionArn: r.executionArn });
         options.log?.(`${key}: ${r.outcome}`);
@@ -141,10 +180,11 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
   });
   return {
     s3,
+    account,
     sfn,
     sfnClient,
     replay,
-    runner,
+    runner: runner!,
     triggers,
     waitFor(executionArn) {
       const e = sfn.executions.get(executionArn);
@@ -153,6 +193,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     },
     async stop() {
       sfnClient.destroy();
+      await runner!.close();
       await sfn.close();
       await replay?.close();
       await s3.stop();

@@ -5,6 +5,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Readable, Transform } from "node:stream";
@@ -12,6 +13,8 @@ import { pipeline } from "node:stream/promises";
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import S3rver from "s3rver";
 import { createS3Client, S3Store } from "../core/shards/s3-store.ts";
+import { AccessDeniedError, type LocalAccount } from "./iam/account.ts";
+import { accessKeyOf, s3Permissions, UnmappedRequestError } from "./iam/s3-requests.ts";
 
 export interface S3Emulator {
   endpoint: string;
@@ -26,7 +29,20 @@ export interface S3Emulator {
 
 export const EMULATOR_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 
-export async function startS3Emulator(bucket = "recipe-test", directory?: string): Promise<S3Emulator> {
+export interface S3EmulatorOptions {
+  /**
+   * Check every request against the IAM of this account, as S3 does: the caller is the principal
+   * whose local access key signed the request; the emulator's own credentials (the user's) may do
+   * anything.
+   */
+  account?: LocalAccount;
+}
+
+export async function startS3Emulator(
+  bucket = "recipe-test",
+  directory?: string,
+  options: S3EmulatorOptions = {},
+): Promise<S3Emulator> {
   const dir = directory ?? (await mkdtemp(join(tmpdir(), "recipe-s3-")));
   await mkdir(dir, { recursive: true });
   const server = new S3rver({
@@ -37,6 +53,7 @@ export async function startS3Emulator(bucket = "recipe-test", directory?: string
     allowMismatchedSignatures: true,
   });
   makePutsAtomic((server as unknown as { store: FilesystemStore }).store);
+  if (options.account) enforceIam(server as unknown as KoaLike, options.account);
   const address = (await server.run()) as { port: number };
   const endpoint = `http://127.0.0.1:${address.port}`;
   const client = createS3Client({ endpoint, region: "us-east-1", credentials: EMULATOR_CREDENTIALS });
@@ -129,4 +146,70 @@ function makePutsAtomic(store: FilesystemStore): void {
       throw err;
     }
   };
+}
+
+interface KoaContext {
+  status: number;
+  method: string;
+  path: string;
+  query: Record<string, string | string[] | undefined>;
+  headers: Record<string, string | string[] | undefined>;
+}
+interface KoaLike {
+  middleware: ((ctx: KoaContext, next: () => Promise<void>) => Promise<void>)[];
+}
+
+const requireS3rver = createRequire(import.meta.url);
+const S3Error = requireS3rver("s3rver/lib/models/error.js") as new (code: string, message: string) => Error;
+const { DUMMY_ACCOUNT } = requireS3rver("s3rver/lib/models/account.js") as {
+  DUMMY_ACCOUNT: { createKeyPair(accessKeyId: string, secretAccessKey: string): void };
+};
+
+/**
+ * S3's front door: who signed the request, and whether that principal's policies (and the bucket
+ * policy, and for SSE-KMS the key's) allow what it asks. Runs before s3rver's own routing (Koa
+ * composes its middleware when the server starts, so it goes right after the logger).
+ */
+function enforceIam(server: KoaLike, account: LocalAccount): void {
+  // s3rver checks signatures itself: it must know each principal's key pair.
+  for (const p of account.roles.values()) DUMMY_ACCOUNT.createKeyPair(p.accessKeyId, p.secretAccessKey);
+  server.middleware.splice(1, 0, async (ctx, next) => {
+    const key = accessKeyOf(ctx.headers, ctx.query);
+    if (key === undefined) throw new S3Error("AccessDenied", "Anonymous access is not allowed");
+    if (key === EMULATOR_CREDENTIALS.accessKeyId) return next();
+    const principal = account.principalForKey(key);
+    if (!principal)
+      throw new S3Error(
+        "InvalidAccessKeyId",
+        "The AWS Access Key Id you provided does not exist in our records.",
+      );
+    const [bucket = "", ...rest] = ctx.path.replace(/^\//, "").split("/");
+    const objectKey = rest.length > 0 ? decodeURIComponent(rest.join("/")) : undefined;
+    try {
+      const needs = s3Permissions(
+        { method: ctx.method, bucket, key: objectKey, query: ctx.query, headers: ctx.headers },
+        account.bucketKeys.get(bucket),
+      );
+      for (const n of needs) account.authorize(principal, n.action, n.resource, n.context);
+    } catch (err) {
+      if (err instanceof AccessDeniedError) throw new S3Error("AccessDenied", err.message);
+      if (err instanceof UnmappedRequestError) throw new S3Error("NotImplemented", err.message);
+      throw err;
+    }
+    // S3 answers a read of a missing key with 403, not 404, unless the caller may list the bucket.
+    const hidden = () =>
+      objectKey !== undefined && !account.allows(principal, "s3:ListBucket", `arn:aws:s3:::${bucket}`);
+    const denied = () =>
+      new S3Error(
+        "AccessDenied",
+        `User: ${principal.session} is not authorized to perform: s3:ListBucket on resource: "arn:aws:s3:::${bucket}" (a missing key reads as 403 without it)`,
+      );
+    try {
+      await next();
+    } catch (err) {
+      if ((err as { code?: string }).code === "NoSuchKey" && hidden()) throw denied();
+      throw err;
+    }
+    if (ctx.status === 404 && hidden()) throw denied();
+  });
 }

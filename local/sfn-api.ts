@@ -70,6 +70,11 @@ function load(file: string | undefined): Map<string, Execution> {
 export async function startSfnApi(options: {
   file?: string;
   onStart: (execution: Execution) => void;
+  /**
+   * Checks a call as IAM would (the signing access key, `states:<Action>`, the resource ARN); throws
+   * an error named AccessDenied (or UnrecognizedClientException for an unknown key) to refuse it.
+   */
+  authorize?: (accessKeyId: string | undefined, action: string, resource: string) => void;
 }): Promise<SfnApi> {
   const executions = load(options.file);
   if (options.file && existsSync(options.file))
@@ -89,6 +94,27 @@ export async function startSfnApi(options: {
     req.on("end", () => {
       const action = String(req.headers["x-amz-target"] ?? "").replace("AWSStepFunctions.", "");
       const p = body ? JSON.parse(body) : {};
+      if (options.authorize) {
+        // StartExecution and ListExecutions are authorized on the state machine, the others on the execution.
+        const resource = String(p.executionArn ?? p.stateMachineArn ?? "*");
+        const key = /Credential=([^/,\s]+)\//.exec(String(req.headers.authorization ?? ""))?.[1];
+        try {
+          options.authorize(key, `states:${action}`, resource);
+        } catch (err) {
+          const e = err as Error;
+          res.writeHead(e.name === "AccessDenied" ? 400 : 403, {
+            "content-type": "application/x-amz-json-1.0",
+            "x-amzn-errortype": e.name === "AccessDenied" ? "AccessDeniedException" : e.name,
+          });
+          res.end(
+            JSON.stringify({
+              __type: e.name === "AccessDenied" ? "AccessDeniedException" : e.name,
+              message: e.message,
+            }),
+          );
+          return;
+        }
+      }
       const ok = (value: unknown) => {
         res.writeHead(200, { "content-type": "application/x-amz-json-1.0" });
         res.end(JSON.stringify(value));

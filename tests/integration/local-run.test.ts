@@ -1,6 +1,6 @@
 /**
- * The embedded runtime end to end: the synthesized state machine, an S3 emulator over HTTP, Lambda
- * handlers in process, Batch jobs as child processes, the replay teacher.
+ * The embedded runtime end to end: the synthesized state machine, an S3 emulator over HTTP, the Lambda
+ * functions in their own workers, Batch jobs as child processes, IAM enforced, the replay teacher.
  */
 import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -74,6 +74,8 @@ describe("the sample run on the embedded runtime", () => {
     const { execution } = await runSample();
 
     expect(execution.status, execution.cause).toBe("SUCCEEDED");
+    // Every call each function, job and the state machine made was allowed by the template's IAM.
+    expect(rt!.account.denials).toEqual([]);
     const store = rt!.s3.store;
     for (const key of (await listAll(store, "runs/sample/")).filter((k) => /\/stats\/\d+\.json$/.test(k))) {
       const s = (await readJson<ShardStats>(store, key))!;
@@ -231,6 +233,56 @@ describe("faults", () => {
       "$.teacher.temperature",
     ]);
     expect(await rt!.s3.store.exists(keys.success("broken", "ingest-sft"))).toBe(false);
+  });
+});
+
+describe("IAM on the embedded runtime, enforced from the synthesized template", () => {
+  type Template = Parameters<NonNullable<LocalOptions["editTemplate"]>>[0];
+  const policyOfRole = (t: Template, rolePrefix: string) =>
+    Object.values(t.Resources).find(
+      (r) =>
+        r.Type === "AWS::IAM::Policy" && JSON.stringify(r.Properties?.Roles ?? []).includes(`"${rolePrefix}`),
+    )!.Properties!.PolicyDocument as { Statement: { Action: string | string[] }[] };
+
+  it("a grant removed from a function's role fails the run with AccessDenied naming the principal, the action and the resource", async () => {
+    const { execution } = await runSample({
+      editTemplate: (t) => {
+        const doc = policyOfRole(t, "StepwritesftdatasetFnServiceRole");
+        doc.Statement = doc.Statement.filter((s) => ![s.Action].flat().includes("s3:PutObject"));
+      },
+    });
+
+    expect(execution.status).toBe("FAILED");
+    const denial = rt!.account.denials[0]!;
+    expect(denial.principal).toMatch(/:role\/RecipePipeline-StepwritesftdatasetFnServiceRole/);
+    expect(denial.action).toBe("s3:PutObject");
+    expect(denial.resource).toMatch(/^arn:aws:s3:::recipe-local\/runs\/sample\/datasets\/sft\//);
+    // What the user sees in failure.json: the failed state and AWS's own message.
+    const failure = JSON.stringify(await readJson(rt!.s3.store, keys.failure("sample")));
+    expect(failure).toContain("WriteSftDataset");
+    expect(failure).toContain("AccessDenied");
+    expect(failure).toContain("StepwritesftdatasetFnServiceRole");
+    expect(failure).toContain("is not authorized to perform: s3:PutObject");
+    // Nothing that needed the grant was written; the stages before it were.
+    expect(await rt!.s3.store.exists(keys.success("sample", "distill"))).toBe(true);
+    expect(await listAll(rt!.s3.store, "runs/sample/datasets/sft/")).toEqual([]);
+  });
+
+  it("without its Batch policy the state machine cannot submit the GPU jobs (the first-deploy defect)", async () => {
+    const { execution } = await runSample({
+      editTemplate: (t) => {
+        for (const [id, r] of Object.entries(t.Resources))
+          if (r.Type === "AWS::IAM::Policy" && id.startsWith("PipelineBatchJobsPolicy"))
+            delete t.Resources[id];
+      },
+    });
+
+    expect(execution.status).toBe("FAILED");
+    const denial = rt!.account.denials[0]!;
+    expect(denial.principal).toMatch(/:role\/RecipePipeline-PipelineStateMachineRole/);
+    expect(denial.action).toBe("batch:SubmitJob");
+    expect(denial.resource).toBe("arn:aws:batch:us-east-1:000000000000:job-queue/RecipePipeline-gpu");
+    expect(await rt!.s3.store.exists(keys.success("sample", "distill"))).toBe(false);
   });
 });
 
@@ -537,7 +589,7 @@ describe("a recipe run killed mid-distill", () => {
 });
 
 describe("the embedded runtime's environment", () => {
-  it("puts back the environment it set for its in-process Lambdas when it stops", async () => {
+  it("puts back the environment it set for the code it runs in process when it stops", async () => {
     const names = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SFN", "STATE_MACHINE_ARN", "RECIPE_BUCKET"];
     const before = Object.fromEntries(names.map((n) => [n, process.env[n]]));
     process.env.AWS_ENDPOINT_URL = "http://127.0.0.1:1/kept";

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { type LocalJobDefinition, localDefinition, retryAction } from "../../local/runner.ts";
+import {
+  jobDefinitions,
+  type LocalJobDefinition,
+  localDefinition,
+  retryAction,
+  synthesizeTemplate,
+} from "../../local/runner.ts";
 
 const def: LocalJobDefinition = {
   image: "generate",
@@ -18,6 +24,22 @@ describe("local Batch retry rules (evaluateOnExit)", () => {
     expect(retryAction(def, 3, "Essential container in task exited")).toBe("EXIT");
     expect(retryAction(def, 1, "Essential container in task exited")).toBe("RETRY");
   });
+
+  it("with the stack's rules: retries reclaims, exit 75 and image pulls, and stops on any other exit", () => {
+    const defs = [...jobDefinitions(synthesizeTemplate()).values()];
+    expect(defs.map((d) => d.image).sort()).toEqual(["generate", "train-rl"]);
+    for (const d of defs) {
+      expect(retryAction(d, null, "Host EC2 (instance i-1) terminated.")).toBe("RETRY");
+      expect(retryAction(d, 75, "Essential container in task exited")).toBe("RETRY");
+      expect(
+        retryAction(d, null, "Task failed to start", "CannotPullContainerError: pull access denied"),
+      ).toBe("RETRY");
+      // An OnReason rule matches only its reason: exit 1 or an OOM kill (137) is not retried ten times.
+      expect(retryAction(d, 1, "Essential container in task exited")).toBe("EXIT");
+      expect(retryAction(d, 137, "OutOfMemoryError: Container killed due to memory usage")).toBe("EXIT");
+      expect(retryAction(d, 3, "Essential container in task exited")).toBe("EXIT");
+    }
+  }, 60_000);
 });
 
 describe("local definition", () => {
@@ -58,7 +80,8 @@ describe("local definition", () => {
     expect(local.States.Items).toMatchObject({
       Type: "Task",
       Resource: "arn:aws:states:::local:readItems",
-      Parameters: { "Key.$": "$.plan.key" },
+      // The reader's and the writer's parameters: the state machine's role is checked for both.
+      Parameters: { reader: { Bucket: "b", "Key.$": "$.plan.key" }, writer: { Bucket: "b", Prefix: "tmp" } },
       Next: "Items (local items)",
     });
     expect(local.States["Items (local items)"]).toMatchObject({

@@ -1,0 +1,106 @@
+/**
+ * The embedded runtime's Lambda service: functions run in their own execution environments with
+ * their own environment, and hit the limits AWS enforces (timeout, memory, payload size) with the
+ * error names Step Functions sees.
+ */
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { LAMBDA_PAYLOAD_LIMIT, type LambdaFunction, LambdaHost } from "../../local/lambda-host.ts";
+
+const fixture = (name: string) =>
+  pathToFileURL(join(import.meta.dirname, "..", "fixtures", "lambda", name)).href;
+
+function fn(arn: string, over: Partial<LambdaFunction> = {}): LambdaFunction {
+  return {
+    arn,
+    step: arn,
+    code: async () => fixture("handlers.mjs"),
+    memoryMb: 256,
+    timeoutSeconds: 30,
+    env: () => ({ AWS_ACCESS_KEY_ID: `key-of-${arn}`, AWS_LAMBDA_FUNCTION_MEMORY_SIZE: "256" }),
+    ...over,
+  };
+}
+
+let host: LambdaHost | undefined;
+afterEach(async () => {
+  await host?.close();
+  host = undefined;
+});
+
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error("expected the invocation to fail");
+    },
+    (e: Error) => ({ name: e.name, message: e.message }),
+  );
+
+describe("local Lambda host", () => {
+  it("runs each function with its own environment and keeps a warm environment per function", async () => {
+    host = new LambdaHost(
+      new Map([
+        ["a", fn("a")],
+        ["b", fn("b")],
+      ]),
+    );
+    const first = (await host.invoke("a", { kind: "echo" })) as { calls: number; key: string };
+    const second = (await host.invoke("a", { kind: "echo" })) as { calls: number };
+    const other = (await host.invoke("b", { kind: "echo" })) as { calls: number; key: string };
+    expect(first.key).toBe("key-of-a");
+    expect(other.key).toBe("key-of-b");
+    // Warm reuse: the module's state persists within one function's environment, never across functions.
+    expect(second.calls).toBe(2);
+    expect(other.calls).toBe(1);
+  });
+
+  it("a handler's error reaches the caller under its own name", async () => {
+    host = new LambdaHost(new Map([["a", fn("a")]]));
+    expect(await failure(host.invoke("a", { kind: "throw" }))).toEqual({
+      name: "InputContractError",
+      message: "bad shard",
+    });
+  });
+
+  it("a function that runs past its timeout fails with Sandbox.Timedout, and the next call starts cold", async () => {
+    host = new LambdaHost(new Map([["a", fn("a", { timeoutSeconds: 2 })]]));
+    await host.invoke("a", { kind: "echo" });
+    const e = await failure(host.invoke("a", { kind: "sleep", ms: 60_000 }));
+    expect(e.name).toBe("Sandbox.Timedout");
+    expect(e.message).toContain("Task timed out after 2.00 seconds");
+    // The timed-out environment was discarded: module state starts again.
+    expect(((await host.invoke("a", { kind: "echo" })) as { calls: number }).calls).toBe(1);
+  });
+
+  it("a heap over the function's memory size fails with Runtime.OutOfMemory", async () => {
+    host = new LambdaHost(new Map([["a", fn("a", { memoryMb: 64 })]]));
+    const e = await failure(host.invoke("a", { kind: "hog" }));
+    expect(e.name).toBe("Runtime.OutOfMemory");
+    expect(e.message).toContain("MemorySize 64 MB");
+  }, 60_000);
+
+  it("requests and responses over 6 MB are refused as Lambda refuses them", async () => {
+    host = new LambdaHost(new Map([["a", fn("a")]]));
+    expect(
+      (await failure(host.invoke("a", { kind: "echo", pad: "x".repeat(LAMBDA_PAYLOAD_LIMIT) }))).name,
+    ).toBe("Lambda.RequestTooLarge");
+    expect((await failure(host.invoke("a", { kind: "big", bytes: LAMBDA_PAYLOAD_LIMIT + 1 }))).name).toBe(
+      "Function.ResponseSizeTooLarge",
+    );
+    // Just under the limit passes.
+    expect(((await host.invoke("a", { kind: "big", bytes: 1000 })) as string).length).toBe(1000);
+  });
+
+  it("a runtime that exits and a module that cannot load are errors, not hangs", async () => {
+    host = new LambdaHost(
+      new Map([
+        ["a", fn("a")],
+        ["broken", fn("broken", { code: async () => fixture("broken.mjs") })],
+      ]),
+    );
+    expect((await failure(host.invoke("a", { kind: "exit" }))).name).toBe("Runtime.ExitError");
+    expect((await failure(host.invoke("broken", {}))).name).toBe("Runtime.ImportModuleError");
+    expect((await failure(host.invoke("nope", {}))).name).toBe("Lambda.ResourceNotFoundException");
+  });
+});
