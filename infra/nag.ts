@@ -22,7 +22,7 @@ const RULES: { where: RegExp; rule: string; reason: string }[] = [
       /\/Pipeline\/(StateMachine\/Role\/DefaultPolicy|StateMachine\/DistributedMapPolicy|BatchJobsPolicy)\/Resource$/,
     rule: "AwsSolutions-IAM5",
     reason:
-      "Lambda invoke grants include version qualifiers (:*); Distributed Maps start and stop child executions of this state machine; submitJob.sync submits, tags and terminates jobs whose ids exist only at run time (job/*) and batch:DescribeJobs has no resource scope; S3 access is runs/* (read) and tmp/* (map results); kms:*Encrypt*/GenerateDataKey* come from CDK's grantEncryptDecrypt on the pipeline key; X-Ray and log delivery need *.",
+      "Lambda invoke grants include version qualifiers (:*); Distributed Maps start and stop child executions of this state machine; submitJob.sync submits, tags and terminates jobs whose ids exist only at run time (job/*) and batch:DescribeJobs has no resource scope; the item readers read manifests under runs/* and the result writers write tmp/map-results/* (CDK's reader and writer also grant bucket/*, which the MapS3Bounds deny takes back); the kms wildcards come from CDK's reader and writer grants on the pipeline key; X-Ray and log delivery need *.",
   },
   {
     where: /\/Gpu\/.*(Role|InstanceProfile).*\/Resource$/,
@@ -30,10 +30,16 @@ const RULES: { where: RegExp; rule: string; reason: string }[] = [
     reason: "AmazonEC2ContainerServiceforEC2Role is the ECS container-instance role AWS Batch requires.",
   },
   {
-    where: /\/Gpu\/.*\/Resource$/,
+    where: /\/Gpu\/JobRole\/DefaultPolicy\/Resource$/,
     rule: "AwsSolutions-IAM5",
     reason:
-      "The GPU job role reads and writes runs/*, cache/generate/* and images/* of the pipeline bucket (run ids are known only at run time) and uses the pipeline key.",
+      "The GPU job role reads and writes objects under runs/* and cache/generate/* and reads images/* of the pipeline bucket (run ids are known only at run time); it may not delete or touch object versions.",
+  },
+  {
+    where: /\/Gpu\/(GenerateContainer|TrainRlContainer)\/ExecutionRole\/DefaultPolicy\/Resource$/,
+    rule: "AwsSolutions-IAM5",
+    reason:
+      "The container execution roles pull the job image (ecr:GetAuthorizationToken has no resource scope) and write the job's own log group.",
   },
   {
     where: /\/Operations\/BatchFailedNotify\/EventsRole\/DefaultPolicy\/Resource$/,

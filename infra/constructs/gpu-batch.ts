@@ -124,9 +124,19 @@ export class GpuBatch extends Construct {
     const jobRole = new iam.Role(this, "JobRole", {
       assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
     });
-    props.bucket.grantReadWrite(jobRole, "runs/*");
-    props.bucket.grantReadWrite(jobRole, "cache/generate/*");
-    props.bucket.grantRead(jobRole, "images/*");
+    // What the jobs do and nothing more: read and write objects under runs/ and the generation cache
+    // (a streamed upload can be aborted), read stored images, list keys (a missing key then reads as
+    // 404, not 403). No delete and no version access: a job never removes or rewrites history.
+    jobRole.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+        resources: [props.bucket.arnForObjects("runs/*"), props.bucket.arnForObjects("cache/generate/*")],
+      }),
+    );
+    jobRole.addToPolicy(
+      new iam.PolicyStatement({ actions: ["s3:GetObject"], resources: [props.bucket.arnForObjects("images/*")] }),
+    );
+    jobRole.addToPolicy(new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [props.bucket.bucketArn] }));
     for (const b of props.sourceBuckets) {
       jobRole.addToPolicy(
         new iam.PolicyStatement({
@@ -143,7 +153,7 @@ export class GpuBatch extends Construct {
         }),
       );
     }
-    props.key?.grantEncryptDecrypt(jobRole);
+    props.key?.grant(jobRole, "kms:Decrypt", "kms:GenerateDataKey");
     const apiKey = props.teacherApiKeySecretArn
       ? {
           OPENAI_API_KEY: batch.Secret.fromSecretsManager(

@@ -47,12 +47,23 @@ export interface PipelineStateMachineProps {
   readonly trainJob: batch.IJobDefinition;
 }
 
+/**
+ * Errors a step is retried on: our own transient errors and the Lambda service's (throttling, service
+ * and client faults, an invoke that timed out on the service side), as AWS recommends for Lambda tasks.
+ * A handler's own timeout (Sandbox.Timedout) and out-of-memory are not retried: a retry would hit the
+ * same limit again.
+ */
 const TRANSIENT = [
   "TransientError",
   "Lambda.TooManyRequestsException",
   "Lambda.ServiceException",
+  "Lambda.AWSLambdaException",
   "Lambda.SdkClientException",
+  "Lambda.ClientExecutionTimeoutException",
 ];
+
+/** Where the Distributed Maps' result writers put their (unread) results. */
+const MAP_RESULTS = "tmp/map-results";
 
 export class PipelineStateMachine extends Construct {
   readonly stateMachine: sfn.StateMachine;
@@ -122,9 +133,46 @@ export class PipelineStateMachine extends Construct {
       logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
       timeout: Duration.days(30),
     });
-    props.bucket.grantReadWrite(this.stateMachine, "tmp/*");
-    props.bucket.grantRead(this.stateMachine, "runs/*");
+    this.scopeMapS3();
     this.grantBatch();
+  }
+
+  /**
+   * The Distributed Maps' S3 access, as narrow as what they do: the item readers read the manifests
+   * under runs/, the result writers write under tmp/map-results/ (multipart for large results). CDK's
+   * item reader and result writer grant their actions on every key of the bucket and offer no way to
+   * narrow that grant, so an explicit deny bounds it: nothing else in the bucket is readable or
+   * writable by the state machine.
+   */
+  private scopeMapS3(): void {
+    const { bucket } = this.props;
+    const role = this.stateMachine.role;
+    const results = bucket.arnForObjects(`${MAP_RESULTS}/*`);
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ["s3:GetObject"], resources: [bucket.arnForObjects("runs/*")] }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+        resources: [results],
+      }),
+    );
+    new iam.Policy(this, "MapS3Bounds", {
+      roles: [role],
+      statements: [
+        new iam.PolicyStatement({
+          effect: iam.Effect.DENY,
+          actions: ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:DeleteObject*"],
+          notResources: [results],
+        }),
+        new iam.PolicyStatement({
+          effect: iam.Effect.DENY,
+          actions: ["s3:GetObject*"],
+          notResources: [bucket.arnForObjects("runs/*"), results],
+        }),
+      ],
+    });
+    bucket.encryptionKey?.grant(role, "kms:Decrypt", "kms:GenerateDataKey");
   }
 
   /**
@@ -249,7 +297,7 @@ export class PipelineStateMachine extends Construct {
       // Results go to S3 so they never count against the 256 KiB state payload; nothing reads them.
       // No WriterConfig (JSONL/COMPACT): AWS writes the default JSON files just as well, and
       // LocalStack's parser rejects the field, so the stack the LocalStack suite deploys is this one.
-      resultWriterV2: new sfn.ResultWriterV2({ bucket: this.props.bucket, prefix: "tmp/map-results" }),
+      resultWriterV2: new sfn.ResultWriterV2({ bucket: this.props.bucket, prefix: MAP_RESULTS }),
       resultPath: sfn.JsonPath.DISCARD,
       label: id,
     });
