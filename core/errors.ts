@@ -24,6 +24,25 @@ export class TransientError extends Error {
   override readonly name = "TransientError";
 }
 
+/**
+ * A stage's fan-out ended without a result for some shards (their Map children failed within the
+ * run's tolerated failure percentage). The stage is not marked done: a rerun computes exactly those.
+ */
+export class StageIncompleteError extends Error {
+  override readonly name = "StageIncomplete";
+  constructor(
+    readonly stage: string,
+    readonly missing: readonly number[],
+    readonly expected: number,
+  ) {
+    const shown =
+      missing.slice(0, 20).join(", ") + (missing.length > 20 ? `, ... (${missing.length - 20} more)` : "");
+    super(
+      `${stage}: ${missing.length} of ${expected} shards have no result (shards ${shown}); their Map children failed within orchestration.toleratedFailurePercentage. Their errors are in the Map's results under tmp/map-results/. Fix the cause and start the run again: only these shards are computed.`,
+    );
+  }
+}
+
 /** Something that cannot happen unless the code is wrong. */
 export class InvariantError extends Error {
   override readonly name = "InvariantError";

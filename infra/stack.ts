@@ -50,8 +50,8 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
     timeout: Duration.minutes(15),
   },
   "finish-stage": {
-    reads: ["runs/*/*/stats/*", "runs/*/*/_SUCCESS"],
-    writes: ["runs/*/*/_SUCCESS"],
+    reads: ["runs/*/*/stats/*", "runs/*/*/_SUCCESS", "runs/*/*/manifest.json", "runs/*/*/missing.json"],
+    writes: ["runs/*/*/_SUCCESS", "runs/*/*/missing.json"],
   },
   "plan-dedup": {
     reads: ["runs/*/config.json", "runs/*/ingest-*/manifest.json", "runs/*/*/_SUCCESS"],

@@ -492,7 +492,9 @@ export const Orchestration = z
       .min(0)
       .max(100)
       .default(0)
-      .describe("Distributed Map ToleratedFailurePercentage."),
+      .describe(
+        "Distributed Map ToleratedFailurePercentage: the share of a fan-out's shards that may fail while the others run to the end. The stage is still not marked done: the run fails naming the shards without a result (runs/<run-id>/<stage>/missing.json), and starting it again computes only those.",
+      ),
   })
   .describe("Step Functions fan-out settings.");
 

@@ -3,7 +3,7 @@
  * per shard written last, and `_SUCCESS` for the stage once every shard is done. Counts must add
  * up: records in = records out + rejects, or the shard fails as a bug.
  */
-import { InvariantError } from "../errors.ts";
+import { InputContractError, InvariantError, StageIncompleteError } from "../errors.ts";
 import { keys, STAGES, type Stage } from "../layout/index.ts";
 import type { Reject } from "../records/index.ts";
 import { type ByteStore, listAll, readJson, writeJson } from "../shards/byte-store.ts";
@@ -216,8 +216,33 @@ export async function stageSummaries(store: ByteStore, runId: string): Promise<S
   return out;
 }
 
-/** Writes `_SUCCESS` (with the stage summary) last; reruns skip the stage from then on. */
-export async function markStageDone(store: ByteStore, runId: string, stage: Stage): Promise<StageSummary> {
+/**
+ * Writes `_SUCCESS` (with the stage summary) last; reruns skip the stage from then on. With the
+ * manifest whose items are the stage's shards, every shard must have its stats first: a shard whose
+ * Map child failed within the tolerated percentage leaves none, and the stage is then not done. Its
+ * `missing.json` lists those shards (and is emptied once they are computed) and StageIncompleteError fails the run, so they are never skipped
+ * for good; a rerun computes exactly them (done shards are skipped by their stats).
+ */
+export async function markStageDone(
+  store: ByteStore,
+  runId: string,
+  stage: Stage,
+  manifestKey?: string,
+): Promise<StageSummary> {
+  if (manifestKey) {
+    const items = await readJson<{ shard: number }[]>(store, manifestKey);
+    if (!items) throw new InputContractError(`${stage}: no manifest at ${manifestKey}`);
+    const present = new Set(await listAll(store, keys.statsPrefix(runId, stage)));
+    const missing = items.map((i) => i.shard).filter((s) => !present.has(keys.stats(runId, stage, s)));
+    const record = `${keys.stagePrefix(runId, stage)}missing.json`;
+    if (missing.length > 0) {
+      await writeJson(store, record, { stage, expected: items.length, missing });
+      throw new StageIncompleteError(stage, missing, items.length);
+    }
+    // A rerun that computed them leaves the record saying so (the step may not delete).
+    if (await store.exists(record))
+      await writeJson(store, record, { stage, expected: items.length, missing: [] });
+  }
   const summary = await summarizeStage(store, runId, stage);
   await writeJson(store, keys.success(runId, stage), summary);
   return summary;

@@ -134,9 +134,14 @@ export class GpuBatch extends Construct {
       }),
     );
     jobRole.addToPolicy(
-      new iam.PolicyStatement({ actions: ["s3:GetObject"], resources: [props.bucket.arnForObjects("images/*")] }),
+      new iam.PolicyStatement({
+        actions: ["s3:GetObject"],
+        resources: [props.bucket.arnForObjects("images/*")],
+      }),
     );
-    jobRole.addToPolicy(new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [props.bucket.bucketArn] }));
+    jobRole.addToPolicy(
+      new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [props.bucket.bucketArn] }),
+    );
     for (const b of props.sourceBuckets) {
       jobRole.addToPolicy(
         new iam.PolicyStatement({

@@ -162,7 +162,12 @@ export class PipelineStateMachine extends Construct {
       statements: [
         new iam.PolicyStatement({
           effect: iam.Effect.DENY,
-          actions: ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:DeleteObject*"],
+          actions: [
+            "s3:PutObject",
+            "s3:AbortMultipartUpload",
+            "s3:ListMultipartUploadParts",
+            "s3:DeleteObject*",
+          ],
           notResources: [results],
         }),
         new iam.PolicyStatement({
@@ -274,8 +279,23 @@ export class PipelineStateMachine extends Construct {
     return task;
   }
 
-  private finish(id: string, stage: string, graph: "main" | "branch"): tasks.LambdaInvoke {
-    return this.lambda(id, "finish-stage", { "runId.$": "$.runId", stage }, sfn.JsonPath.DISCARD, graph);
+  /**
+   * finish-stage, given the manifest whose items are the stage's shards: a shard whose Map child
+   * failed within the tolerated percentage has no result, and the stage is then not marked done.
+   */
+  private finish(
+    id: string,
+    stage: string,
+    manifestKeyPath: string,
+    graph: "main" | "branch",
+  ): tasks.LambdaInvoke {
+    return this.lambda(
+      id,
+      "finish-stage",
+      { "runId.$": "$.runId", stage, "manifest.$": manifestKeyPath },
+      sfn.JsonPath.DISCARD,
+      graph,
+    );
   }
 
   /** A Distributed Map over a manifest in S3, each item one Lambda child, results written to S3. */
@@ -385,7 +405,7 @@ export class PipelineStateMachine extends Construct {
       graph,
     )
       .next(this.map(`Ingest${B}Map`, "$.ingestPlan.manifest", "ingest-source", {}, graph))
-      .next(this.finish(`FinishIngest${B}`, `ingest-${branch}`, graph))
+      .next(this.finish(`FinishIngest${B}`, `ingest-${branch}`, "$.ingestPlan.manifest.key", graph))
       .next(this.dedup(branch, graph));
   }
 
@@ -415,7 +435,7 @@ export class PipelineStateMachine extends Construct {
         ),
       )
       .next(this.map(`ApplyDedup${B}Map`, "$.dedupPlan.apply", "apply-dedup", {}, graph))
-      .next(this.finish(`FinishDedup${B}`, `dedup-${branch}`, graph));
+      .next(this.finish(`FinishDedup${B}`, `dedup-${branch}`, "$.dedupPlan.apply.key", graph));
     return plan.next(
       new sfn.Choice(this, `Dedup${B}Done?`)
         .when(
@@ -455,7 +475,7 @@ export class PipelineStateMachine extends Construct {
       .afterwards();
     return plan
       .next(generate)
-      .next(this.finish(`Finish${B}Generation`, genStage, "branch"))
+      .next(this.finish(`Finish${B}Generation`, genStage, "$.plan.manifest.key", "branch"))
       .next(
         this.lambda(
           `Plan${B}Verify`,
@@ -474,7 +494,7 @@ export class PipelineStateMachine extends Construct {
           "branch",
         ),
       )
-      .next(this.finish(`Finish${B}Verify`, verifyStage, "branch"));
+      .next(this.finish(`Finish${B}Verify`, verifyStage, "$.verifyPlan.manifest.key", "branch"));
   }
 
   private sftBranch(): sfn.IChainable {

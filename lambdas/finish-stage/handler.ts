@@ -1,13 +1,21 @@
-/** finish-stage: after a stage's Map or Batch job, sums its shard stats and writes `_SUCCESS` last. */
+/**
+ * finish-stage: after a stage's Map or Batch job, checks that every shard of its manifest has a result,
+ * sums the shard stats and writes `_SUCCESS` last.
+ */
 import { z } from "zod";
 import { STAGES } from "../../core/layout/index.ts";
 import { markStageDone } from "../../core/stages/stage.ts";
 import { handler, publishStage, runStore } from "../shared/runtime.ts";
 
-export const Event = z.object({ runId: z.string(), stage: z.enum(STAGES) });
+export const Event = z.object({
+  runId: z.string(),
+  stage: z.enum(STAGES),
+  /** The manifest whose items are the stage's shards (each item has `shard`). */
+  manifest: z.string().optional(),
+});
 
-export const handle = handler("finish-stage", Event, async ({ runId, stage }) => {
-  const s = await markStageDone(runStore(), runId, stage);
+export const handle = handler("finish-stage", Event, async ({ runId, stage, manifest }) => {
+  const s = await markStageDone(runStore(), runId, stage, manifest);
   publishStage(s);
   return { stage, shards: s.shards, in: s.in, out: s.out, rejected: s.rejected };
 });

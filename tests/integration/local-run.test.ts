@@ -211,6 +211,44 @@ describe("faults", () => {
     expect(stats.extra.cache_hits).toBeGreaterThan(0);
   });
 
+  it("a shard left without a result (a tolerated Map failure) fails the stage, and starting the run again computes only that shard", async () => {
+    let dropped = false;
+    const { execution } = await runSample({
+      // What a Map child that failed within toleratedFailurePercentage leaves: no stats for its shard.
+      beforeStep: async (step, event) => {
+        if (step !== "finish-stage" || dropped || (event as { stage: string }).stage !== "ingest-sft") return;
+        dropped = true;
+        await rt!.s3.store.delete(keys.stats("sample", "ingest-sft", 1));
+      },
+    });
+
+    expect(execution.status).toBe("FAILED");
+    const failure = JSON.stringify(await readJson(rt!.s3.store, keys.failure("sample")));
+    expect(failure).toContain("StageIncomplete");
+    expect(failure).toContain("ingest-sft: 1 of");
+    expect(failure).toContain("(shards 1)");
+    expect(
+      await readJson(rt!.s3.store, `${keys.stagePrefix("sample", "ingest-sft")}missing.json`),
+    ).toMatchObject({
+      missing: [1],
+    });
+    expect(await rt!.s3.store.exists(keys.success("sample", "ingest-sft"))).toBe(false);
+    const shard0 = await rt!.s3.store.readBytes(keys.stats("sample", "ingest-sft", 0));
+
+    // Start it again (the same run.json): attempt 2 computes shard 1 and leaves shard 0 as it was.
+    await rt!.s3.store.write(keys.runConfig("sample"), readFileSync(SAMPLE, "utf8"));
+    const again = await rt!.waitFor(executionArnFor("sample.2"));
+
+    expect(again.status, again.cause).toBe("SUCCEEDED");
+    expect(await rt!.s3.store.exists(keys.stats("sample", "ingest-sft", 1))).toBe(true);
+    expect((await rt!.s3.store.readBytes(keys.stats("sample", "ingest-sft", 0)))!.equals(shard0!)).toBe(true);
+    expect(
+      await readJson(rt!.s3.store, `${keys.stagePrefix("sample", "ingest-sft")}missing.json`),
+    ).toMatchObject({
+      missing: [],
+    });
+  });
+
   it("fails a malformed run.json at once with failure.json listing every problem", async () => {
     const bad = JSON.stringify({
       runId: "broken",
