@@ -45,7 +45,8 @@ let bundles: Promise<string> | undefined;
  */
 export function bundleHandlers(): Promise<string> {
   bundles ??= (async () => {
-    const outdir = mkdtempSync(join(tmpdir(), "recipe-lambdas-"));
+    removeStaleBundles();
+    const outdir = mkdtempSync(join(tmpdir(), `recipe-lambdas-${process.pid}-`));
     process.once("exit", () => rmSync(outdir, { recursive: true, force: true }));
     const steps = readdirSync(join(PROJECT_ROOT, "lambdas")).filter((d) =>
       existsSync(join(PROJECT_ROOT, "lambdas", d, "handler.ts")),
@@ -67,6 +68,20 @@ export function bundleHandlers(): Promise<string> {
     return outdir;
   })();
   return bundles;
+}
+
+/** Bundle folders of processes that are gone (killed before their exit handler ran). */
+function removeStaleBundles(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const pid = Number(/^recipe-lambdas-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ESRCH")
+        rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
+  }
 }
 
 /** The bundled handler of a step, as a file URL. */
