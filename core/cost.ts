@@ -31,7 +31,19 @@ export const SPOT_DISCOUNT = 0.6;
 const LAMBDA_USD_PER_GB_SECOND = 0.0000133334; // arm64
 const S3_USD_PER_GB_MONTH = 0.023;
 
+/**
+ * The instance a generate job runs on when none is named: the default teacher (Qwen3-VL-235B, ~470 GB
+ * of BF16 weights) needs 8 x 80 GB, which of the stack's default instance types only p5.48xlarge has.
+ */
+export const DEFAULT_ESTIMATE_INSTANCE = "p5.48xlarge";
+
+export type Capacity = "spot" | "on-demand" | "spot-then-on-demand";
+
 export interface EstimateInput {
+  /** The instance type the jobs run on (one of the deployed `instanceTypes`). @default p5.48xlarge */
+  instanceType?: string;
+  /** Which capacity prices the GPU hours; the deployed queue tries spot first. @default spot-then-on-demand (priced on demand) */
+  capacity?: Capacity;
   sftQuestions: number;
   rlQuestions: number;
   avgTeacherTokens: number;
@@ -55,9 +67,10 @@ export interface Estimate {
 }
 
 export function estimateCost(config: RunConfig, input: EstimateInput): Estimate {
-  const instanceType = config.batch.instanceTypes[0]!;
+  const instanceType = input.instanceType ?? DEFAULT_ESTIMATE_INSTANCE;
+  const capacity = input.capacity ?? "spot-then-on-demand";
   const price = ON_DEMAND_USD_PER_HOUR[instanceType] ?? 30;
-  const effective = config.batch.capacity === "spot" ? price * (1 - SPOT_DISCOUNT) : price;
+  const effective = capacity === "spot" ? price * (1 - SPOT_DISCOUNT) : price;
   const tps = input.tokensPerSecond ?? ASSUMED_TOKENS_PER_SECOND[instanceType] ?? 3000;
   const teacherTokens = input.sftQuestions * config.teacher.samplesPerQuestion * input.avgTeacherTokens;
   const rolloutTokens = config.rl.enabled
@@ -113,7 +126,11 @@ export function estimateCost(config: RunConfig, input: EstimateInput): Estimate 
       "output tokens per second per job": tps,
       "average teacher tokens per response": input.avgTeacherTokens,
       "average rollout tokens": input.avgRolloutTokens,
-      capacity: config.batch.capacity,
+      "instance type": instanceType,
+      capacity:
+        capacity === "spot"
+          ? `spot (list price less ${SPOT_DISCOUNT * 100}%)`
+          : `${capacity} (priced on demand; spot is usually far lower)`,
     },
   };
 }

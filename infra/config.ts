@@ -16,8 +16,10 @@ export interface PipelineSettings {
   /** Prebuilt images (for deploying without Docker). @default build batch-images/<name> as Docker assets */
   readonly generateImageUri?: string;
   readonly trainImageUri?: string;
-  /** Secrets Manager ARN of the teacher / judge API key, injected as OPENAI_API_KEY. @default none */
+  /** Secrets Manager ARN of a hosted teacher's API key, injected into the generate jobs as OPENAI_API_KEY. @default none */
   readonly teacherApiKeySecretArn?: string;
+  /** Secrets Manager ARN of a hosted judge's API key, read by verify-shard (the only step granted it). @default none */
+  readonly judgeApiKeySecretArn?: string;
   /** Buckets the sources live in (read-only grants). @default none besides the pipeline bucket */
   readonly sourceBuckets: string[];
   /** Email for alarm notifications (an SNS topic is created). @default no topic */
@@ -71,6 +73,7 @@ export function settingsFrom(node: Node): PipelineSettings {
     generateImageUri: opt("generateImageUri"),
     trainImageUri: opt("trainImageUri"),
     teacherApiKeySecretArn: opt("teacherApiKeySecretArn"),
+    judgeApiKeySecretArn: opt("judgeApiKeySecretArn"),
     sourceBuckets: list(get("sourceBuckets"), []),
     alarmEmail: opt("alarmEmail"),
     gpusPerJob: Number(get("gpusPerJob") ?? 8),

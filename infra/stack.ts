@@ -10,6 +10,7 @@ import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as destinations from "aws-cdk-lib/aws-lambda-destinations";
 import * as logs from "aws-cdk-lib/aws-logs";
+import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import type { PipelineSettings } from "./config.ts";
@@ -184,6 +185,12 @@ export class RecipePipelineStack extends Stack {
       StepName,
       ReturnType<typeof fn>
     >;
+    if (s.judgeApiKeySecretArn) {
+      // A hosted judge's key: only verify-shard may read it, and it reads it at cold start.
+      const verify = functions["verify-shard"];
+      verify.addEnvironment("RECIPE_JUDGE_API_KEY_SECRET_ARN", s.judgeApiKeySecretArn);
+      secretsmanager.Secret.fromSecretCompleteArn(this, "JudgeKey", s.judgeApiKeySecretArn).grantRead(verify);
+    }
 
     const image = (uri: string | undefined, folder: string) =>
       uri

@@ -125,6 +125,8 @@ export interface LocalJobDefinition {
   image: "generate" | "train-rl";
   attempts: number;
   evaluateOnExit: { Action: string; OnExitCode?: string; OnStatusReason?: string; OnReason?: string }[];
+  /** The job definition's attempt timeout (seconds), unless the submission sets one. */
+  attemptSeconds?: number;
 }
 
 export function jobDefinitions(template: TemplateLike): Map<string, LocalJobDefinition> {
@@ -136,7 +138,9 @@ export function jobDefinitions(template: TemplateLike): Map<string, LocalJobDefi
       Attempts?: number;
       EvaluateOnExit?: LocalJobDefinition["evaluateOnExit"];
     };
+    const timeout = r.Properties?.Timeout as { AttemptDurationSeconds?: number } | undefined;
     out.set(ref(id), {
+      attemptSeconds: timeout?.AttemptDurationSeconds,
       image: id.includes("Train") ? "train-rl" : "generate",
       attempts: retry.Attempts ?? 1,
       evaluateOnExit: retry.EvaluateOnExit ?? [],
@@ -237,6 +241,12 @@ export interface RunnerOptions {
   lambdaIdleMs?: number;
   /** Environment for Batch children (endpoints, credentials, teacher). */
   childEnv: NodeJS.ProcessEnv;
+  /**
+   * The local stand-in for the GPU host's teacher, applied after the state's container overrides:
+   * with no GPU, every generate job calls this endpoint (the replay teacher or --teacher-url), even
+   * when the run asks for vLLM in the job (`RECIPE_SERVING=batch`).
+   */
+  teacherEnv?: Record<string, string>;
   /** Batch children run at once. @default 2 */
   batchParallelism?: number;
   /** Distributed Map children run at once. @default 4 */
@@ -394,6 +404,7 @@ export class LocalRunner {
     JobDefinition: string;
     ArrayProperties?: { Size: number };
     ContainerOverrides?: { Environment?: { Name: string; Value: string }[] };
+    Timeout?: { AttemptDurationSeconds?: number };
     Tags?: Record<string, string>;
   }): Promise<{ JobId: string; Status: string }> {
     // What the .sync integration does with the state machine's role: the submission (queue and job
@@ -418,6 +429,8 @@ export class LocalRunner {
       AWS_SECRET_ACCESS_KEY: jobRole.secretAccessKey,
     };
     for (const e of input.ContainerOverrides?.Environment ?? []) env[e.Name] = e.Value;
+    Object.assign(env, this.o.teacherEnv);
+    const attemptSeconds = input.Timeout?.AttemptDurationSeconds ?? def.attemptSeconds;
     const size = input.ArrayProperties?.Size ?? 0;
     const indexes = size >= 2 ? Array.from({ length: size }, (_, i) => i) : [0];
     const entry = join(PROJECT_ROOT, "batch-images", def.image, "src", "main.ts");
@@ -434,8 +447,16 @@ export class LocalRunner {
             index,
             attempt,
             input.JobName,
+            attemptSeconds,
           );
           if (code === 0) break;
+          if (code === "timeout") {
+            // Batch terminates an attempt that runs past the job's timeout and does not retry it.
+            failures.push(
+              `child ${index}: attempt ${attempt} ran past the job's attempt timeout of ${attemptSeconds} s (Job attempt duration exceeded timeout; not retried)`,
+            );
+            break;
+          }
           const action = retryAction(
             def,
             code,
@@ -466,7 +487,8 @@ export class LocalRunner {
     index: number,
     attempt: number,
     jobName: string,
-  ): Promise<number | null> {
+    attemptSeconds?: number,
+  ): Promise<number | null | "timeout"> {
     return new Promise((resolve) => {
       // tsx by its own path: the working directory may be a user's data folder without node_modules.
       const p = spawn(process.execPath, ["--import", TSX, entry], {
@@ -474,9 +496,20 @@ export class LocalRunner {
         stdio: ["ignore", "pipe", "pipe"],
       });
       this.o.onBatchChild?.(p, index, attempt, jobName);
+      let timedOut = false;
+      const timer =
+        attemptSeconds === undefined
+          ? undefined
+          : setTimeout(() => {
+              timedOut = true;
+              p.kill("SIGKILL");
+            }, attemptSeconds * 1000);
       p.stdout?.on("data", () => undefined);
       p.stderr?.on("data", (d) => this.o.log?.(String(d).trim()));
-      p.on("exit", (code, signal) => resolve(signal ? null : code));
+      p.on("exit", (code, signal) => {
+        clearTimeout(timer);
+        resolve(timedOut ? "timeout" : signal ? null : code);
+      });
     });
   }
 

@@ -90,8 +90,6 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
   });
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
-    RECIPE_SERVING: "endpoint",
-    OPENAI_BASE_URL: teacherUrl,
     OPENAI_API_KEY: options.apiKeyEnv ? (process.env[options.apiKeyEnv] ?? "") : "none",
     ...(options.teacherModel ? { RECIPE_MODEL: options.teacherModel } : {}),
     RECIPE_VERIFY_CMD: `${process.execPath} ${join(PROJECT_ROOT, "bin", "recipe.mjs")} verify`,
@@ -129,6 +127,8 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     account,
     store: s3.store,
     childEnv,
+    // No GPU here: every generate job calls the local teacher, whatever serving the run asks for.
+    teacherEnv: { RECIPE_SERVING: "endpoint", OPENAI_BASE_URL: teacherUrl },
     // Local-only additions to each function's template environment: where the emulators are, and
     // settings a user passes to `recipe run` (the replay teacher, a judge endpoint and its key).
     lambdaEnv: () => ({

@@ -50,6 +50,8 @@ function expectedOf(issue: z.core.$ZodIssue): string {
       return "no such key (check the spelling; see docs/run-config.md)";
     case "not_multiple_of":
       return `a multiple of ${String(issue.divisor)}`;
+    case "custom":
+      return typeof issue.params?.expected === "string" ? issue.params.expected : issue.message;
     default:
       return issue.message;
   }

@@ -106,11 +106,28 @@ const Endpoint = z
     url: z.url().describe("Base URL of an OpenAI-compatible API, e.g. `https://host/v1`."),
     apiKeySecretArn: z
       .string()
-      .regex(/^arn:aws[a-z-]*:secretsmanager:/, "a Secrets Manager secret ARN")
       .optional()
-      .describe("Secrets Manager ARN of the API key. Keys never go in run.json."),
+      .describe(
+        "Refused: an API key's secret is a deploy setting (`-c teacherApiKeySecretArn=<arn>` or `-c judgeApiKeySecretArn=<arn>`), so that only the GPU jobs or the verify step are granted that one secret. run.json names no secrets.",
+      ),
   })
   .describe("A hosted OpenAI-compatible endpoint.");
+
+/** run.json never names a secret: the key's secret is given at deploy time, where its grant is made. */
+function refuseSecret(
+  ctx: z.RefinementCtx,
+  path: (string | number)[],
+  context: string,
+  value: unknown,
+): void {
+  ctx.addIssue({
+    code: "custom",
+    path,
+    message: `set the API key's secret at deploy time: npx cdk deploy -c ${context}=<secret ARN> (the stack grants exactly that secret); remove it from run.json`,
+    params: { expected: "absent: run.json names no secrets" },
+    input: value,
+  });
+}
 
 export const Teacher = z
   .strictObject({
@@ -153,6 +170,13 @@ export const Teacher = z
     maxImagesPerPrompt: positiveInt.default(8).describe("vLLM `--limit-mm-per-prompt` image limit."),
   })
   .superRefine((t, ctx) => {
+    if (t.endpoint?.apiKeySecretArn !== undefined)
+      refuseSecret(
+        ctx,
+        ["endpoint", "apiKeySecretArn"],
+        "teacherApiKeySecretArn",
+        t.endpoint.apiKeySecretArn,
+      );
     if (t.serving === "endpoint" && !t.endpoint) {
       ctx.addIssue({
         code: "custom",
@@ -178,6 +202,10 @@ export const Judge = z
       .describe(
         "Longest prediction sent to the judge. A longer one is never sent (it could carry instructions to the judge): it stays wrong with reason `judge_prediction_too_long`.",
       ),
+  })
+  .superRefine((j, ctx) => {
+    if (j.endpoint?.apiKeySecretArn !== undefined)
+      refuseSecret(ctx, ["endpoint", "apiKeySecretArn"], "judgeApiKeySecretArn", j.endpoint.apiKeySecretArn);
   })
   .describe("LLM judge, the last resort of answer verification.");
 
@@ -462,25 +490,49 @@ export const Training = z
   })
   .describe("verl GSPO training, the recipe's stage 2 (OpenMMReasoner, arXiv 2511.16334).");
 
+/**
+ * Settings of the deployed compute environments and job definitions, which a run cannot change:
+ * where each is set instead. run.json that names one is refused with that hint (never ignored).
+ */
+export const DEPLOY_ONLY_BATCH: Record<string, string> = {
+  instanceTypes:
+    "the compute environments' instance types are set at deploy time: npx cdk deploy -c instanceTypes=p5.48xlarge,p4d.24xlarge",
+  maxVcpus: "each compute environment's vCPU limit is set at deploy time: npx cdk deploy -c maxVcpus=<n>",
+  gpusPerJob: "the generate job definition's GPUs are set at deploy time: npx cdk deploy -c gpusPerJob=<n>",
+  capacity:
+    "the deployed queue always tries spot first, then on-demand (recipe estimate --capacity prices either)",
+};
+
+const deployOnly = (key: string) =>
+  z.unknown().optional().describe(`Refused (not a run setting): ${DEPLOY_ONLY_BATCH[key]}.`);
+
 export const Batch = z
   .strictObject({
-    instanceTypes: z
-      .array(z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "an EC2 instance type such as g6e.12xlarge"))
-      .min(1)
-      .default(["g6e.12xlarge", "p4d.24xlarge", "p5.48xlarge"])
-      .describe("GPU instance types the compute environments may launch."),
-    maxVcpus: positiveInt.default(1024).describe("Max vCPUs of each compute environment."),
-    capacity: z
-      .enum(["spot", "on-demand", "spot-then-on-demand"])
-      .default("spot-then-on-demand")
-      .describe("Which job queue the GPU jobs use."),
-    gpusPerJob: positiveInt.max(8).default(8).describe("GPUs per generate job (tensor parallelism)."),
+    instanceTypes: deployOnly("instanceTypes"),
+    maxVcpus: deployOnly("maxVcpus"),
+    capacity: deployOnly("capacity"),
+    gpusPerJob: deployOnly("gpusPerJob"),
     questionsPerShard: positiveInt
       .max(100000)
       .default(2000)
       .describe("Questions per shard, i.e. per array child."),
     maxArraySize: z.number().int().min(2).max(10000).default(10000).describe("Max Batch array size."),
-    jobTimeoutHours: positiveInt.max(336).default(24),
+    jobTimeoutHours: positiveInt
+      .max(336)
+      .default(24)
+      .describe("Time limit of each attempt of a distill or rollout job (the Batch job's attempt timeout)."),
+  })
+  .superRefine((b, ctx) => {
+    for (const [key, where] of Object.entries(DEPLOY_ONLY_BATCH)) {
+      if ((b as Record<string, unknown>)[key] === undefined) continue;
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: `not a run setting: ${where}; remove it from run.json`,
+        params: { expected: "absent: not a run setting" },
+        input: (b as Record<string, unknown>)[key],
+      });
+    }
   })
   .describe("AWS Batch sizing of the GPU jobs.");
 

@@ -359,6 +359,14 @@ export class PipelineStateMachine extends Construct {
         Name: "RECIPE_SERVE_MODEL",
         "Value.$": mode === "distill" ? "$.config.teacherModel" : "$.config.policyModel",
       });
+    // The teacher may be a hosted endpoint (teacher.serving "endpoint"): the job then calls it instead
+    // of starting vLLM. The policy's rollouts are always served in the job.
+    if (mode === "distill")
+      env.push(
+        { Name: "RECIPE_SERVING", "Value.$": "$.config.teacherServing" },
+        { Name: "OPENAI_BASE_URL", "Value.$": "$.config.teacherUrl" },
+      );
+    if (mode === "rollouts") env.push({ Name: "RECIPE_SERVING", Value: "batch" });
     const make = (suffix: string, withArray: boolean) => {
       const state = new sfn.CustomState(this, `${id}${suffix}`, {
         stateJson: {
@@ -370,6 +378,10 @@ export class PipelineStateMachine extends Construct {
             JobDefinition: job.jobDefinitionArn,
             ...(withArray ? { ArrayProperties: { "Size.$": "$.plan.arraySize" } } : {}),
             ContainerOverrides: { Environment: env },
+            // batch.jobTimeoutHours bounds each attempt of the generate jobs (training keeps its own).
+            ...(mode === "train"
+              ? {}
+              : { Timeout: { "AttemptDurationSeconds.$": "$.config.jobTimeoutSeconds" } }),
             Tags: { "recipe-run.$": "$.runId" },
           },
           ResultSelector: { "jobId.$": "$.JobId", "status.$": "$.Status" },

@@ -70,7 +70,7 @@ export class StageFunction extends Construct {
         forceDockerBundling: false,
         mainFields: ["module", "main"],
         banner: BUNDLE_BANNER,
-        externalModules: ["@aws-sdk/client-s3", "@aws-sdk/client-sfn"],
+        externalModules: ["@aws-sdk/client-s3", "@aws-sdk/client-sfn", "@aws-sdk/client-secrets-manager"],
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { RunConfig } from "../../core/config/schema.ts";
 import type { Judge } from "../../core/stages/verify-traces.ts";
 import { type JudgeInput, renderJudgePrompt } from "../../core/verify/judge-prompt.ts";
@@ -18,6 +19,26 @@ export function judgePrompt(): string {
 /** The judge's chat messages: the template with every field fenced as data (core/verify/judge-prompt.ts). */
 export function renderJudgeMessages(template: string, input: JudgeInput) {
   return [{ role: "user" as const, content: renderJudgePrompt(template, input) }];
+}
+
+let secretKey: Promise<string | undefined> | undefined;
+
+/**
+ * The judge's API key: RECIPE_JUDGE_API_KEY (the local runtime), or the secret the stack names in
+ * RECIPE_JUDGE_API_KEY_SECRET_ARN (deploy context `judgeApiKeySecretArn`), read once per container.
+ */
+export function judgeApiKey(): Promise<string | undefined> {
+  if (process.env.RECIPE_JUDGE_API_KEY) return Promise.resolve(process.env.RECIPE_JUDGE_API_KEY);
+  const arn = process.env.RECIPE_JUDGE_API_KEY_SECRET_ARN;
+  if (!arn) return Promise.resolve(undefined);
+  secretKey ??= new SecretsManagerClient({})
+    .send(new GetSecretValueCommand({ SecretId: arn }))
+    .then((r) => r.SecretString)
+    .catch((err) => {
+      secretKey = undefined; // a later invocation tries again
+      throw err;
+    });
+  return secretKey;
 }
 
 /** Reads the judge's reply: exactly "1" or "0" (whitespace and a trailing period allowed). */

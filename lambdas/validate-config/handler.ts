@@ -31,6 +31,9 @@ export const handle = handler("validate-config", Event, async ({ runId }) => {
     teacherModel: c.teacher.model,
     policyModel: c.rl.policyModel,
     teacherServing: c.teacher.serving,
+    // Empty with batch serving: the generate job then points at its own vLLM server.
+    teacherUrl: c.teacher.serving === "endpoint" ? (c.teacher.endpoint?.url ?? "") : "",
+    jobTimeoutSeconds: c.batch.jobTimeoutHours * 3600,
     mapMaxConcurrency: c.orchestration.mapMaxConcurrency,
     toleratedFailurePercentage: c.orchestration.toleratedFailurePercentage,
   };

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { verifyShard } from "../../core/pipeline/verify-step.ts";
 import { shardResult } from "../shared/items.ts";
-import { openAiJudge } from "../shared/judge.ts";
+import { judgeApiKey, openAiJudge } from "../shared/judge.ts";
 import { handler, runContext } from "../shared/runtime.ts";
 
 const Slice = z.object({
@@ -24,6 +24,7 @@ export const Event = z.object({
 });
 
 export const handle = handler("verify-shard", Event, async ({ runId, stage, mode, item }) => {
-  const ctx = await runContext(runId, (c) => openAiJudge(c.verification.judge));
+  const apiKey = await judgeApiKey();
+  const ctx = await runContext(runId, (c) => openAiJudge(c.verification.judge, apiKey));
   return shardResult(item.shard, await verifyShard(ctx, item, stage, mode));
 });

@@ -1,7 +1,12 @@
 /** `recipe estimate`: the cost model before a run, from the config and expected question counts. */
 import { readFile } from "node:fs/promises";
 import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
-import { estimateCost } from "../../core/cost.ts";
+import {
+  type Capacity,
+  DEFAULT_ESTIMATE_INSTANCE,
+  estimateCost,
+  ON_DEMAND_USD_PER_HOUR,
+} from "../../core/cost.ts";
 import { UsageError } from "./errors.ts";
 import { countSources } from "./source-counts.ts";
 
@@ -11,8 +16,12 @@ export interface EstimateOptions {
   teacherTokens: string;
   rolloutTokens: string;
   tokensPerSecond?: string;
+  instanceType?: string;
+  capacity?: string;
   json?: boolean;
 }
+
+const CAPACITIES: Capacity[] = ["spot", "on-demand", "spot-then-on-demand"];
 
 /** The published recipe's question counts (RECIPE.md), used when the sources cannot be counted here. */
 const RECIPE_SFT_QUESTIONS = 103_000;
@@ -67,7 +76,18 @@ export async function estimateCommand(
   const rl = config.rl.enabled
     ? await questions("rl", opts.rlQuestions, "--rl-questions", RECIPE_RL_QUESTIONS)
     : { n: 0, how: "RL is disabled" };
+  const instanceType = opts.instanceType ?? DEFAULT_ESTIMATE_INSTANCE;
+  if (!(instanceType in ON_DEMAND_USD_PER_HOUR))
+    throw new UsageError(
+      `--instance-type ${JSON.stringify(instanceType)} has no price here; one of ${Object.keys(ON_DEMAND_USD_PER_HOUR).join(", ")}`,
+    );
+  if (opts.capacity !== undefined && !CAPACITIES.includes(opts.capacity as Capacity))
+    throw new UsageError(
+      `--capacity must be one of ${CAPACITIES.join(", ")}, not ${JSON.stringify(opts.capacity)}`,
+    );
   const estimate = estimateCost(config, {
+    instanceType,
+    capacity: opts.capacity as Capacity | undefined,
     sftQuestions: sft.n,
     rlQuestions: rl.n,
     avgTeacherTokens: count("--teacher-tokens", opts.teacherTokens),

@@ -190,6 +190,11 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--teacher-tokens <n>", "average teacher response tokens", "2000")
     .option("--rollout-tokens <n>", "average rollout tokens", "1500")
     .option("--tokens-per-second <n>", "output tokens per second one generate job sustains")
+    .option(
+      "--instance-type <type>",
+      "the deployed instance type the generate jobs run on (default p5.48xlarge, the one of the stack's defaults that holds the default teacher)",
+    )
+    .option("--capacity <c>", "spot, on-demand or spot-then-on-demand (default; priced on demand)")
     .option("--json", "print the estimate as JSON")
     .action(async (file: string, opts: EstimateOptions) =>
       setCode(await estimateCommand(file, opts, io.out, io.err)),

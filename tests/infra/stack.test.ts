@@ -14,6 +14,7 @@ import { settingsFrom } from "../../infra/config.ts";
 import { acknowledgeNagFindings } from "../../infra/nag.ts";
 import { RecipePipelineStack } from "../../infra/stack.ts";
 import { stateMachineDefinition } from "../../local/definition.ts";
+import { LocalAccount } from "../../local/iam/account.ts";
 
 let template: Template;
 let json: { Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
@@ -436,6 +437,72 @@ describe("first deploy on a new account (issue 12)", () => {
   it("hard-codes no partition in any ARN", () => {
     expect(JSON.stringify(json)).not.toMatch(/"arn:aws:/);
   });
+});
+
+describe("hosted endpoints and run settings on AWS (issue 12)", () => {
+  const env = (name: string) =>
+    Object.fromEntries(
+      (
+        ((
+          allStates(definition.States as Record<string, State>).find(([n]) => n === name)![1].Parameters as {
+            ContainerOverrides: { Environment: Record<string, string>[] };
+          }
+        ).ContainerOverrides.Environment ?? []) as Record<string, string>[]
+      ).map((e) => [e.Name, e["Value.$"] ?? e.Value]),
+    );
+
+  it("passes the teacher's serving and endpoint to the distill job, and always serves rollouts in the job", () => {
+    for (const name of ["DistillArray", "DistillSingle"]) {
+      expect(env(name)).toMatchObject({
+        RECIPE_SERVING: "$.config.teacherServing",
+        OPENAI_BASE_URL: "$.config.teacherUrl",
+      });
+    }
+    expect(env("RolloutsArray").RECIPE_SERVING).toBe("batch");
+  });
+
+  it("bounds each attempt of the generate jobs by batch.jobTimeoutHours from the run", () => {
+    for (const name of ["DistillArray", "DistillSingle", "RolloutsArray", "RolloutsSingle"]) {
+      const state = allStates(definition.States as Record<string, State>).find(([n]) => n === name)![1];
+      expect((state.Parameters as Record<string, unknown>).Timeout, name).toEqual({
+        "AttemptDurationSeconds.$": "$.config.jobTimeoutSeconds",
+      });
+    }
+  });
+
+  it("with judgeApiKeySecretArn, only verify-shard may read the judge's key, and it is told where", () => {
+    const arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:judge-AbCdEf";
+    const app = new App({
+      outdir: tempOutdir(),
+      context: { judgeApiKeySecretArn: arn, "aws:cdk:bundling-stacks": [] },
+    });
+    const withJudge = Template.fromStack(
+      new RecipePipelineStack(app, "WithJudge", { settings: settingsFrom(app.node) }),
+    );
+    const fns = withJudge.findResources("AWS::Lambda::Function") as Record<
+      string,
+      { Properties: { Environment?: { Variables?: Record<string, unknown> } } }
+    >;
+    const told = Object.keys(fns).filter(
+      (id) => fns[id]!.Properties.Environment?.Variables?.RECIPE_JUDGE_API_KEY_SECRET_ARN === arn,
+    );
+    expect(told.length).toBe(1);
+    expect(told[0]).toMatch(/^StepverifyshardFn/);
+    const account = new LocalAccount(withJudge.toJSON() as never);
+    const verifyArn = `arn:aws:lambda:us-east-1:000000000000:function:${told[0]}`;
+    expect(account.allows(account.functionPrincipal(verifyArn), "secretsmanager:GetSecretValue", arn)).toBe(
+      true,
+    );
+    for (const id of Object.keys(fns).filter((k) => k.startsWith("Step") && k !== told[0]))
+      expect(
+        account.allows(
+          account.functionPrincipal(`arn:aws:lambda:us-east-1:000000000000:function:${id}`),
+          "secretsmanager:GetSecretValue",
+          arn,
+        ),
+        id,
+      ).toBe(false);
+  }, 240_000);
 });
 
 describe("alarm email under KMS (issue 12)", () => {

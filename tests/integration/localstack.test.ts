@@ -121,7 +121,7 @@ function runJson(runId: string, sourceUri: string, ratedUri: string): string {
     verification: { judge: { enabled: false } },
     mixing: { tracesPerQuestion: 2, seed: 7 },
     rl: { passRateFrom: "source" },
-    batch: { instanceTypes: ["g6e.xlarge"], maxVcpus: 64, gpusPerJob: 1, questionsPerShard: 16 },
+    batch: { questionsPerShard: 16 },
   });
 }
 

@@ -147,6 +147,23 @@ describe("recipe estimate", () => {
     );
   });
 
+  it("prices the instance and capacity it is told, p5.48xlarge on demand by default, and says so", async () => {
+    const base = ["estimate", "examples/run.sample.json", "--sft-questions", "1000", "--json"];
+    const byDefault = JSON.parse((await cli(base)).out);
+    const g6e = JSON.parse((await cli([...base, "--instance-type", "g6e.48xlarge"])).out);
+    const spot = JSON.parse((await cli([...base, "--capacity", "spot"])).out);
+
+    expect(byDefault.instanceType).toBe("p5.48xlarge");
+    expect(byDefault.assumptions["instance type"]).toBe("p5.48xlarge");
+    expect(byDefault.assumptions.capacity).toMatch(/^spot-then-on-demand \(priced on demand/);
+    expect(g6e.instanceType).toBe("g6e.48xlarge");
+    expect(spot.assumptions["USD per instance hour"]).toBeLessThan(
+      byDefault.assumptions["USD per instance hour"],
+    );
+    expect((await cli([...base, "--instance-type", "x9.huge"])).code).toBe(2);
+    expect((await cli([...base, "--capacity", "cheap"])).code).toBe(2);
+  });
+
   it("exits 2 on an invalid config", async () => {
     const file = await tempFile("run.json", "{}");
 

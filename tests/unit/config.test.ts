@@ -97,6 +97,37 @@ describe("run config", () => {
     expect(found.map((p) => p.path)).toEqual(["$.teacher.endpoint"]);
   });
 
+  it("refuses deploy settings and secrets in run.json, each with where it is set instead", () => {
+    const found = problems({
+      ...minimal,
+      teacher: {
+        serving: "endpoint",
+        endpoint: { url: "https://h/v1", apiKeySecretArn: "arn:aws:secretsmanager:us-east-1:1:secret:k" },
+      },
+      verification: {
+        judge: { endpoint: { url: "https://j/v1", apiKeySecretArn: "arn:aws:secretsmanager:x" } },
+      },
+      batch: { instanceTypes: ["p5.48xlarge"], maxVcpus: 64, gpusPerJob: 4, capacity: "spot" },
+    });
+
+    const byPath = Object.fromEntries(found.map((p) => [p.path, p]));
+    expect(Object.keys(byPath).sort()).toEqual([
+      "$.batch.capacity",
+      "$.batch.gpusPerJob",
+      "$.batch.instanceTypes",
+      "$.batch.maxVcpus",
+      "$.teacher.endpoint.apiKeySecretArn",
+      "$.verification.judge.endpoint.apiKeySecretArn",
+    ]);
+    expect(byPath["$.batch.instanceTypes"]!.message).toContain("npx cdk deploy -c instanceTypes=");
+    expect(byPath["$.batch.instanceTypes"]!.found).toBe('["p5.48xlarge"]');
+    expect(byPath["$.batch.gpusPerJob"]!.message).toContain("-c gpusPerJob=");
+    expect(byPath["$.teacher.endpoint.apiKeySecretArn"]!.message).toContain("-c teacherApiKeySecretArn=");
+    expect(byPath["$.verification.judge.endpoint.apiKeySecretArn"]!.message).toContain(
+      "-c judgeApiKeySecretArn=",
+    );
+  });
+
   it("rejects mixing ratios that do not sum to one", () => {
     const found = problems({ ...minimal, mixing: { ratios: { chart: 0.5, text_math: 0.4 } } });
 
