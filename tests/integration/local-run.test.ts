@@ -249,6 +249,36 @@ describe("faults", () => {
     });
   });
 
+  it("a GPU job attempt that runs past its timeout is killed and not retried, as Batch does", async () => {
+    const attempts: number[] = [];
+    const { execution } = await runSample({
+      // The distill job's attempt timeout (batch.jobTimeoutHours, at least an hour) cut to 50 ms in the
+      // state machine's submission (Batch's floor is 60 s; the rule is the same).
+      editTemplate: (t) => {
+        const sm = Object.values(t.Resources).find((r) => r.Type === "AWS::StepFunctions::StateMachine")!;
+        const parts = (sm.Properties!.DefinitionString as { "Fn::Join": [string, unknown[]] })["Fn::Join"][1];
+        for (let i = 0; i < parts.length; i++)
+          if (typeof parts[i] === "string")
+            parts[i] = (parts[i] as string).replaceAll(
+              '"AttemptDurationSeconds.$":"$.config.jobTimeoutSeconds"',
+              '"AttemptDurationSeconds":0.05',
+            );
+      },
+      batchParallelism: 1,
+      onBatchChild: (_child, _index, attempt, jobName) => {
+        if (jobName.startsWith("Distill")) attempts.push(attempt);
+      },
+    });
+
+    expect(execution.status).toBe("FAILED");
+    // The first child's only attempt: killed, not retried, and the job failed.
+    expect(attempts[0]).toBe(1);
+    expect(attempts.filter((a) => a > 1)).toEqual([]);
+    const failure = JSON.stringify(await readJson(rt!.s3.store, keys.failure("sample")));
+    expect(failure).toContain("Distill");
+    expect(failure).toContain("ran past the job's attempt timeout");
+  });
+
   it("fails a malformed run.json at once with failure.json listing every problem", async () => {
     const bad = JSON.stringify({
       runId: "broken",
