@@ -560,6 +560,20 @@ export const Ingest = z
   })
   .describe("Checks on each source record before it becomes a question.");
 
+export const SFT_LAYOUTS = ["llama-factory", "lmms-engine"] as const;
+
+export const Output = z
+  .strictObject({
+    sftLayouts: z
+      .array(z.enum(SFT_LAYOUTS))
+      .min(1)
+      .default(["llama-factory", "lmms-engine"])
+      .describe(
+        "SFT file layouts written. `llama-factory`: `sft.jsonl.gz` and `sft-*.parquet` (`messages` with `<image>` markers, an `images` list, images embedded in the Parquet). `lmms-engine`: `lmms-engine/sft-*.parquet` in the layout of the recipe's trainer and its SFT-874K release (`id`, `messages` whose content items are `text` / `image_url`, image paths relative to the dataset folder, its `data_folder`).",
+      ),
+  })
+  .describe("Dataset files written.");
+
 export const RunConfig = z
   .strictObject({
     $schema: z.string().optional().describe("Optional JSON Schema reference for editors."),
@@ -602,6 +616,7 @@ export const RunConfig = z
     training: Training.prefault({}),
     batch: Batch.prefault({}),
     orchestration: Orchestration.prefault({}),
+    output: Output.prefault({}),
   })
   .describe("A recipe-pipeline run.");
 

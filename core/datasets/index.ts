@@ -6,6 +6,7 @@
  */
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { PNG } from "pngjs";
+import type { SFT_LAYOUTS } from "../config/schema.ts";
 import { sniffType } from "../images/sniff.ts";
 import { type ImageRef, type Question, questionWithOptions } from "../records/index.ts";
 import type { ByteStore } from "../shards/byte-store.ts";
@@ -77,6 +78,54 @@ export const SFT_SCHEMA: SchemaElement[] = [
   ...MESSAGES("messages"),
   ...IMAGES,
 ];
+
+/**
+ * The lmms-engine / OpenMMReasoner SFT layout (SOURCES.md 0a): `id` and OpenAI-style `messages`
+ * whose content is a list of `text` and `image_url` items; image URLs are paths relative to the
+ * dataset folder (lmms-engine's `data_folder`), images are not embedded.
+ */
+export const LMMS_SFT_SCHEMA: SchemaElement[] = [
+  { name: "root", num_children: 2 },
+  str("id", "REQUIRED"),
+  ...list("messages", [
+    { name: "element", repetition_type: "OPTIONAL", num_children: 2 },
+    str("role"),
+    ...list("content", [
+      { name: "element", repetition_type: "OPTIONAL", num_children: 3 },
+      str("type"),
+      str("text"),
+      ...struct("image_url", [str("url")], 1),
+    ]),
+  ]),
+];
+
+type LmmsContent =
+  | { type: "text"; text: string; image_url: null }
+  | { type: "image_url"; text: null; image_url: { url: string } };
+
+/** An SFT row in the lmms-engine layout: the same turns, the user's images as `image_url` items before its text. */
+export function lmmsRow(row: ReturnType<typeof sftRow>): {
+  id: string;
+  messages: { role: string; content: LmmsContent[] }[];
+} {
+  const text = (t: string): LmmsContent => ({ type: "text", text: t, image_url: null });
+  return {
+    id: row.id,
+    messages: row.messages.map((m) =>
+      m.role === "user"
+        ? {
+            role: m.role,
+            content: [
+              ...row.images.map(
+                (url): LmmsContent => ({ type: "image_url", text: null, image_url: { url } }),
+              ),
+              text(m.content.replaceAll("<image>", "")),
+            ],
+          }
+        : { role: m.role, content: [text(m.content)] },
+    ),
+  };
+}
 
 interface ParquetImage {
   bytes: Uint8Array | null;
@@ -166,6 +215,8 @@ function userTurn(trace: VerifiedTrace): { text: string; images: string[] } {
   return { text: `${"<image>".repeat(images.length)}${text}`, images };
 }
 
+export type SftLayout = (typeof SFT_LAYOUTS)[number];
+
 export interface SftRowOptions {
   systemPrompt: string;
   blankImageForTextOnly: boolean;
@@ -198,18 +249,33 @@ export function sftRow(trace: VerifiedTrace, options: SftRowOptions) {
   };
 }
 
-/** Writes the SFT JSONL and Parquet for a stream of selected traces. */
+/** Writes the SFT set, in the layouts asked for, for a stream of selected traces. */
 export async function writeSftDataset(
   traces: AsyncIterable<VerifiedTrace>,
-  options: SftRowOptions & { store: ByteStore; keyOf: (file: string) => string; images: ImageSource },
-): Promise<{ rows: number; jsonl: string; parquet: string[]; images: number; responseChars: number[] }> {
+  options: SftRowOptions & {
+    store: ByteStore;
+    keyOf: (file: string) => string;
+    images: ImageSource;
+    layouts?: readonly SftLayout[];
+  },
+): Promise<{
+  rows: number;
+  jsonl: string | null;
+  parquet: string[];
+  lmmsEngine: string[];
+  images: number;
+  responseChars: number[];
+}> {
+  const layouts = new Set(options.layouts ?? ["llama-factory"]);
   const jsonlKey = options.keyOf("sft.jsonl.gz");
-  const jsonl = new ShardWriter(options.store, jsonlKey);
-  const parquet = new ParquetParts(
-    options.store,
-    (p) => options.keyOf(`sft-${String(p).padStart(5, "0")}.parquet`),
-    SFT_SCHEMA,
-  );
+  const jsonl = layouts.has("llama-factory") ? new ShardWriter(options.store, jsonlKey) : null;
+  const part = (p: number) => `sft-${String(p).padStart(5, "0")}.parquet`;
+  const parquet = layouts.has("llama-factory")
+    ? new ParquetParts(options.store, (p) => options.keyOf(part(p)), SFT_SCHEMA)
+    : null;
+  const lmms = layouts.has("lmms-engine")
+    ? new ParquetParts(options.store, (p) => options.keyOf(`lmms-engine/${part(p)}`), LMMS_SFT_SCHEMA)
+    : null;
   const copied = new Set<string>();
   const responseChars: number[] = [];
   let rows = 0;
@@ -222,7 +288,8 @@ export async function writeSftDataset(
       if (!mediaTypes.has(sha)) mediaTypes.set(sha, sniffType(data) ?? "image/png");
     }
     const row = sftRow(trace, { ...options, mediaTypes });
-    await jsonl.write(row);
+    await jsonl?.write(row);
+    await lmms?.add(lmmsRow(row), trace.response.length);
     const embedded: ParquetImage[] = [];
     let bytes = trace.response.length;
     for (const path of row.images) {
@@ -234,16 +301,18 @@ export async function writeSftDataset(
         await options.store.write(options.keyOf(path), data);
       }
     }
-    await parquet.add({ ...row, images: embedded }, bytes);
+    await parquet?.add({ ...row, images: embedded }, bytes);
     responseChars.push(trace.response.length);
     rows++;
   }
-  await jsonl.close();
-  await parquet.flush();
+  await jsonl?.close();
+  await parquet?.flush();
+  await lmms?.flush();
   return {
     rows,
-    jsonl: jsonlKey,
-    parquet: parquet.parts.map((p) => p.key),
+    jsonl: jsonl ? jsonlKey : null,
+    parquet: parquet?.parts.map((p) => p.key) ?? [],
+    lmmsEngine: lmms?.parts.map((p) => p.key) ?? [],
     images: copied.size,
     responseChars,
   };

@@ -108,7 +108,7 @@ export const keys = {
   manifest: (runId: string, stage: Stage) => `${keys.stagePrefix(runId, stage)}manifest.json`,
   success: (runId: string, stage: Stage) => `${keys.stagePrefix(runId, stage)}_SUCCESS`,
   dataset: (runId: string, branch: "sft" | "rl", file: string) => {
-    if (!/^(?:images\/)?[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file))
+    if (!/^(?:images\/|lmms-engine\/)?[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file))
       throw new InvariantError(`bad dataset file name: ${file}`);
     return `${runPrefix(runId)}datasets/${branch}/${file}`;
   },

@@ -105,7 +105,23 @@ async function refuseEmptySft(ctx: RunContext): Promise<void> {
   );
 }
 
-/** write-sft-dataset: chat JSONL, Parquet parts with embedded images, images folder, data card. */
+/** The data card's description of the files, per layout written. */
+function sftFilesLines(layouts: readonly string[]): string[] {
+  const lines = ["Files:", ""];
+  if (layouts.includes("llama-factory"))
+    lines.push(
+      "- `sft.jsonl.gz`: chat JSONL for LLaMA-Factory style loaders (`messages` with `<image>` markers, `images` paths);",
+      "- `sft-*.parquet`: the same rows, images embedded as bytes;",
+    );
+  if (layouts.includes("lmms-engine"))
+    lines.push(
+      "- `lmms-engine/sft-*.parquet`: the lmms-engine / OpenMMReasoner layout (`id`, `messages` with `text` and `image_url` items); set the loader's `data_folder` to this dataset folder;",
+    );
+  lines.push("- `images/`: every image, named by its SHA-256.");
+  return lines;
+}
+
+/** write-sft-dataset: the SFT set in the layouts asked for, images folder, data card. */
 export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
   const stage: Stage = "write-sft-dataset";
   const done = await readJson<Record<string, unknown>>(ctx.store, keys.success(ctx.runId, stage));
@@ -129,6 +145,7 @@ export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
     systemPrompt: ctx.config.teacher.systemPrompt,
     blankImageForTextOnly: ctx.config.mixing.blankImageForTextOnly,
     mediaTypes,
+    layouts: ctx.config.output.sftLayouts,
   });
   if (ctx.config.mixing.blankImageForTextOnly)
     await ctx.store.write(keys.dataset(ctx.runId, "sft", "images/blank.png"), blankImage());
@@ -137,7 +154,7 @@ export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
     in: result.rows,
     out: result.rows,
     extra: { rows: result.rows, images: result.images, parquetParts: result.parquet.length },
-    files: { jsonl: result.jsonl, parquet: result.parquet },
+    files: { jsonl: result.jsonl, parquet: result.parquet, lmmsEngine: result.lmmsEngine },
     responseChars: lengths,
     perSource: Object.fromEntries(counts),
     perDomain: Object.fromEntries(domains),
@@ -147,7 +164,7 @@ export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
     "SFT dataset",
     [
       `${result.rows} rows: system prompt, user turn (\`<image>\` markers, \`images\` list), verified assistant turn.`,
-      "Files: `sft.jsonl.gz` (chat JSONL for LLaMA-Factory / lmms-engine style loaders), `sft-*.parquet` (same rows, images embedded as bytes), `images/`.",
+      ...sftFilesLines(ctx.config.output.sftLayouts),
       "",
       "## Sources",
       "",

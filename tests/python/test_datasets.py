@@ -101,3 +101,52 @@ def test_text_only_rows_get_the_blank_placeholder_image(datasets_dir: Path):
     assert text_math
     assert all(r["images"] == ["images/blank.png"] for r in text_math)
     assert all(r["messages"][1]["content"].startswith("<image>") for r in text_math)
+
+
+LMMS_MESSAGES = pa.list_(
+    pa.struct(
+        [
+            ("role", pa.string()),
+            (
+                "content",
+                pa.list_(
+                    pa.struct(
+                        [
+                            ("type", pa.string()),
+                            ("text", pa.string()),
+                            ("image_url", pa.struct([("url", pa.string())])),
+                        ]
+                    )
+                ),
+            ),
+        ]
+    )
+)
+
+
+def test_lmms_engine_layout_has_the_sft_874k_schema_and_resolves_every_image(datasets_dir: Path):
+    """SOURCES.md 0a: `id` + `messages: list<{role, content: list<{type, text?, image_url?{url}}>}>`,
+    image URLs relative to the loader's data_folder (here, the dataset folder)."""
+    data_folder = datasets_dir / "sft"
+    files = sorted((data_folder / "lmms-engine").glob("*.parquet"))
+    assert files
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    assert table.schema.field("id").type == pa.string()
+    # Compare types structurally (pyarrow names list items "element" or "item"; the types are equal).
+    assert table.schema.field("messages").type.equals(LMMS_MESSAGES, check_metadata=False)
+
+    ds = Dataset.from_parquet([str(f) for f in files])
+    with gzip.open(data_folder / "sft.jsonl.gz", "rt") as f:
+        jsonl = {r["id"]: r for r in (json.loads(line) for line in f)}
+    assert len(ds) == len(jsonl) > 0
+    for row in ds:
+        line = jsonl[row["id"]]
+        assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+        user = row["messages"][1]["content"]
+        urls = [c["image_url"]["url"] for c in user if c["type"] == "image_url"]
+        assert urls == line["images"]
+        for url in urls:
+            assert (data_folder / url).is_file()  # os.path.join(data_folder, url), as lmms-engine loads it
+        texts = [c["text"] for c in user if c["type"] == "text"]
+        assert texts == [line["messages"][1]["content"].replace("<image>", "")]
+        assert row["messages"][2]["content"] == [{"type": "text", "text": line["messages"][2]["content"], "image_url": None}]
