@@ -14,6 +14,7 @@ import {
   statusCommand,
   submitCommand,
 } from "./run.ts";
+import { sourceColumnWarnings } from "./source-columns.ts";
 import { sourceProblems } from "./sources.ts";
 import { verifyCommand } from "./verify.ts";
 
@@ -54,6 +55,8 @@ async function validateCommand(
     return EXIT_INVALID;
   }
   io.out(`${file}: OK\n`);
+  if (!opts.remote)
+    for (const w of await sourceColumnWarnings(result.config, file)) io.err(`warning: ${w}\n`);
   if (!opts.quiet) io.out(`${JSON.stringify(result.config, null, 2)}\n`);
   return EXIT_OK;
 }

@@ -31,7 +31,7 @@ async function jsonlLines(file: string): Promise<number> {
   return n;
 }
 
-function filesUnder(path: string, format: "jsonl" | "parquet"): string[] {
+export function filesUnder(path: string, format: "jsonl" | "parquet"): string[] {
   if (!statSync(path).isDirectory()) return [path];
   const ext = format === "jsonl" ? /\.jsonl(\.gz)?$/ : /\.parquet$/;
   return readdirSync(path, { recursive: true })

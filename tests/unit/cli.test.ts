@@ -4,6 +4,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { parquetWriteBuffer } from "hyparquet-writer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runConfigJsonSchema, runConfigReference } from "../../core/config/reference.ts";
 import { DOCS_REFERENCE, DOCS_SCHEMA, main } from "../../local/cli/main.ts";
@@ -25,6 +26,57 @@ async function tempFile(name: string, text: string): Promise<string> {
 }
 
 describe("recipe validate", () => {
+  it("warns about columns that look like the question, answer or images and are not mapped (JSONL and Parquet)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "recipe-cols-"));
+    writeFileSync(
+      join(dir, "q.jsonl"),
+      `${JSON.stringify({ problem: "2+2?", solution: "4", image: "a.png" })}\n`,
+    );
+    const parquet = parquetWriteBuffer({
+      columnData: [
+        { name: "question", data: ["What is shown?"], type: "STRING" },
+        { name: "answer", data: ["B"], type: "STRING" },
+        { name: "image", data: ["x.png"], type: "STRING" },
+      ],
+    });
+    writeFileSync(join(dir, "q.parquet"), new Uint8Array(parquet));
+    const source = (name: string, uri: string, format: string, extra = {}) => ({
+      name,
+      uri,
+      format,
+      domain: "text_math",
+      license: "MIT",
+      ...extra,
+    });
+    writeFileSync(
+      join(dir, "run.json"),
+      JSON.stringify({
+        runId: "cols",
+        sources: {
+          sft: [
+            source("mine", "q.jsonl", "jsonl"),
+            source("mapped", "q.jsonl", "jsonl", {
+              columns: { question: "problem", answer: "solution", images: "image" },
+            }),
+          ],
+          rl: [source("pq", "q.parquet", "parquet")],
+        },
+      }),
+    );
+
+    const result = await cli(["validate", join(dir, "run.json"), "--quiet"]);
+
+    expect(result.code).toBe(0);
+    const warnings = result.err.split("\n").filter((l) => l.startsWith("warning: "));
+    expect(warnings.map((w) => /^warning: (\S+) .*no column "(\w+)"/.exec(w)!.slice(1))).toEqual([
+      ["$.sources.sft[0]", "question"],
+      ["$.sources.sft[0]", "answer"],
+      ["$.sources.sft[0]", "images"],
+      ["$.sources.rl[0]", "images"],
+    ]);
+    expect(warnings[2]).toContain('but has "image"');
+  });
+
   it("prints OK and the resolved config for the sample, exit 0", async () => {
     const result = await cli(["validate", "examples/run.sample.json"]);
 
