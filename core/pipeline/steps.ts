@@ -5,6 +5,7 @@
 import { type ConfigProblem, parseRunConfigText, validateRunConfig } from "../config/index.ts";
 import type { RunConfig, Source } from "../config/schema.ts";
 import { InputContractError } from "../errors.ts";
+import { ZipArchive } from "../images/zip-archive.ts";
 import { type Branch, DEDUP_STAGE, INGEST_STAGE, keys, type Stage } from "../layout/index.ts";
 import type { ImageRef } from "../records/index.ts";
 import { type ByteStore, writeJson } from "../shards/byte-store.ts";
@@ -116,12 +117,42 @@ export async function loadSourceImage(
   if (location) return location.store.readBytes(location.key);
   const { store } = ctx.sources(source.uri);
   const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/") + 1) : "";
+  const key = normalize(`${dir}${ref}`);
+  const bytes = await store.readBytes(key);
+  if (bytes) return bytes;
+  // Not a file beside the table: an image inside a zip beside it (images/x.jpg in images.zip, as
+  // ViRL39K and LLaVA-CoT ship them), under the same relative path or below the zip's own folder.
+  const rel = normalize(ref);
+  const first = rel.split("/")[0]!;
+  for (const name of new Set([`${first}.zip`, "images.zip", "image.zip"])) {
+    const archive = await archiveAt(store, `${dir}${name}`);
+    const member = (await archive?.read(rel)) ?? (await archive?.read(rel.slice(first.length + 1)));
+    if (member) return member;
+  }
+  return null;
+}
+
+function normalize(path: string): string {
   const parts: string[] = [];
-  for (const p of `${dir}${ref}`.split("/")) {
+  for (const p of path.split("/")) {
     if (p === "..") parts.pop();
     else if (p !== "." && p !== "") parts.push(p);
   }
-  return store.readBytes(parts.join("/"));
+  return parts.join("/");
+}
+
+/** Zip archives by key, opened once per container (central directory only); null when absent. */
+const archives = new Map<string, Promise<ZipArchive | null>>();
+function archiveAt(store: ByteStore, key: string): Promise<ZipArchive | null> {
+  const id = `${store.location}/${key}`;
+  let found = archives.get(id);
+  if (!found) {
+    found = ZipArchive.open(store, key);
+    if (archives.size >= 16) archives.delete(archives.keys().next().value!);
+    archives.set(id, found);
+    found.catch(() => archives.delete(id));
+  }
+  return found;
 }
 
 export async function ingestShard(ctx: RunContext, item: IngestItem) {

@@ -184,7 +184,7 @@ export const PRESETS: Record<string, Preset> = {
     dataset: "Xkev/LLaVA-CoT-100k",
     rows: "questions",
     layout:
-      "`train.jsonl`; images in the unzipped `image.zip` tree beside it (`image` is a path relative to the JSONL)",
+      "`train.jsonl`; images in `image.zip` beside it (the joined `image.zip.part-*`), read in place, or its unzipped tree (`image` is a path relative to the JSONL)",
     required: ["conversations", "image"],
     inferred:
       "questions may or may not keep the `<image>` tag (both are handled); multi-turn rows use their first exchange",
@@ -271,7 +271,7 @@ export const PRESETS: Record<string, Preset> = {
     dataset: "TIGER-Lab/ViRL39K",
     rows: "questions",
     layout:
-      "`39Krelease.parquet`; `images.zip` unzipped beside it (`image` lists paths such as `images/<qid>-0.jpg`)",
+      "`39Krelease.parquet`; `images.zip` beside it, read in place, or unzipped (`image` lists paths such as `images/<qid>-0.jpg`)",
     required: ["question", "answer", "image", "PassRate_32BTrained"],
     inferred: "",
     passRate: true,
