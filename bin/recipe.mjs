@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Entry point of the `recipe` CLI. The commands live in local/cli; TypeScript runs through tsx.
+// Entry point of the `recipe` CLI. The commands live in cli/; TypeScript runs through tsx.
 import { register } from "tsx/esm/api";
 
 // The project supports Node 20; the AWS SDK's notice about its future Node 22 requirement is noise here.
@@ -9,5 +9,5 @@ process.env.POWERTOOLS_LOG_LEVEL ??= "SILENT";
 process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
 
 register();
-const { main } = await import("../local/cli/main.ts");
+const { main } = await import("../cli/main.ts");
 process.exitCode = await main(process.argv);

@@ -16,7 +16,7 @@ stopRuntimeAfterEach();
 
 describe("recipe run --fresh", () => {
   it("forgets only its own run: another run's datasets and the generation cache stay", async () => {
-    const { runCommand } = await import("../../local/cli/run.ts");
+    const { runCommand } = await import("../../cli/run.ts");
     const { startS3Emulator } = await import("../../local/s3-emulator.ts");
     const { LOCAL_BUCKET } = await import("../../local/runtime.ts");
     const { work } = userFolder("recipe-fresh-");
@@ -180,7 +180,7 @@ describe("an RL source that carries its own pass rates", () => {
 
 describe("recipe rejects", () => {
   it("lists a run's rejects with the source file and line, filtered by stage and reason", async () => {
-    const { rejectsCommand } = await import("../../local/cli/rejects.ts");
+    const { rejectsCommand } = await import("../../cli/rejects.ts");
     const dataDir = mkdtempSync(join(tmpdir(), "recipe-rejects-"));
     await runSample({ dataDir });
     await local.rt!.stop();
@@ -221,7 +221,7 @@ describe("recipe rejects", () => {
 
 describe("a run that produces nothing useful", () => {
   it("fails with the reasons when the SFT set is empty, and says once that the replay teacher had no recordings", async () => {
-    const { runCommand } = await import("../../local/cli/run.ts");
+    const { runCommand } = await import("../../cli/run.ts");
     const own = Array.from({ length: 5 }, (_, i) => ({
       question: `How many sides does shape ${i} have?`,
       answer: String(i + 3),

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DOCS_REFERENCE, DOCS_SCHEMA, main } from "../../cli/main.ts";
 import { runConfigJsonSchema, runConfigReference } from "../../core/config/reference.ts";
-import { DOCS_REFERENCE, DOCS_SCHEMA, main } from "../../local/cli/main.ts";
 
 const run = promisify(execFile);
 

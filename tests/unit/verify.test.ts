@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { reward, verify } from "../../core/verify/index.ts";
-import { verdictForLine, verifyCommand } from "../../local/cli/verify.ts";
+import { verdictForLine, verifyCommand } from "../../core/verify/lines.ts";
 
 const good = "<think>2 + 2 = 4</think><answer>4</answer>";
 

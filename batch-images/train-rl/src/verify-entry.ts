@@ -1,5 +1,5 @@
 /** `verify.mjs` in the train-rl image: the verifier service the reward glue talks to (JSON lines on stdin/stdout). */
-import { verifyCommand } from "../../../local/cli/verify.ts";
+import { verifyCommand } from "../../../core/verify/lines.ts";
 
 const args = process.argv.slice(2);
 const preset = args[args.indexOf("--preset") + 1] === "recipe" ? "recipe" : "strict";

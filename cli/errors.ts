@@ -3,7 +3,7 @@
  * `describeError`, which says what went wrong, where, and what to do, and picks the exit code
  * (2: bad input or set-up, 1: a failure). `--debug` (or RECIPE_DEBUG=1) adds the stack.
  */
-import { ConfigError, InputContractError, InvariantError } from "../../core/errors.ts";
+import { ConfigError, InputContractError, InvariantError } from "../core/errors.ts";
 
 export const EXIT_FAILURE = 1;
 export const EXIT_INVALID = 2;

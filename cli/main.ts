@@ -1,9 +1,10 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
-import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
-import { runConfigJsonSchema, runConfigReference } from "../../core/config/reference.ts";
-import { PROJECT_ROOT } from "../../infra/root.ts";
+import { formatProblems, parseRunConfigText } from "../core/config/index.ts";
+import { runConfigJsonSchema, runConfigReference } from "../core/config/reference.ts";
+import { verifyCommand } from "../core/verify/lines.ts";
+import { PROJECT_ROOT } from "../infra/root.ts";
 import { debugRequested, describeError } from "./errors.ts";
 import { type EstimateOptions, estimateCommand } from "./estimate.ts";
 import { type RejectsOptions, rejectsCommand } from "./rejects.ts";
@@ -16,7 +17,6 @@ import {
 } from "./run.ts";
 import { sourceColumnWarnings } from "./source-columns.ts";
 import { sourceProblems } from "./sources.ts";
-import { verifyCommand } from "./verify.ts";
 
 /** Exit codes: 0 ok, 1 failure, 2 invalid input (config or arguments). */
 export const EXIT_OK = 0;

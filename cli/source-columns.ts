@@ -10,9 +10,9 @@ import { dirname, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { createGunzip } from "node:zlib";
 import { parquetMetadataAsync, parquetSchema } from "hyparquet";
-import type { RunConfig, Source } from "../../core/config/schema.ts";
-import { FsStore } from "../../core/shards/fs-store.ts";
-import { storeAsyncBuffer } from "../../core/shards/parquet.ts";
+import type { RunConfig, Source } from "../core/config/schema.ts";
+import { FsStore } from "../core/shards/fs-store.ts";
+import { storeAsyncBuffer } from "../core/shards/parquet.ts";
 import { filesUnder } from "./source-counts.ts";
 import { localSourcePath } from "./sources.ts";
 

@@ -1,12 +1,12 @@
 /** `recipe estimate`: the cost model before a run, from the config and expected question counts. */
 import { readFile } from "node:fs/promises";
-import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
+import { formatProblems, parseRunConfigText } from "../core/config/index.ts";
 import {
   type Capacity,
   DEFAULT_ESTIMATE_INSTANCE,
   estimateCost,
   ON_DEMAND_USD_PER_HOUR,
-} from "../../core/cost.ts";
+} from "../core/cost.ts";
 import { UsageError } from "./errors.ts";
 import { countSources } from "./source-counts.ts";
 

@@ -6,8 +6,8 @@
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { ConfigProblem } from "../../core/config/index.ts";
-import type { RunConfig } from "../../core/config/schema.ts";
+import type { ConfigProblem } from "../core/config/index.ts";
+import type { RunConfig } from "../core/config/schema.ts";
 
 const S3_URI = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/;
 

@@ -7,9 +7,9 @@ import { createReadStream, existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { createGunzip } from "node:zlib";
-import type { RunConfig } from "../../core/config/schema.ts";
-import { FsStore } from "../../core/shards/fs-store.ts";
-import { parquetRowCount } from "../../core/shards/parquet.ts";
+import type { RunConfig } from "../core/config/schema.ts";
+import { FsStore } from "../core/shards/fs-store.ts";
+import { parquetRowCount } from "../core/shards/parquet.ts";
 import { localSourcePath } from "./sources.ts";
 
 export interface BranchCount {

@@ -1,12 +1,13 @@
 /**
- * `recipe verify`: the verifier over JSON lines, one output line per input line, in order.
- * Also the long-lived process behind the Python reward glue: it answers each line as it arrives.
+ * The verifier over JSON lines, one output line per input line, in order: `recipe verify`, and the
+ * long-lived process behind the train-rl image's Python reward glue, which answers each line as it
+ * arrives.
  */
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { z } from "zod";
-import { type Preset, verify } from "../../core/verify/index.ts";
+import { type Preset, verify } from "./index.ts";
 
 const CaseLine = z.looseObject({
   id: z.union([z.string(), z.number()]).optional(),

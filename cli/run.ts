@@ -8,12 +8,12 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import cliProgress from "cli-progress";
-import { formatProblems, parseRunConfigText } from "../../core/config/index.ts";
-import { probeEndpoint } from "../../core/generate/probe.ts";
-import { CLOSED_UNSUCCESSFULLY, isAttemptOf, isRunId, keys, STAGES } from "../../core/layout/index.ts";
-import { type ByteStore, listAll, readJson } from "../../core/shards/byte-store.ts";
-import { createS3Client, S3Store } from "../../core/shards/s3-store.ts";
-import { type StageSummary, stageSummaries } from "../../core/stages/stage.ts";
+import { formatProblems, parseRunConfigText } from "../core/config/index.ts";
+import { probeEndpoint } from "../core/generate/probe.ts";
+import { CLOSED_UNSUCCESSFULLY, isAttemptOf, isRunId, keys, STAGES } from "../core/layout/index.ts";
+import { type ByteStore, listAll, readJson } from "../core/shards/byte-store.ts";
+import { createS3Client, S3Store } from "../core/shards/s3-store.ts";
+import { type StageSummary, stageSummaries } from "../core/stages/stage.ts";
 import { UsageError } from "./errors.ts";
 import { sourceProblems } from "./sources.ts";
 
@@ -92,7 +92,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       return 1;
     }
   }
-  const { startLocalRuntime, uploadSources, clearRun } = await import("../runtime.ts");
+  const { startLocalRuntime, uploadSources, clearRun } = await import("../local/runtime.ts");
   const dataDir = resolve(opts.dataDir);
   const logs: string[] = [];
   const rt = await startLocalRuntime({
@@ -230,8 +230,8 @@ export async function openRunStore(opts: {
 }): Promise<{ store: ByteStore; stop: () => Promise<unknown>; local: boolean }> {
   if (opts.bucket)
     return { store: new S3Store(createS3Client(), opts.bucket), stop: async () => undefined, local: false };
-  const { startS3Emulator } = await import("../s3-emulator.ts");
-  const { LOCAL_BUCKET } = await import("../runtime.ts");
+  const { startS3Emulator } = await import("../local/s3-emulator.ts");
+  const { LOCAL_BUCKET } = await import("../local/runtime.ts");
   const s3 = await startS3Emulator(LOCAL_BUCKET, join(resolve(opts.dataDir), "s3"));
   return { store: s3.store, stop: () => s3.stop(), local: true };
 }
@@ -264,7 +264,7 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
     error?: string;
   } | null = null;
   if (opts.bucket && opts.stateMachineArn) {
-    const { latestExecution } = await import("../../lambdas/start-run/handler.ts");
+    const { latestExecution } = await import("../lambdas/start-run/handler.ts");
     const sfn = new SFNClient({});
     execution = (await latestExecution(sfn, opts.stateMachineArn, runId))?.execution ?? null;
   } else if (local) {

@@ -2,10 +2,10 @@
  * `recipe rejects <run-id>`: every rejected record of a run as JSON lines (stage, reason, origin with
  * the source file and line, detail), from the local runtime's emulator or the deployed bucket.
  */
-import { keys, STAGES, type Stage } from "../../core/layout/index.ts";
-import { listAll } from "../../core/shards/byte-store.ts";
-import { readShard } from "../../core/shards/jsonl.ts";
-import { stageSummaries } from "../../core/stages/stage.ts";
+import { keys, STAGES, type Stage } from "../core/layout/index.ts";
+import { listAll } from "../core/shards/byte-store.ts";
+import { readShard } from "../core/shards/jsonl.ts";
+import { stageSummaries } from "../core/stages/stage.ts";
 import { UsageError } from "./errors.ts";
 import { checkRunId, openRunStore } from "./run.ts";
 
