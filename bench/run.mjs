@@ -7,6 +7,7 @@ const BENCHES = {
   shards: "bench/shards/run.ts",
   dedup: "bench/dedup/run.ts",
   "dedup-fanout": "bench/dedup/fanout.ts",
+  mix: "bench/mix/run.ts",
   stages: "bench/stages/run.ts",
   generate: "bench/generate/run.ts",
 };

@@ -128,12 +128,17 @@ export function mixTargets(
 
 /** Pass between the two: from every shard's index, the key threshold per domain. */
 export function planMix(entries: Iterable<MixIndexEntry>, config: RunConfig): MixPlan {
-  const keysByDomain = new Map<Domain, number[]>();
+  const lists = new Map<Domain, number[]>();
   for (const e of entries) {
-    const list = keysByDomain.get(e.domain) ?? [];
+    const list = lists.get(e.domain) ?? [];
     list.push(e.key);
-    keysByDomain.set(e.domain, list);
+    lists.set(e.domain, list);
   }
+  return planMixFromKeys(new Map([...lists].map(([d, l]) => [d, Float64Array.from(l)])), config);
+}
+
+/** The mix plan from each domain's sampling keys (8 bytes per selected trace). */
+export function planMixFromKeys(keysByDomain: ReadonlyMap<Domain, Float64Array>, config: RunConfig): MixPlan {
   const available: Partial<Record<Domain, number>> = {};
   for (const [d, list] of keysByDomain) available[d] = list.length;
   const targets = mixTargets(available, config);

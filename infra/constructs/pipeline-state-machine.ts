@@ -510,16 +510,23 @@ export class PipelineStateMachine extends Construct {
   }
 
   private sftBranch(): sfn.IChainable {
+    // select-and-mix as a fan-out over the verified shards: select per shard, plan the mix once from
+    // the shards' compact indexes, apply per shard, then finish (core/pipeline/verify-step.ts).
+    const mixStep = (id: string, phase: "plan" | "finish") =>
+      this.lambda(
+        id,
+        "select-and-mix",
+        { "runId.$": "$.runId", phase, "shards.$": "$.verifyPlan.shards" },
+        sfn.JsonPath.DISCARD,
+        "branch",
+      );
     const work = this.generateAndVerify("sft")
       .next(
-        this.lambda(
-          "SelectAndMix",
-          "select-and-mix",
-          { "runId.$": "$.runId", "shards.$": "$.verifyPlan.shards" },
-          sfn.JsonPath.DISCARD,
-          "branch",
-        ),
+        this.map("SelectTracesMap", "$.verifyPlan.manifest", "select-and-mix", { phase: "select" }, "branch"),
       )
+      .next(mixStep("PlanMix", "plan"))
+      .next(this.map("ApplyMixMap", "$.verifyPlan.manifest", "select-and-mix", { phase: "apply" }, "branch"))
+      .next(mixStep("FinishMix", "finish"))
       .next(
         this.lambda(
           "WriteSftDataset",
