@@ -158,7 +158,10 @@ export async function planMixStep(ctx: RunContext, shards: number): Promise<MixP
       if (!line.ok) continue;
       const e = line.value as MixIndexEntry;
       let d = keysByDomain.get(e.domain);
-      if (!d) keysByDomain.set(e.domain, (d = { keys: new Float64Array(1024), n: 0 }));
+      if (!d) {
+        d = { keys: new Float64Array(1024), n: 0 };
+        keysByDomain.set(e.domain, d);
+      }
       if (d.n === d.keys.length) {
         const grown = new Float64Array(d.keys.length * 2);
         grown.set(d.keys);
