@@ -2,20 +2,11 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { formatProblems, parseRunConfigText } from "../core/config/index.ts";
-import { runConfigJsonSchema, runConfigReference } from "../core/config/reference.ts";
-import { verifyCommand } from "../core/verify/lines.ts";
 import { PROJECT_ROOT } from "../infra/root.ts";
 import { debugRequested, describeError } from "./errors.ts";
-import { type EstimateOptions, estimateCommand } from "./estimate.ts";
-import { type RejectsOptions, rejectsCommand } from "./rejects.ts";
-import {
-  type RunCommandOptions,
-  runCommand,
-  type StatusOptions,
-  statusCommand,
-  submitCommand,
-} from "./run.ts";
-import { sourceColumnWarnings } from "./source-columns.ts";
+import type { EstimateOptions } from "./estimate.ts";
+import type { RejectsOptions } from "./rejects.ts";
+import type { RunCommandOptions, StatusOptions } from "./run.ts";
 import { sourceProblems } from "./sources.ts";
 
 /** Exit codes: 0 ok, 1 failure, 2 invalid input (config or arguments). */
@@ -56,12 +47,14 @@ async function validateCommand(
   }
   io.out(`${file}: OK\n`);
   if (!opts.remote)
-    for (const w of await sourceColumnWarnings(result.config, file)) io.err(`warning: ${w}\n`);
+    for (const w of await (await import("./source-columns.ts")).sourceColumnWarnings(result.config, file))
+      io.err(`warning: ${w}\n`);
   if (!opts.quiet) io.out(`${JSON.stringify(result.config, null, 2)}\n`);
   return EXIT_OK;
 }
 
 async function docsCommand(opts: { write?: boolean }, io: Io): Promise<number> {
+  const { runConfigJsonSchema, runConfigReference } = await import("../core/config/reference.ts");
   const reference = runConfigReference();
   const schema = `${JSON.stringify(runConfigJsonSchema(), null, 2)}\n`;
   if (opts.write) {
@@ -115,7 +108,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--judge", "report answers the rules cannot decide as 'undecided' (for an LLM judge)", false)
     .action(async (opts: { input: string; preset: "strict" | "recipe"; judge: boolean }) => {
       try {
-        setCode(await verifyCommand(opts, io.out));
+        setCode(await (await import("../core/verify/lines.ts")).verifyCommand(opts, io.out));
       } catch (err) {
         io.err(`cannot read ${opts.input}: ${(err as Error).message}\n`);
         setCode(EXIT_INVALID);
@@ -141,7 +134,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       "forget this run first (its outputs and execution); other runs and the generation cache are kept",
     )
     .action(async (file: string, opts: RunCommandOptions) =>
-      setCode(await runCommand(file, opts, io.out, io.err)),
+      setCode(await (await import("./run.ts")).runCommand(file, opts, io.out, io.err)),
     );
 
   program
@@ -152,7 +145,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--state-machine-arn <arn>", "the deployed recipe-run state machine (AWS)")
     .option("--data-dir <dir>", "the local runtime's data directory", ".recipe")
     .action(async (runId: string, opts: StatusOptions) =>
-      setCode(await statusCommand(runId, opts, io.out, io.err)),
+      setCode(await (await import("./run.ts")).statusCommand(runId, opts, io.out, io.err)),
     );
 
   program
@@ -165,7 +158,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--bucket <name>", "the deployed pipeline bucket (AWS)")
     .option("--data-dir <dir>", "the local runtime's data directory", ".recipe")
     .action(async (runId: string, opts: RejectsOptions) =>
-      setCode(await rejectsCommand(runId, opts, io.out, io.err)),
+      setCode(await (await import("./rejects.ts")).rejectsCommand(runId, opts, io.out, io.err)),
     );
 
   program
@@ -176,7 +169,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .argument("<run.json>")
     .requiredOption("--bucket <name>", "the pipeline bucket (stack output BucketName)")
     .action(async (file: string, opts: { bucket: string }) =>
-      setCode(await submitCommand(file, opts, io.out, io.err)),
+      setCode(await (await import("./run.ts")).submitCommand(file, opts, io.out, io.err)),
     );
 
   program
@@ -200,7 +193,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--capacity <c>", "spot, on-demand or spot-then-on-demand (default; priced on demand)")
     .option("--json", "print the estimate as JSON")
     .action(async (file: string, opts: EstimateOptions) =>
-      setCode(await estimateCommand(file, opts, io.out, io.err)),
+      setCode(await (await import("./estimate.ts")).estimateCommand(file, opts, io.out, io.err)),
     );
 
   return program;

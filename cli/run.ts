@@ -92,6 +92,10 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       return 1;
     }
   }
+  // Something on the screen from the first second: loading and synthesizing the stack take a while.
+  out(`recipe-pipeline: run ${config.runId} on the embedded runtime\n`);
+  out("  starting: synthesizing the stack (cdk synth), the S3 emulator, the local Step Functions API ...\n");
+  const startedRuntime = Date.now();
   const { startLocalRuntime, uploadSources, clearRun } = await import("../local/runtime.ts");
   const dataDir = resolve(opts.dataDir);
   const logs: string[] = [];
@@ -108,7 +112,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       ? `replay teacher (recorded sample responses) at ${rt.replay.url}`
       : `${opts.teacherUrl}`;
     out(
-      `recipe-pipeline: run ${config.runId} on the embedded runtime\n  S3 emulator ${rt.s3.endpoint}, data in ${dataDir}\n  teacher: ${teacher}\n`,
+      `  ready in ${((Date.now() - startedRuntime) / 1000).toFixed(1)} s: S3 emulator ${rt.s3.endpoint}, data in ${dataDir}\n  teacher: ${teacher}\n`,
     );
     if (rt.replay)
       out(
