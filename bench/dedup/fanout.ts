@@ -9,7 +9,6 @@
  * Targets: the issue's (10 minutes, recall >= 0.95, precision >= 0.99), and peak RSS of every
  * step at most 2 GiB.
  */
-import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,6 +34,7 @@ import { FsStore } from "../../core/shards/fs-store.ts";
 import { readShard } from "../../core/shards/jsonl.ts";
 import { markStageDone, ShardRun } from "../../core/stages/stage.ts";
 import { BenchReport, fmt } from "../lib/stats.ts";
+import { runStepHere, runStepProcess } from "../lib/steps.ts";
 import { generate, SETTINGS, score, THRESHOLD } from "./workload.ts";
 
 const { values: args } = parseArgs({
@@ -92,14 +92,7 @@ async function runStep(name: string): Promise<unknown> {
       throw new Error(`unknown step ${name}`);
   }
 }
-if (args.step) {
-  const start = performance.now();
-  const result = await runStep(args.step);
-  const seconds = (performance.now() - start) / 1000;
-  // maxRSS is the process's peak resident set in KiB.
-  console.log(JSON.stringify({ seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024, result }));
-  process.exit(0);
-}
+if (args.step) await runStepHere(() => runStep(args.step!));
 
 // The ingest stage's output, written as ingest would: shards, stats, manifest, _SUCCESS.
 const items: IngestItem[] = [];
@@ -144,20 +137,7 @@ const steps: { name: string; seconds: number; peakRssMiB: number; children: numb
 const results: Record<string, unknown> = {};
 const started = performance.now();
 for (const name of ["plan", "sign", "group", "resolve", "apply"]) {
-  const r = spawnSync(
-    process.execPath,
-    ["--import", "tsx", fileURLToPath(import.meta.url), "--step", name, "--dir", dir],
-    {
-      encoding: "utf8",
-      maxBuffer: 64 * 2 ** 20,
-    },
-  );
-  if (r.status !== 0) throw new Error(`step ${name} failed: ${r.stderr}`);
-  const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as {
-    seconds: number;
-    peakRssMiB: number;
-    result: unknown;
-  };
+  const out = runStepProcess(fileURLToPath(import.meta.url), name, ["--dir", dir]);
   results[name] = out.result;
   steps.push({ name, seconds: out.seconds, peakRssMiB: out.peakRssMiB, children: 0 });
 }

@@ -11,7 +11,6 @@
  * step that sees every trace (8 bytes each); its projection to the recipe's 874K rows from x8
  * sampling (about 7M verified traces) is printed from the measured per-trace cost.
  */
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -26,6 +25,7 @@ import { FsStore } from "../../core/shards/fs-store.ts";
 import { ShardRun } from "../../core/stages/stage.ts";
 import type { VerifiedTrace } from "../../core/stages/verify-traces.ts";
 import { BenchReport, fmt, seeded } from "../lib/stats.ts";
+import { runStepHere, runStepProcess } from "../lib/steps.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -74,13 +74,7 @@ async function runStep(name: string): Promise<unknown> {
       throw new Error(`unknown step ${name}`);
   }
 }
-if (args.step) {
-  const start = performance.now();
-  const result = await runStep(args.step);
-  const seconds = (performance.now() - start) / 1000;
-  console.log(JSON.stringify({ seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024, result }));
-  process.exit(0);
-}
+if (args.step) await runStepHere(() => runStep(args.step!));
 
 // Verified traces as verify-traces writes them: 8 samples per question, distinct responses.
 const rand = seeded(7);
@@ -123,25 +117,14 @@ console.log(`wrote ${N} verified traces in ${SHARDS} shards in ${fmt((performanc
 const report = new BenchReport("mix", { traces: N, tracesPerShard: PER_SHARD, shards: SHARDS });
 const results: Record<string, unknown> = {};
 for (const name of ["select", "plan", "apply", "finish"]) {
-  const r = spawnSync(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      fileURLToPath(import.meta.url),
-      ...["--step", name, "--dir", dir, "--traces", String(N), "--shard", String(PER_SHARD)],
-    ],
-    {
-      encoding: "utf8",
-      maxBuffer: 64 * 2 ** 20,
-    },
-  );
-  if (r.status !== 0) throw new Error(`step ${name} failed: ${r.stderr}`);
-  const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as {
-    seconds: number;
-    peakRssMiB: number;
-    result: unknown;
-  };
+  const out = runStepProcess(fileURLToPath(import.meta.url), name, [
+    "--dir",
+    dir,
+    "--traces",
+    String(N),
+    "--shard",
+    String(PER_SHARD),
+  ]);
   results[name] = out.result;
   const perChild = name === "select" || name === "apply" ? SHARDS : 1;
   report.figure(
