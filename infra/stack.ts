@@ -129,8 +129,14 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
     timeout: Duration.minutes(15),
   },
   "write-sft-dataset": {
-    reads: ["runs/*/config.json", "runs/*/select-and-mix/shards/*", "runs/*/*/_SUCCESS", "images/*"],
-    writes: ["runs/*/datasets/sft/*", "runs/*/write-sft-dataset/_SUCCESS"],
+    reads: [
+      "runs/*/config.json",
+      "runs/*/select-and-mix/shards/*",
+      "runs/*/*/_SUCCESS",
+      "images/*",
+      "runs/*/write-sft-dataset/work/*",
+    ],
+    writes: ["runs/*/datasets/sft/*", "runs/*/write-sft-dataset/_SUCCESS", "runs/*/write-sft-dataset/work/*"],
     memoryMb: 4096,
     timeout: Duration.minutes(15),
   },

@@ -1,7 +1,8 @@
 /**
- * bench/mix: select-and-mix as the fan-out the state machine runs (core/pipeline/verify-step.ts:
- * select per verified shard, plan once, apply per shard, finish), over generated verified traces, on
- * a filesystem store. Each phase runs in its own process; its wall time and peak RSS bound what one
+ * bench/mix: select-and-mix and the SFT writer as the fan-outs the state machine runs (select per
+ * verified shard, plan once, apply per shard, finish; then an SFT part per mix shard and the joining
+ * step), over generated verified traces, on a filesystem store. Each phase runs in its own process;
+ * its wall time and peak RSS bound what one
  * Lambda of that phase needs (the per-shard phases run every child one after another, so their
  * figures are for all children together: an upper bound for one child).
  *
@@ -20,6 +21,7 @@ import { parseArgs } from "node:util";
 import { resolveRunConfig } from "../../core/config/index.ts";
 import type { RunConfigInput } from "../../core/config/schema.ts";
 import type { RunContext } from "../../core/pipeline/context.ts";
+import { finishSftDataset, writeSftPart } from "../../core/pipeline/outputs.ts";
 import { applyMixShard, finishMix, planMixStep, selectShard } from "../../core/pipeline/verify-step.ts";
 import { FsStore } from "../../core/shards/fs-store.ts";
 import { ShardRun } from "../../core/stages/stage.ts";
@@ -70,6 +72,13 @@ async function runStep(name: string): Promise<unknown> {
       const s = await finishMix(ctx, SHARDS);
       return { in: s.in, out: s.out, rejected: s.rejected };
     }
+    case "sft-parts":
+      for (let i = 0; i < SHARDS; i++) await writeSftPart(ctx, i);
+      return null;
+    case "sft-finish": {
+      const s = (await finishSftDataset(ctx, SHARDS)) as { out: number };
+      return { rows: s.out };
+    }
     default:
       throw new Error(`unknown step ${name}`);
   }
@@ -116,7 +125,7 @@ console.log(`wrote ${N} verified traces in ${SHARDS} shards in ${fmt((performanc
 
 const report = new BenchReport("mix", { traces: N, tracesPerShard: PER_SHARD, shards: SHARDS });
 const results: Record<string, unknown> = {};
-for (const name of ["select", "plan", "apply", "finish"]) {
+for (const name of ["select", "plan", "apply", "finish", "sft-parts", "sft-finish"]) {
   const out = runStepProcess(fileURLToPath(import.meta.url), name, [
     "--dir",
     dir,
@@ -126,7 +135,7 @@ for (const name of ["select", "plan", "apply", "finish"]) {
     String(PER_SHARD),
   ]);
   results[name] = out.result;
-  const perChild = name === "select" || name === "apply" ? SHARDS : 1;
+  const perChild = name === "select" || name === "apply" || name === "sft-parts" ? SHARDS : 1;
   report.figure(
     `${name}: peak RSS (${perChild === 1 ? "one step" : `${perChild} children in one process`})`,
     out.peakRssMiB,
@@ -140,6 +149,19 @@ for (const name of ["select", "plan", "apply", "finish"]) {
     kind: "max",
     limit: LAMBDA_SECONDS,
   });
+  if (name === "sft-finish") {
+    // The joining step streams every part's bytes once: its time grows with the rows.
+    const rows = (out.result as { rows: number }).rows;
+    report.figure(
+      "sft-finish projected to the recipe's 874K rows: wall time",
+      (out.seconds / rows) * 874_000,
+      "s",
+      {
+        kind: "max",
+        limit: LAMBDA_SECONDS,
+      },
+    );
+  }
   if (name === "plan") {
     const projected = (out.seconds / N) * RECIPE_TRACES;
     report.figure("plan projected to the recipe's ~7M traces: wall time", projected, "s", {
@@ -153,7 +175,7 @@ for (const name of ["select", "plan", "apply", "finish"]) {
     });
   }
 }
-report.details({ targets: results.plan, summary: results.finish });
+report.details({ targets: results.plan, summary: results.finish, sft: results["sft-finish"] });
 await rm(dir, { recursive: true, force: true });
 console.log(`select-and-mix fan-out: ${N} traces in ${SHARDS} shards -> ${JSON.stringify(results.finish)}`);
 report.finish();

@@ -257,6 +257,12 @@ export async function writeSftDataset(
     keyOf: (file: string) => string;
     images: ImageSource;
     layouts?: readonly SftLayout[];
+    /** Where the chat JSONL goes. @default keyOf("sft.jsonl.gz") */
+    jsonlKey?: string;
+    /** The Parquet part file name for part p. @default sft-<p>.parquet */
+    partName?: (p: number) => string;
+    /** Write an empty Parquet file when there are no rows (a whole set: yes; one of many parts: no). @default true */
+    writeEmpty?: boolean;
   },
 ): Promise<{
   rows: number;
@@ -267,9 +273,9 @@ export async function writeSftDataset(
   responseChars: number[];
 }> {
   const layouts = new Set(options.layouts ?? ["llama-factory"]);
-  const jsonlKey = options.keyOf("sft.jsonl.gz");
+  const jsonlKey = options.jsonlKey ?? options.keyOf("sft.jsonl.gz");
   const jsonl = layouts.has("llama-factory") ? new ShardWriter(options.store, jsonlKey) : null;
-  const part = (p: number) => `sft-${String(p).padStart(5, "0")}.parquet`;
+  const part = options.partName ?? ((p: number) => `sft-${String(p).padStart(5, "0")}.parquet`);
   const parquet = layouts.has("llama-factory")
     ? new ParquetParts(options.store, (p) => options.keyOf(part(p)), SFT_SCHEMA)
     : null;
@@ -306,8 +312,10 @@ export async function writeSftDataset(
     rows++;
   }
   await jsonl?.close();
-  await parquet?.flush();
-  await lmms?.flush();
+  if (rows > 0 || options.writeEmpty !== false) {
+    await parquet?.flush();
+    await lmms?.flush();
+  }
   return {
     rows,
     jsonl: jsonl ? jsonlKey : null,

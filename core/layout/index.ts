@@ -98,10 +98,11 @@ export const keys = {
     `${keys.stagePrefix(runId, stage)}${stream}/`,
   /**
    * A stage's internal files, kept for audit and redrive (the dedup fan-out's band rows, candidate
-   * pairs and per-shard decisions): `work/<file>` or `work/<bands|pairs|decisions>/<file>`.
+   * pairs and per-shard decisions, the SFT writer's per-shard parts): `work/<file>` or
+   * `work/<bands|pairs|decisions|parts>/<file>`.
    */
   work: (runId: string, stage: Stage, file: string) => {
-    if (!/^(?:(?:bands|pairs|decisions)\/)?[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file))
+    if (!/^(?:(?:bands|pairs|decisions|parts)\/)?[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file))
       throw new InvariantError(`bad work file name: ${file}`);
     return `${keys.stagePrefix(runId, stage)}work/${file}`;
   },

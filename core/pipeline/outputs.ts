@@ -2,26 +2,19 @@
  * The run's outputs: the SFT dataset, the RL dataset (pass-rate band), their data cards.
  */
 
+import { Readable } from "node:stream";
 import { configHash } from "../config/index.ts";
 import { blankImage, ParquetParts, VERL_SCHEMA, verlRow, writeSftDataset } from "../datasets/index.ts";
-import { InputContractError } from "../errors.ts";
+import { InputContractError, StageIncompleteError } from "../errors.ts";
 import { keys, type Stage } from "../layout/index.ts";
 import type { ImageRef, Question } from "../records/index.ts";
-import { readJson, writeJson } from "../shards/byte-store.ts";
+import { listAll, readJson, writeJson } from "../shards/byte-store.ts";
 import { readShard } from "../shards/jsonl.ts";
 import { type StageSummary, stageSummaries, stageSummary } from "../stages/stage.ts";
 import type { QuestionCount, VerifiedTrace } from "../stages/verify-traces.ts";
 import type { RunContext } from "./context.ts";
 import { readManifest } from "./context.ts";
 import { loadQuestionSlice, type VerifyItem } from "./steps.ts";
-
-async function* records<T>(ctx: RunContext, stage: Stage, shards: number): AsyncGenerator<T> {
-  for (let i = 0; i < shards; i++) {
-    const key = keys.shard(ctx.runId, stage, i);
-    if (!(await ctx.store.exists(key))) continue;
-    for await (const line of readShard(ctx.store, key)) if (line.ok) yield line.value as T;
-  }
-}
 
 function imageSource(ctx: RunContext) {
   return {
@@ -107,7 +100,7 @@ async function refuseEmptySft(ctx: RunContext): Promise<void> {
 
 /** The data card's description of the files, per layout written. */
 function sftFilesLines(layouts: readonly string[]): string[] {
-  const lines = ["Files:", ""];
+  const lines = ["", "Files:", ""];
   if (layouts.includes("llama-factory"))
     lines.push(
       "- `sft.jsonl.gz`: chat JSONL for LLaMA-Factory style loaders (`messages` with `<image>` markers, `images` paths);",
@@ -121,40 +114,127 @@ function sftFilesLines(layouts: readonly string[]): string[] {
   return lines;
 }
 
-/** write-sft-dataset: the SFT set in the layouts asked for, images folder, data card. */
-export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
-  const stage: Stage = "write-sft-dataset";
-  const done = await readJson<Record<string, unknown>>(ctx.store, keys.success(ctx.runId, stage));
-  if (done) return done;
-  await refuseEmptySft(ctx);
-  const mediaTypes = new Map<string, ImageRef["mediaType"]>();
-  const counts = new Map<string, number>();
-  const domains = new Map<string, number>();
+const SFT_WRITER: Stage = "write-sft-dataset";
+
+/** What one part (one mix shard) of the SFT set wrote, for the finishing step. */
+interface SftPart {
+  shard: number;
+  rows: number;
+  jsonl: string | null;
+  parquet: string[];
+  lmmsEngine: string[];
+  perSource: Record<string, number>;
+  perDomain: Record<string, number>;
+  responseChars: number[];
+}
+
+function sftPartKeys(runId: string, shard: number) {
+  const name = String(shard).padStart(5, "0");
+  return {
+    name,
+    jsonl: keys.work(runId, SFT_WRITER, `parts/${name}.jsonl.gz`),
+    record: keys.work(runId, SFT_WRITER, `parts/${name}.json`),
+  };
+}
+
+/**
+ * write-sft-dataset, one part (a Map child per mix shard): its rows in every layout asked for (the
+ * Parquet parts named after the shard, the chat JSONL as a part of its own), its images, and a record
+ * of what it wrote. A part already recorded is skipped, so a rerun writes only what is missing.
+ */
+export async function writeSftPart(ctx: RunContext, shard: number): Promise<void> {
+  if (await ctx.store.exists(keys.success(ctx.runId, SFT_WRITER))) return;
+  const at = sftPartKeys(ctx.runId, shard);
+  if (await ctx.store.exists(at.record)) return;
+  const perSource: Record<string, number> = {};
+  const perDomain: Record<string, number> = {};
   const traces = async function* (): AsyncGenerator<VerifiedTrace> {
-    for await (const t of records<VerifiedTrace>(ctx, "select-and-mix", mixShards)) {
-      counts.set(t.source, (counts.get(t.source) ?? 0) + 1);
-      domains.set(t.domain, (domains.get(t.domain) ?? 0) + 1);
+    const key = keys.shard(ctx.runId, "select-and-mix", shard);
+    if (!(await ctx.store.exists(key))) return;
+    for await (const line of readShard(ctx.store, key)) {
+      if (!line.ok) continue;
+      const t = line.value as VerifiedTrace;
+      perSource[t.source] = (perSource[t.source] ?? 0) + 1;
+      perDomain[t.domain] = (perDomain[t.domain] ?? 0) + 1;
       yield t;
     }
   };
-  const images = imageSource(ctx);
   const result = await writeSftDataset(traces(), {
     store: ctx.store,
     keyOf: (file) => keys.dataset(ctx.runId, "sft", file),
-    images,
+    jsonlKey: at.jsonl,
+    partName: (p) => `sft-${at.name}-${String(p).padStart(5, "0")}.parquet`,
+    writeEmpty: false,
+    images: imageSource(ctx),
     systemPrompt: ctx.config.teacher.systemPrompt,
     blankImageForTextOnly: ctx.config.mixing.blankImageForTextOnly,
-    mediaTypes,
+    mediaTypes: new Map<string, ImageRef["mediaType"]>(),
     layouts: ctx.config.output.sftLayouts,
   });
+  const part: SftPart = {
+    shard,
+    rows: result.rows,
+    jsonl: result.jsonl,
+    parquet: result.parquet,
+    lmmsEngine: result.lmmsEngine,
+    perSource,
+    perDomain,
+    responseChars: result.responseChars,
+  };
+  await writeJson(ctx.store, at.record, part);
+}
+
+/**
+ * write-sft-dataset, the finishing step: every part must be there; their chat JSONL parts become one
+ * `sft.jsonl.gz` (gzip members concatenated as they are, streamed, never decompressed), then the
+ * placeholder image, the data card and `_SUCCESS`.
+ */
+export async function finishSftDataset(ctx: RunContext, mixShards: number) {
+  const done = await readJson<Record<string, unknown>>(ctx.store, keys.success(ctx.runId, SFT_WRITER));
+  if (done) return done;
+  await refuseEmptySft(ctx);
+  const parts: SftPart[] = [];
+  const missing: number[] = [];
+  for (let i = 0; i < mixShards; i++) {
+    const part = await readJson<SftPart>(ctx.store, sftPartKeys(ctx.runId, i).record);
+    if (part) parts.push(part);
+    else missing.push(i);
+  }
+  if (missing.length > 0) throw new StageIncompleteError(SFT_WRITER, missing, mixShards);
+  const layouts = ctx.config.output.sftLayouts;
+  const jsonlKey = keys.dataset(ctx.runId, "sft", "sft.jsonl.gz");
+  if (layouts.includes("llama-factory")) {
+    const store = ctx.store;
+    const members = parts.flatMap((p) => (p.jsonl ? [p.jsonl] : []));
+    await store.write(
+      jsonlKey,
+      Readable.from(
+        (async function* () {
+          for (const key of members) yield* await store.read(key);
+        })(),
+      ),
+      { contentType: "application/gzip" },
+    );
+  }
   if (ctx.config.mixing.blankImageForTextOnly)
     await ctx.store.write(keys.dataset(ctx.runId, "sft", "images/blank.png"), blankImage());
-  const lengths = percentiles(result.responseChars);
-  const summary = stageSummary(stage, {
-    in: result.rows,
-    out: result.rows,
-    extra: { rows: result.rows, images: result.images, parquetParts: result.parquet.length },
-    files: { jsonl: result.jsonl, parquet: result.parquet, lmmsEngine: result.lmmsEngine },
+  const rows = parts.reduce((a, p) => a + p.rows, 0);
+  const sum = (pick: (p: SftPart) => Record<string, number>) => {
+    const out = new Map<string, number>();
+    for (const p of parts) for (const [k, n] of Object.entries(pick(p))) out.set(k, (out.get(k) ?? 0) + n);
+    return out;
+  };
+  const counts = sum((p) => p.perSource);
+  const domains = sum((p) => p.perDomain);
+  const images = (await listAll(ctx.store, keys.dataset(ctx.runId, "sft", "images/x").slice(0, -1))).length;
+  const lengths = percentiles(parts.flatMap((p) => p.responseChars));
+  const parquet = parts.flatMap((p) => p.parquet);
+  const lmmsEngine = parts.flatMap((p) => p.lmmsEngine);
+  const summary = stageSummary(SFT_WRITER, {
+    in: rows,
+    out: rows,
+    extra: { rows, images, parquetParts: parquet.length },
+    files: { jsonl: layouts.includes("llama-factory") ? jsonlKey : null, parquet, lmmsEngine },
     responseChars: lengths,
     perSource: Object.fromEntries(counts),
     perDomain: Object.fromEntries(domains),
@@ -163,8 +243,8 @@ export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
     ctx,
     "SFT dataset",
     [
-      `${result.rows} rows: system prompt, user turn (\`<image>\` markers, \`images\` list), verified assistant turn.`,
-      ...sftFilesLines(ctx.config.output.sftLayouts),
+      `${rows} rows: system prompt, user turn (\`<image>\` markers, \`images\` list), verified assistant turn.`,
+      ...sftFilesLines(layouts),
       "",
       "## Sources",
       "",
@@ -172,9 +252,7 @@ export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
       "",
       "## Domains",
       "",
-      ...[...domains].map(
-        ([d, n]) => `- ${d}: ${n} (${((100 * n) / Math.max(1, result.rows)).toFixed(1)} %)`,
-      ),
+      ...[...domains].map(([d, n]) => `- ${d}: ${n} (${((100 * n) / Math.max(1, rows)).toFixed(1)} %)`),
       "",
       "## Response length (characters)",
       "",
@@ -185,8 +263,17 @@ export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
     await stageSummaries(ctx.store, ctx.runId),
   );
   await ctx.store.write(keys.dataset(ctx.runId, "sft", "README.md"), card, { contentType: "text/markdown" });
-  await writeJson(ctx.store, keys.success(ctx.runId, stage), summary);
+  await writeJson(ctx.store, keys.success(ctx.runId, SFT_WRITER), summary);
   return summary;
+}
+
+/** write-sft-dataset in one process (the direct runner and benches): every part, then the finish. */
+export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
+  const done = await readJson<Record<string, unknown>>(ctx.store, keys.success(ctx.runId, SFT_WRITER));
+  if (done) return done;
+  await refuseEmptySft(ctx);
+  for (let i = 0; i < mixShards; i++) await writeSftPart(ctx, i);
+  return finishSftDataset(ctx, mixShards);
 }
 
 /**

@@ -527,11 +527,21 @@ export class PipelineStateMachine extends Construct {
       .next(mixStep("PlanMix", "plan"))
       .next(this.map("ApplyMixMap", "$.verifyPlan.manifest", "select-and-mix", { phase: "apply" }, "branch"))
       .next(mixStep("FinishMix", "finish"))
+      // The SFT set as a fan-out too: a part per mix shard, then one step joins the parts.
+      .next(
+        this.map(
+          "WriteSftPartsMap",
+          "$.verifyPlan.manifest",
+          "write-sft-dataset",
+          { phase: "part" },
+          "branch",
+        ),
+      )
       .next(
         this.lambda(
           "WriteSftDataset",
           "write-sft-dataset",
-          { "runId.$": "$.runId", "shards.$": "$.verifyPlan.shards" },
+          { "runId.$": "$.runId", phase: "finish", "shards.$": "$.verifyPlan.shards" },
           "$.sft",
           "branch",
         ),

@@ -179,6 +179,7 @@ describe("state machine", () => {
       "SftVerifyMap",
       "SignQuestionsRlMap",
       "SignQuestionsSftMap",
+      "WriteSftPartsMap",
     ]);
     for (const [, m] of maps) {
       expect(m.ItemReader).toMatchObject({
