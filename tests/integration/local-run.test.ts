@@ -272,10 +272,13 @@ describe("IAM on the embedded runtime, enforced from the synthesized template", 
     const denial = local.rt!.account.denials[0]!;
     expect(denial.principal).toMatch(/:role\/RecipePipeline-StepwritesftdatasetFnServiceRole/);
     expect(denial.action).toBe("s3:PutObject");
-    expect(denial.resource).toMatch(/^arn:aws:s3:::recipe-local\/runs\/sample\/datasets\/sft\//);
+    // The first write of the SFT set: a part (a Map child) or the dataset folder itself.
+    expect(denial.resource).toMatch(
+      /^arn:aws:s3:::recipe-local\/runs\/sample\/(datasets\/sft|write-sft-dataset\/work)\//,
+    );
     // What the user sees in failure.json: the failed state and AWS's own message.
     const failure = JSON.stringify(await readJson(local.rt!.s3.store, keys.failure("sample")));
-    expect(failure).toContain("WriteSftDataset");
+    expect(failure).toContain("WriteSftParts");
     expect(failure).toContain("AccessDenied");
     expect(failure).toContain("StepwritesftdatasetFnServiceRole");
     expect(failure).toContain("is not authorized to perform: s3:PutObject");
