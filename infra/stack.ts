@@ -125,7 +125,8 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
   "select-and-mix": {
     reads: ["runs/*/config.json", "runs/*/verify-traces/shards/*", "runs/*/select-and-mix/*"],
     writes: ["runs/*/select-and-mix/*"],
-    memoryMb: 4096,
+    // A fan-out: the plan, the step that sees every trace, needs ~330 MB at the recipe's 7M traces.
+    memoryMb: 2048,
     timeout: Duration.minutes(15),
   },
   "write-sft-dataset": {
@@ -137,7 +138,7 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
       "runs/*/write-sft-dataset/work/*",
     ],
     writes: ["runs/*/datasets/sft/*", "runs/*/write-sft-dataset/_SUCCESS", "runs/*/write-sft-dataset/work/*"],
-    memoryMb: 4096,
+    memoryMb: 2048,
     timeout: Duration.minutes(15),
   },
   "write-rl-dataset": {
