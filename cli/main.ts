@@ -142,7 +142,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .description("show a run's execution state and per-stage counts (local, or in AWS with --bucket)")
     .argument("<run-id>")
     .option("--bucket <name>", "the deployed pipeline bucket (AWS)")
-    .option("--state-machine-arn <arn>", "the deployed recipe-run state machine (AWS)")
+    .option("--state-machine-arn <arn>", "the deployed state machine, <stack>-run (AWS; a stack output)")
     .option("--data-dir <dir>", "the local runtime's data directory", ".recipe")
     .action(async (runId: string, opts: StatusOptions) =>
       setCode(await (await import("./run.ts")).statusCommand(runId, opts, io.out, io.err)),

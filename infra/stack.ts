@@ -1,5 +1,5 @@
 /**
- * The recipe-pipeline stack: bucket, S3-upload trigger, the `recipe-run` state machine with its
+ * The recipe-pipeline stack: bucket, S3-upload trigger, the `<stack>-run` state machine with its
  * Lambdas and Distributed Maps, AWS Batch GPU jobs, and operations.
  */
 import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
@@ -14,7 +14,7 @@ import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import type { PipelineSettings } from "./config.ts";
-import { GpuBatch } from "./constructs/gpu-batch.ts";
+import { GpuBatch, stateMachineName } from "./constructs/gpu-batch.ts";
 import { Operations } from "./constructs/operations.ts";
 import { PipelineStateMachine, type StepName } from "./constructs/pipeline-state-machine.ts";
 import { StageFunction, type StageFunctionProps } from "./constructs/stage-function.ts";
@@ -247,7 +247,9 @@ export class RecipePipelineStack extends Stack {
     startRun.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ["states:DescribeExecution"],
-        resources: [`arn:${this.partition}:states:${this.region}:${this.account}:execution:recipe-run:*`],
+        resources: [
+          `arn:${this.partition}:states:${this.region}:${this.account}:execution:${stateMachineName(this.stackName)}:*`,
+        ],
       }),
     );
     new events.Rule(this, "RunUploaded", {

@@ -8,6 +8,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { isAttemptOf, runIdFromConfigKey, runPrefix } from "../core/layout/index.ts";
 import { listAll } from "../core/shards/byte-store.ts";
+import { stateMachineName } from "../infra/constructs/gpu-batch.ts";
 import { PROJECT_ROOT } from "../infra/root.ts";
 import { LOCAL_BUCKET, type TemplateLike } from "./definition.ts";
 import { LocalAccount } from "./iam/account.ts";
@@ -17,7 +18,8 @@ import { EMULATOR_CREDENTIALS, type S3Emulator, startS3Emulator } from "./s3-emu
 import { type Execution, type SfnApi, startSfnApi } from "./sfn-api.ts";
 
 export { LOCAL_BUCKET } from "./definition.ts";
-export const STATE_MACHINE_ARN = "arn:aws:states:us-east-1:000000000000:stateMachine:recipe-run";
+/** The local stack is always named RecipePipeline (local/runner.ts synthesizes it under that name). */
+export const STATE_MACHINE_ARN = `arn:aws:states:us-east-1:000000000000:stateMachine:${stateMachineName("RecipePipeline")}`;
 
 export interface LocalOptions {
   /** Folder for the emulator's data and the execution registry. @default .recipe */

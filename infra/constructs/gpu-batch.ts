@@ -42,6 +42,14 @@ export function batchNames(stack: Stack): { queue: string; generate: string; tra
   return { queue: `${prefix}-gpu`, generate: `${prefix}-generate`, train: `${prefix}-train-rl` };
 }
 
+/**
+ * The state machine's name, after the stack like the Batch names: one stack per account and region
+ * would otherwise be the limit (a fixed name cannot be created twice).
+ */
+export function stateMachineName(stackName: string): string {
+  return `${stackName}-run`;
+}
+
 export class GpuBatch extends Construct {
   readonly queue: batch.JobQueue;
   readonly generateJob: batch.EcsJobDefinition;

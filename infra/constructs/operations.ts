@@ -137,7 +137,8 @@ export class Operations extends Construct {
       });
     }
 
-    this.dashboard = new cw.Dashboard(this, "Dashboard", { dashboardName: "recipe-pipeline" });
+    // Named after the stack: a fixed name would allow one stack per account and region.
+    this.dashboard = new cw.Dashboard(this, "Dashboard", { dashboardName: Stack.of(this).stackName });
     const stage = (metricName: string) =>
       new cw.MathExpression({
         expression: `SEARCH('{RecipePipeline,service,stage} MetricName="${metricName}"', 'Sum', 300)`,

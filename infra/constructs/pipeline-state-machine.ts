@@ -1,5 +1,5 @@
 /**
- * The `recipe-run` state machine (Standard): DESIGN.md's flow. Only pointers and counts travel in the
+ * The `<stack>-run` state machine (Standard; `RecipePipeline-run` by default): DESIGN.md's flow. Only pointers and counts travel in the
  * state; records live in S3. Distributed Maps read their items from S3 manifests and write their
  * results to S3; GPU stages are AWS Batch jobs run with `submitJob.sync`; every task retries transient
  * errors with backoff and sends everything else to the run-failure handler.
@@ -13,7 +13,7 @@ import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import * as tasks from "aws-cdk-lib/aws-stepfunctions-tasks";
 import { Construct } from "constructs";
-import { batchNames } from "./gpu-batch.ts";
+import { batchNames, stateMachineName } from "./gpu-batch.ts";
 
 export type StepName =
   | "validate-config"
@@ -126,7 +126,7 @@ export class PipelineStateMachine extends Construct {
 
     const logGroup = new logs.LogGroup(this, "Logs", { retention: logs.RetentionDays.SIX_MONTHS });
     this.stateMachine = new sfn.StateMachine(this, "StateMachine", {
-      stateMachineName: "recipe-run",
+      stateMachineName: stateMachineName(Stack.of(this).stackName),
       stateMachineType: sfn.StateMachineType.STANDARD,
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
       tracingEnabled: true,

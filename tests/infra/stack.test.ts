@@ -121,9 +121,9 @@ describe("trigger", () => {
 });
 
 describe("state machine", () => {
-  it("is a Standard state machine named recipe-run with tracing and logging", () => {
+  it("is a Standard state machine named after the stack, with tracing and logging", () => {
     template.hasResourceProperties("AWS::StepFunctions::StateMachine", {
-      StateMachineName: "recipe-run",
+      StateMachineName: "RecipePipeline-run",
       StateMachineType: "STANDARD",
       TracingConfiguration: { Enabled: true },
       LoggingConfiguration: Match.objectLike({ Level: "ALL" }),

@@ -238,7 +238,7 @@ describe.skipIf(!up)("the stack deployed on LocalStack", () => {
 
   it("deploys the synthesized stack and reads its outputs back", () => {
     expect(bucket).toMatch(/^[a-z0-9.-]+$/);
-    expect(stateMachineArn).toMatch(/^arn:aws:states:us-east-1:\d{12}:stateMachine:recipe-run$/);
+    expect(stateMachineArn).toMatch(/^arn:aws:states:us-east-1:\d{12}:stateMachine:[A-Za-z0-9-]+-run$/);
   });
 
   it("starts a run from an uploaded run.json and writes the same datasets as the embedded runtime", async () => {
