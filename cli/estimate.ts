@@ -9,6 +9,7 @@ import {
 } from "../core/cost.ts";
 import { UsageError } from "./errors.ts";
 import { countSources } from "./source-counts.ts";
+import { modelFitProblems } from "./sources.ts";
 
 export interface EstimateOptions {
   sftQuestions?: string;
@@ -81,6 +82,11 @@ export async function estimateCommand(
     throw new UsageError(
       `--instance-type ${JSON.stringify(instanceType)} has no price here; one of ${Object.keys(ON_DEMAND_USD_PER_HOUR).join(", ")}`,
     );
+  const misfits = modelFitProblems(config, instanceType);
+  if (misfits.length > 0) {
+    err(`${file}: cannot run on ${instanceType}\n${formatProblems(misfits)}\n`);
+    return 2;
+  }
   if (opts.capacity !== undefined && !CAPACITIES.includes(opts.capacity as Capacity))
     throw new UsageError(
       `--capacity must be one of ${CAPACITIES.join(", ")}, not ${JSON.stringify(opts.capacity)}`,

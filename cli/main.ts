@@ -7,7 +7,7 @@ import { debugRequested, describeError } from "./errors.ts";
 import type { EstimateOptions } from "./estimate.ts";
 import type { RejectsOptions } from "./rejects.ts";
 import type { RunCommandOptions, StatusOptions } from "./run.ts";
-import { sourceProblems } from "./sources.ts";
+import { modelFitProblems, sourceProblems } from "./sources.ts";
 
 /** Exit codes: 0 ok, 1 failure, 2 invalid input (config or arguments). */
 export const EXIT_OK = 0;
@@ -29,7 +29,7 @@ const defaultIo: Io = {
 
 async function validateCommand(
   file: string,
-  opts: { quiet?: boolean; remote?: boolean },
+  opts: { quiet?: boolean; remote?: boolean; instanceType?: string },
   io: Io,
 ): Promise<number> {
   let text: string;
@@ -40,7 +40,12 @@ async function validateCommand(
     return EXIT_INVALID;
   }
   const result = parseRunConfigText(text);
-  const problems = result.ok ? (opts.remote ? [] : sourceProblems(result.config, file)) : result.problems;
+  const problems = result.ok
+    ? [
+        ...(opts.remote ? [] : sourceProblems(result.config, file)),
+        ...(opts.instanceType ? modelFitProblems(result.config, opts.instanceType) : []),
+      ]
+    : result.problems;
   if (!result.ok || problems.length > 0) {
     io.err(`${file}: INVALID, ${problems.length} problem(s)\n${formatProblems(problems)}\n`);
     return EXIT_INVALID;
@@ -83,7 +88,11 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       "--remote",
       "do not check that local source files exist (relative paths name s3://<bucket>/sources/)",
     )
-    .action(async (file: string, opts: { quiet?: boolean; remote?: boolean }) =>
+    .option(
+      "--instance-type <type>",
+      "also check that the teacher and the policy fit this deployed GPU instance type (e.g. g6e.48xlarge)",
+    )
+    .action(async (file: string, opts: { quiet?: boolean; remote?: boolean; instanceType?: string }) =>
       setCode(await validateCommand(file, opts, io)),
     );
 

@@ -8,6 +8,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ConfigProblem } from "../core/config/index.ts";
 import type { RunConfig } from "../core/config/schema.ts";
+import { GPU_INSTANCES, modelFitProblem } from "../core/generate/fit.ts";
 
 const S3_URI = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/;
 
@@ -52,4 +53,32 @@ export function sourceProblems(config: RunConfig, configPath: string): ConfigPro
     }
   }
   return problems;
+}
+
+/** The teacher and, with RL on, the policy against a GPU instance type (core/generate/fit.ts). */
+export function modelFitProblems(config: RunConfig, instanceType: string): ConfigProblem[] {
+  if (!(instanceType in GPU_INSTANCES))
+    return [
+      {
+        path: "--instance-type",
+        expected: `one of ${Object.keys(GPU_INSTANCES).join(", ")}`,
+        found: JSON.stringify(instanceType),
+        message: "not a GPU instance type this check knows",
+      },
+    ];
+  const models: [string, string][] = [["$.teacher.model", config.teacher.model]];
+  if (config.rl.enabled) models.push(["$.rl.policyModel", config.rl.policyModel]);
+  return models.flatMap(([path, model]) => {
+    const problem = modelFitProblem(model, instanceType);
+    return problem
+      ? [
+          {
+            path,
+            expected: `a model that fits ${instanceType}`,
+            found: JSON.stringify(model),
+            message: problem,
+          },
+        ]
+      : [];
+  });
 }

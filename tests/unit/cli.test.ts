@@ -26,6 +26,47 @@ async function tempFile(name: string, text: string): Promise<string> {
 }
 
 describe("recipe validate", () => {
+  it("with --instance-type, refuses the default teacher on 8 x 48 GB and names the instance that fits", async () => {
+    const small = await cli([
+      "validate",
+      "examples/openmmreasoner.run.json",
+      "--quiet",
+      "--instance-type",
+      "g6e.48xlarge",
+    ]);
+    const big = await cli([
+      "validate",
+      "examples/openmmreasoner.run.json",
+      "--quiet",
+      "--instance-type",
+      "p5.48xlarge",
+    ]);
+    const unknown = await cli([
+      "validate",
+      "examples/openmmreasoner.run.json",
+      "--quiet",
+      "--instance-type",
+      "x9.huge",
+    ]);
+    const estimate = await cli([
+      "estimate",
+      "examples/openmmreasoner.run.json",
+      "--instance-type",
+      "g6e.48xlarge",
+    ]);
+
+    expect(small.code).toBe(2);
+    expect(small.err).toContain(
+      "$.teacher.model: Qwen/Qwen3-VL-235B-A22B-Instruct (about 471 GB of BF16 weights) does not fit on g6e.48xlarge",
+    );
+    expect(small.err).toContain("use p5.48xlarge");
+    expect(big.code).toBe(0);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toContain("--instance-type");
+    expect(estimate.code).toBe(2);
+    expect(estimate.err).toContain("does not fit on g6e.48xlarge");
+  });
+
   it("warns about columns that look like the question, answer or images and are not mapped (JSONL and Parquet)", async () => {
     const dir = await mkdtemp(join(tmpdir(), "recipe-cols-"));
     writeFileSync(
