@@ -8,6 +8,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { accessKeyOf } from "./iam/s3-requests.ts";
 
 export interface Execution {
   executionArn: string;
@@ -97,7 +98,7 @@ export async function startSfnApi(options: {
       if (options.authorize) {
         // StartExecution and ListExecutions are authorized on the state machine, the others on the execution.
         const resource = String(p.executionArn ?? p.stateMachineArn ?? "*");
-        const key = /Credential=([^/,\s]+)\//.exec(String(req.headers.authorization ?? ""))?.[1];
+        const key = accessKeyOf(req.headers, {});
         try {
           options.authorize(key, `states:${action}`, resource);
         } catch (err) {

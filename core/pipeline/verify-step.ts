@@ -3,7 +3,7 @@
  */
 import { InputContractError, InvariantError, StageIncompleteError } from "../errors.ts";
 import { type Branch, DEDUP_STAGE, INGEST_STAGE, keys, type Stage } from "../layout/index.ts";
-import { type ByteStore, readJson, writeJson } from "../shards/byte-store.ts";
+import { type ByteStore, listAll, readJson, writeJson } from "../shards/byte-store.ts";
 import { readShard, type SourceRow, shardRows } from "../shards/jsonl.ts";
 import {
   applyMix,
@@ -195,9 +195,10 @@ export async function applyMixShard(ctx: RunContext, shard: number): Promise<voi
 export async function finishMix(ctx: RunContext, shards: number): Promise<StageSummary> {
   const done = await readJson<StageSummary>(ctx.store, keys.success(ctx.runId, MIX));
   if (done) return done;
+  // One listing of the stats, not a request per shard (a recipe-scale run has thousands).
+  const present = new Set(await listAll(ctx.store, keys.statsPrefix(ctx.runId, MIX)));
   const missing: number[] = [];
-  for (let i = 0; i < shards; i++)
-    if (!(await ctx.store.exists(keys.stats(ctx.runId, MIX, i)))) missing.push(i);
+  for (let i = 0; i < shards; i++) if (!present.has(keys.stats(ctx.runId, MIX, i))) missing.push(i);
   if (missing.length > 0) throw new StageIncompleteError(MIX, missing, shards);
   // The stage's funnel spans both passes: in = selection in; rejects = selection + mix rejects.
   const mixed = await summarizeStage(ctx.store, ctx.runId, MIX);
