@@ -134,13 +134,16 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       "--teacher-url <url>",
       "an OpenAI-compatible endpoint for the teacher (default: the bundled replay server)",
     )
-    .option("--teacher-model <id>", "model id to send to --teacher-url")
+    .option(
+      "--teacher-model <id>",
+      "model id that --teacher-url serves (written into the run's config as teacher.model, and rl.policyModel: locally one endpoint answers both)",
+    )
     .option("--api-key-env <name>", "environment variable holding the endpoint's API key")
     .option("--data-dir <dir>", "where the emulator keeps its data", ".recipe")
     .option("--parallelism <n>", "Batch array children run at once", "2")
     .option(
       "--fresh",
-      "forget this run first (its outputs and execution); other runs and the generation cache are kept",
+      "forget this run first (its outputs and execution); other runs and the generation cache are kept. Not needed after a change: stages whose inputs changed are recomputed anyway",
     )
     .action(async (file: string, opts: RunCommandOptions) =>
       setCode(await (await import("./run.ts")).runCommand(file, opts, io.out, io.err)),

@@ -9,8 +9,17 @@ import { dirname, join, resolve } from "node:path";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import cliProgress from "cli-progress";
 import { formatProblems, parseRunConfigText } from "../core/config/index.ts";
+import { Rl, Teacher } from "../core/config/schema.ts";
 import { probeEndpoint } from "../core/generate/probe.ts";
-import { CLOSED_UNSUCCESSFULLY, isAttemptOf, isRunId, keys, STAGES } from "../core/layout/index.ts";
+import {
+  attemptOf,
+  CLOSED_UNSUCCESSFULLY,
+  isAttemptOf,
+  isRunId,
+  keys,
+  STAGES,
+} from "../core/layout/index.ts";
+import { describeRevision, type Revision, revisionKey } from "../core/pipeline/revision.ts";
 import { type ByteStore, listAll, readJson } from "../core/shards/byte-store.ts";
 import { createS3Client, S3Store } from "../core/shards/s3-store.ts";
 import { type StageSummary, stageSummaries } from "../core/stages/stage.ts";
@@ -26,6 +35,39 @@ export interface RunCommandOptions {
   dataDir: string;
   parallelism: string;
   fresh?: boolean;
+}
+
+/**
+ * The run.json that is uploaded: the user's file with what `recipe run` changes written into it, so
+ * that the run's config (and every stage fingerprint, data card and report) names the teacher that
+ * really answers. `--teacher-url` makes the teacher an endpoint; `--teacher-model` names the model
+ * it serves (for the teacher and, since one local endpoint answers both, the policy's rollouts).
+ * With neither, the bundled replay server answers: its models are named `replay/<model>`, so its
+ * recorded placeholder answers never share a generation-cache key with a real model's.
+ */
+export function effectiveRunConfig(
+  text: string,
+  opts: Pick<RunCommandOptions, "teacherUrl" | "teacherModel">,
+): string {
+  const config = JSON.parse(text) as Record<string, Record<string, unknown> | undefined>;
+  const teacher = { ...(config.teacher ?? {}) };
+  const rl = { ...(config.rl ?? {}) };
+  if (opts.teacherUrl) {
+    teacher.serving = "endpoint";
+    teacher.endpoint = { url: opts.teacherUrl };
+    if (opts.teacherModel) {
+      teacher.model = opts.teacherModel;
+      rl.policyModel = opts.teacherModel;
+    }
+  } else {
+    const replay = (m: unknown, fallback: string) => {
+      const id = typeof m === "string" ? m : fallback;
+      return id.startsWith("replay/") ? id : `replay/${id}`;
+    };
+    teacher.model = replay(teacher.model, Teacher.parse({}).model);
+    rl.policyModel = replay(rl.policyModel, Rl.parse({}).policyModel);
+  }
+  return `${JSON.stringify({ ...config, teacher, rl }, null, 2)}\n`;
 }
 
 export function summaryTable(rows: StageSummary[]): string {
@@ -77,6 +119,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     err(`${file}: INVALID, ${problems.length} problem(s)\n${formatProblems(problems)}\n`);
     return 2;
   }
+  const effective = effectiveRunConfig(text, opts);
   const config = parsed.config;
   if (opts.teacherUrl) {
     // Before anything starts: an unreachable endpoint, a refused key or an unknown model fails now.
@@ -131,7 +174,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     // nothing), and names the execution to follow.
     const key = keys.runConfig(config.runId);
     const before = rt.triggers.length;
-    await rt.s3.store.write(key, text);
+    await rt.s3.store.write(key, effective);
     let trigger: (typeof rt.triggers)[number] | undefined;
     for (let waited = 0; !trigger; waited += 100) {
       trigger = rt.triggers.slice(before).find((t) => t.key === key);
@@ -142,7 +185,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     }
     if (trigger.outcome === "conflict") {
       err(
-        `run ${config.runId} already exists with a different run.json: nothing was started (use a new runId, or --fresh to forget the old run)\n`,
+        `run ${config.runId} is still running with an earlier run.json (${trigger.executionArn ?? ""}): nothing was started. Let it finish or stop its recipe process, then run this again: the change starts a new revision that keeps the stages it does not touch\n`,
       );
       return 1;
     }
@@ -162,6 +205,10 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       out(
         `  starting run ${config.runId} again (its last execution did not finish); finished stages are kept\n`,
       );
+    if (trigger.outcome === "revised")
+      out(
+        `  run.json changed: a new revision of run ${config.runId} (${arn.slice(arn.lastIndexOf(":") + 1)}); stages whose inputs changed are recomputed, the others kept\n`,
+      );
     if (trigger.outcome === "already_started" && recorded?.status === "SUCCEEDED")
       out(`  run ${config.runId} already succeeded with this run.json: nothing to compute\n`);
     const expected = STAGES.length;
@@ -173,6 +220,8 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       : null;
     bar?.start(expected, 0, { stage: "starting" });
     const seen = new Set<string>();
+    const executionName = arn.slice(arn.lastIndexOf(":") + 1);
+    let revisionShown = trigger.outcome === "already_started";
     let done = false;
     const execution = rt.waitFor(arn).then((e) => {
       done = true;
@@ -180,6 +229,22 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     });
     while (!done) {
       await new Promise((r) => setTimeout(r, 300));
+      if (!revisionShown) {
+        // What the execution's first step decided: which stages are kept, which are recomputed and why.
+        const revision = await readJson<Revision>(rt.s3.store, revisionKey(config.runId)).catch(() => null);
+        if (revision && revision.attempt === attemptOf(config.runId, executionName)) {
+          revisionShown = true;
+          // Kept stages are reported here, once; the progress below is what this execution computes.
+          for (const d of revision.stages) if (d.action === "keep") seen.add(d.stage);
+          const lines = describeRevision(revision);
+          if (lines.length > 0) {
+            bar?.stop();
+            out(`${lines.map((l) => `  ${l}\n`).join("")}`);
+            bar?.start(expected, seen.size, { stage: "running" });
+          }
+        }
+      }
+      if (!revisionShown) continue;
       // The poll reads while stages write: the emulator (unlike S3) can serve a half-written object,
       // which only means this poll shows nothing new.
       for (const s of await stageSummaries(rt.s3.store, config.runId).catch(() => [])) {

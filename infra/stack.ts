@@ -25,13 +25,29 @@ export interface RecipePipelineStackProps extends StackProps {
   readonly settings: PipelineSettings;
 }
 
-type Grants = Pick<StageFunctionProps, "reads" | "writes" | "memoryMb" | "timeout" | "copyFiles"> & {
+type Grants = Pick<
+  StageFunctionProps,
+  "reads" | "writes" | "deletes" | "memoryMb" | "timeout" | "copyFiles"
+> & {
   sources?: boolean;
 };
 
 /** What each step reads and writes, by key pattern: least privilege, next to the resource. */
 const GRANTS: Record<StepName | "start-run", Grants> = {
-  "validate-config": { reads: ["runs/*/run.json"], writes: ["runs/*/config.json", "runs/*/failure.json"] },
+  // It also decides the revision: reads each stage's recorded fingerprint, clears the stages whose
+  // fingerprint changed (the only step that deletes: keys below a run's stage or dataset folders,
+  // never run.json or config.json) and records the new fingerprints.
+  "validate-config": {
+    reads: ["runs/*/run.json", "runs/*/*/fingerprint.json"],
+    writes: [
+      "runs/*/config.json",
+      "runs/*/failure.json",
+      "runs/*/revision.json",
+      "runs/*/*/fingerprint.json",
+    ],
+    deletes: ["runs/*/*/*"],
+    timeout: Duration.minutes(15),
+  },
   "plan-ingest": {
     reads: ["runs/*/config.json"],
     writes: ["runs/*/ingest-*/manifest.json"],
@@ -134,6 +150,8 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
       "runs/*/config.json",
       "runs/*/select-and-mix/shards/*",
       "runs/*/*/_SUCCESS",
+      // The data card names the models and endpoints that answered, as the stages recorded them.
+      "runs/*/*/fingerprint.json",
       "images/*",
       "runs/*/write-sft-dataset/work/*",
     ],
@@ -147,6 +165,7 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
       "runs/*/filter-rl/*",
       "runs/*/dedup-rl/shards/*",
       "runs/*/*/_SUCCESS",
+      "runs/*/*/fingerprint.json",
       "images/*",
     ],
     writes: ["runs/*/datasets/rl/*", "runs/*/write-rl-dataset/_SUCCESS"],
@@ -154,7 +173,7 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
     timeout: Duration.minutes(15),
   },
   report: {
-    reads: ["runs/*/config.json", "runs/*/*/_SUCCESS"],
+    reads: ["runs/*/config.json", "runs/*/*/_SUCCESS", "runs/*/*/fingerprint.json", "runs/*/revision.json"],
     writes: ["runs/*/report/*", "runs/*/report/_SUCCESS"],
   },
   "run-failure": { reads: ["runs/*/failure.json"], writes: ["runs/*/failure.json"] },
@@ -178,6 +197,7 @@ export class RecipePipelineStack extends Stack {
         key: storage.key,
         reads: g.reads,
         writes: g.writes,
+        deletes: g.deletes,
         // New accounts may not create functions above 3,008 MB: the default cap; context raises it.
         memoryMb: Math.min(g.memoryMb ?? 1024, s.lambdaMemoryMaxMb),
         timeout: g.timeout,

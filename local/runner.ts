@@ -514,15 +514,29 @@ export class LocalRunner {
   }
 
   /** Runs one execution to completion; never throws: the outcome says how it ended. */
+  /**
+   * Runs one execution. `name` is the execution's name, as `$$.Execution.Name` gives it to the
+   * definition (the run id when not given, as the first attempt of a run is named).
+   */
   async execute(
     input: unknown,
+    name?: string,
   ): Promise<{ status: "SUCCEEDED" | "FAILED"; output?: unknown; error?: string; cause?: string }> {
     const machine = new StateMachine(this.definition as never, {
       validationOptions: { checkArn: false, checkPaths: false },
     });
     const { tasks, retries } = this.handlers();
+    const executionName = name ?? String((input as { runId?: unknown }).runId ?? "local");
     const run = machine.run(input as never, {
       overrides: { taskResourceLocalHandlers: tasks as never, retryIntervalOverrides: retries },
+      context: {
+        Execution: {
+          Id: `${this.stateMachineArn.replace(":stateMachine:", ":execution:")}:${executionName}`,
+          Name: executionName,
+          Input: input,
+          StartTime: new Date().toISOString(),
+        },
+      } as never,
     });
     try {
       return { status: "SUCCEEDED", output: await run.result };

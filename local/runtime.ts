@@ -111,7 +111,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
       account.authorize(principal, action, resource);
     },
     onStart: (execution) => {
-      void runner!.execute(JSON.parse(execution.input)).then((outcome) => {
+      void runner!.execute(JSON.parse(execution.input), execution.name).then((outcome) => {
         sfn.finish(execution.executionArn, {
           status: outcome.status,
           output: outcome.output === undefined ? undefined : JSON.stringify(outcome.output),

@@ -42,6 +42,13 @@ export function attemptName(runId: string, attempt: number): string {
 /** Execution states of a run that ended without finishing: it may be started again. */
 export const CLOSED_UNSUCCESSFULLY: ReadonlySet<string> = new Set(["FAILED", "TIMED_OUT", "ABORTED"]);
 
+/** The attempt an execution name stands for: `<run-id>` (or no name) is 1, `<run-id>.<n>` is n. */
+export function attemptOf(runId: string, execution: string | undefined): number {
+  return execution && isAttemptOf(execution, runId) && execution !== runId
+    ? Number(execution.slice(runId.length + 1))
+    : 1;
+}
+
 /** Whether an execution name is one of the run's attempts. */
 export function isAttemptOf(name: string, runId: string): boolean {
   return name === runId || (name.startsWith(`${runId}.`) && /^\d+$/.test(name.slice(runId.length + 1)));

@@ -14,6 +14,7 @@ import { type StageSummary, stageSummaries, stageSummary } from "../stages/stage
 import type { QuestionCount, VerifiedTrace } from "../stages/verify-traces.ts";
 import type { RunContext } from "./context.ts";
 import { readManifest } from "./context.ts";
+import { servedBy } from "./revision.ts";
 import { loadQuestionSlice, type VerifyItem } from "./steps.ts";
 
 function imageSource(ctx: RunContext) {
@@ -67,6 +68,32 @@ function dataCard(ctx: RunContext, title: string, body: string[], summaries: Sta
     lines.push(`| ${s.stage} | ${s.in} | ${s.out} | ${s.rejected} | ${top} |`);
   }
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Who wrote and judged the rows: the models and endpoints recorded by the stages that asked them
+ * (endpoints without credentials), and how many answers were asked versus read from the cache.
+ */
+export async function modelsLines(ctx: RunContext, branch: "sft" | "rl"): Promise<string[]> {
+  const lines = ["## Models", ""];
+  if (branch === "sft") {
+    const distill = await readJson<StageSummary>(ctx.store, keys.success(ctx.runId, "distill"));
+    const asked = distill?.extra.responses ?? 0;
+    const cached = distill?.extra.cache_hits ?? 0;
+    for (const s of await servedBy(ctx.store, ctx.runId, "distill")) lines.push(`- ${s}`);
+    lines.push(
+      `- teacher answers: ${asked} asked in this run, ${cached} read from the generation cache (answers an earlier run asked)`,
+    );
+  } else {
+    lines.push(
+      ctx.config.rl.passRateFrom === "source"
+        ? `- pass rates: from the sources' own columns where mapped; other questions rolled out by ${ctx.config.rl.policyModel}`
+        : `- rollouts: ${ctx.config.rl.policyModel}`,
+    );
+  }
+  const judge = await servedBy(ctx.store, ctx.runId, branch === "sft" ? "verify-traces" : "filter-rl");
+  lines.push(...(judge.length > 0 ? judge.map((s) => `- ${s}`) : ["- judge: off (rules only)"]), "");
+  return lines;
 }
 
 function sourcesTable(ctx: RunContext, branch: "sft" | "rl", counts: Map<string, number>): string[] {
@@ -246,6 +273,7 @@ export async function finishSftDataset(ctx: RunContext, mixShards: number) {
       `${rows} rows: system prompt, user turn (\`<image>\` markers, \`images\` list), verified assistant turn.`,
       ...sftFilesLines(layouts),
       "",
+      ...(await modelsLines(ctx, "sft")),
       "## Sources",
       "",
       ...sourcesTable(ctx, "sft", counts),
@@ -353,6 +381,7 @@ export async function writeRlDatasetStep(ctx: RunContext) {
     "RL dataset (verl)",
     [
       `${index} rows in verl's Parquet schema: data_source, prompt (chat list), images, ability, reward_model {style, ground_truth}, extra_info {index, answer_type, choices, question_id, question}, and avg_reward (the question's pass rate, as in the OpenMMReasoner RL release).`,
+      ...(await modelsLines(ctx, "rl")),
       `Pass-rate band: ${band.enabled ? `keep ${band.min} < pass rate < ${band.max}` : "off (all questions kept)"}, from ${ctx.config.rl.rolloutsPerQuestion} rollouts of ${ctx.config.rl.policyModel} per question${ctx.config.rl.passRateFrom === "source" ? "; sources that map `columns.passRate` use their own pass rates instead" : ""}.`,
       "",
       "## Sources",

@@ -5,9 +5,10 @@
 import { configHash } from "../config/index.ts";
 import { estimateCost } from "../cost.ts";
 import { keys } from "../layout/index.ts";
-import { writeJson } from "../shards/byte-store.ts";
+import { readJson, writeJson } from "../shards/byte-store.ts";
 import { type StageSummary, stageSummaries, stageSummary } from "../stages/stage.ts";
 import type { RunContext } from "./context.ts";
+import { describeRevision, type Revision, revisionKey, servedBy } from "./revision.ts";
 
 function esc(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
@@ -27,6 +28,14 @@ export function barChart(title: string, bars: [string, number][]): string {
     })
     .join("");
   return `<h3>${esc(title)}</h3><svg xmlns="http://www.w3.org/2000/svg" width="660" height="${h}" role="img" aria-label="${esc(title)}">${body}</svg>`;
+}
+
+/** Which stages this execution kept and which it computed again, and why. */
+function revisionHtml(revision: Revision | null): string {
+  if (!revision) return "";
+  const lines = describeRevision(revision);
+  if (lines.length === 0) return `<p>Revision: attempt ${revision.attempt}, every stage computed fresh.</p>`;
+  return `<details><summary>Revision: attempt ${revision.attempt}</summary><ul>${lines.map((l) => `<li>${esc(l)}</li>`).join("")}</ul></details>`;
 }
 
 export async function writeReport(ctx: RunContext) {
@@ -53,8 +62,16 @@ export async function writeReport(ctx: RunContext) {
     runId: ctx.runId,
     configHash: configHash(ctx.config),
     teacher: ctx.replayTeacher
-      ? "replay (recorded sample responses, not a live model)"
+      ? `replay (recorded sample responses, not a live model): ${ctx.config.teacher.model}`
       : ctx.config.teacher.model,
+    // The models and endpoints that really answered (recorded by the stages that asked them).
+    servedBy: {
+      distill: await servedBy(ctx.store, ctx.runId, "distill"),
+      verifyTraces: await servedBy(ctx.store, ctx.runId, "verify-traces"),
+      filterRl: await servedBy(ctx.store, ctx.runId, "filter-rl"),
+    },
+    generation: { asked: distill?.extra.responses ?? 0, fromCache: distill?.extra.cache_hits ?? 0 },
+    revision: await readJson<Revision>(ctx.store, revisionKey(ctx.runId)),
     stages,
     rejectReasons,
     sft: sft
@@ -74,6 +91,8 @@ export async function writeReport(ctx: RunContext) {
 <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:980px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}.warn{background:#fff3cd;padding:8px;border:1px solid #e0c36b}</style></head><body>
 <h1>Run ${esc(ctx.runId)}</h1>
 <p>Config hash <code>${report.configHash}</code>. Teacher: ${esc(report.teacher)}.</p>
+<ul>${[...report.servedBy.distill, ...report.servedBy.verifyTraces, ...report.servedBy.filterRl].map((s) => `<li>${esc(s)}</li>`).join("")}<li>teacher answers: ${report.generation.asked} asked in this run, ${report.generation.fromCache} from the generation cache</li></ul>
+${revisionHtml(report.revision)}
 ${ctx.replayTeacher ? '<p class="warn"><b>Replay teacher:</b> responses came from the bundled replay server (recorded sample responses). This run exercises the pipeline; its data is not for training.</p>' : ""}
 <h2>Funnel</h2><table><tr><th>stage</th><th>in</th><th>out</th><th>rejected</th><th>seconds</th></tr>${funnel}</table>
 ${barChart(

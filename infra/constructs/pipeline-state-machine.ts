@@ -92,7 +92,8 @@ export class PipelineStateMachine extends Construct {
     const validate = this.lambda(
       "ValidateConfig",
       "validate-config",
-      { "runId.$": "$.runId" },
+      // The execution's name tells validate-config which attempt this is (the revision it records).
+      { "runId.$": "$.runId", "execution.$": "$$.Execution.Name" },
       "$.config",
       "main",
     );

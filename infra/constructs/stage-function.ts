@@ -22,6 +22,8 @@ export interface StageFunctionProps {
   readonly reads: string[];
   /** Object key patterns written. */
   readonly writes: string[];
+  /** Key patterns it may delete (none for almost every step). */
+  readonly deletes?: string[];
   /** Source buckets read (sources and benchmarks). @default none */
   readonly sourceBuckets?: string[];
   /** @default 1024 */
@@ -90,6 +92,11 @@ export class StageFunction extends Construct {
           actions: ["s3:PutObject", "s3:AbortMultipartUpload"],
           resources: props.writes.map(arn),
         }),
+      );
+    }
+    if ((props.deletes ?? []).length > 0) {
+      this.fn.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ["s3:DeleteObject"], resources: props.deletes!.map(arn) }),
       );
     }
     if (props.reads.length > 0) {

@@ -1,8 +1,9 @@
 /**
  * start-run: EventBridge "Object Created" on runs/<id>/run.json -> StartExecution named after the run id.
  * A second upload of the same file starts nothing while the run runs or after it succeeded, and starts
- * it again after it failed (`<run-id>.2`, ...); a changed run.json for an existing run is reported
- * (log at ERROR and runs/<id>/upload-conflict.json), never silently ignored.
+ * it again after it failed (`<run-id>.2`, ...). A changed run.json is a new revision of the run, started
+ * as the next attempt once the last execution has ended; while one runs it is reported (log at ERROR
+ * and runs/<id>/upload-conflict.json), never silently ignored.
  */
 import { createHash } from "node:crypto";
 import {
@@ -28,38 +29,61 @@ export const Event = z.object({
 let sfn: SFNClient | null = null;
 let sfnEndpoint: string | undefined;
 
-export type StartOutcome = "started" | "restarted" | "already_started" | "conflict" | "ignored";
+export type StartOutcome = "started" | "restarted" | "revised" | "already_started" | "conflict" | "ignored";
 
 /** How many times one run id may be started (core/layout's attemptName names them). */
-export const MAX_ATTEMPTS = 50;
+export const MAX_ATTEMPTS = 9999;
 
-/** The newest execution of a run id (its highest attempt, as DescribeExecution gives it), or null. */
+type Latest = { attempt: number; executionArn: string; execution: DescribeExecutionCommandOutput };
+
+/**
+ * The newest execution of a run id (its highest attempt, as DescribeExecution gives it), or null.
+ * Attempts are numbered without gaps, so a doubling search then a bisection finds the newest in
+ * about 2·log2(n) calls.
+ */
 export async function latestExecution(
   client: SFNClient,
   stateMachineArn: string,
   runId: string,
-): Promise<{ attempt: number; executionArn: string; execution: DescribeExecutionCommandOutput } | null> {
-  let latest: { attempt: number; executionArn: string; execution: DescribeExecutionCommandOutput } | null =
-    null;
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+): Promise<Latest | null> {
+  const describe = async (attempt: number): Promise<Latest | null> => {
     const executionArn = `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${attemptName(runId, attempt)}`;
     try {
       const execution = await client.send(new DescribeExecutionCommand({ executionArn }));
-      latest = { attempt, executionArn, execution };
+      return { attempt, executionArn, execution };
     } catch (err) {
-      if ((err as { name?: string }).name === "ExecutionDoesNotExist") break;
+      if ((err as { name?: string }).name === "ExecutionDoesNotExist") return null;
       throw err;
     }
+  };
+  let found = await describe(1);
+  if (!found) return null;
+  let missing = MAX_ATTEMPTS + 1;
+  for (let n = 2; n <= MAX_ATTEMPTS; n = Math.min(n * 2, MAX_ATTEMPTS + 1)) {
+    const at = await describe(n);
+    if (!at) {
+      missing = n;
+      break;
+    }
+    found = at;
   }
-  return latest;
+  while (missing - found.attempt > 1) {
+    const mid = Math.floor((found.attempt + missing) / 2);
+    const at = await describe(mid);
+    if (at) found = at;
+    else missing = mid;
+  }
+  return found;
 }
 
 /**
  * Starts the run for an uploaded run.json. The same content again (compared by a SHA-256 this function
  * computes: with SSE-KMS an ETag is not an MD5 of the content) starts nothing while the run is running
  * or has succeeded, and starts the run again (attempt N+1, finished stages and shards skipped) when its
- * last execution failed, timed out or was stopped. Different content for an existing run id is a
- * conflict: its finished stages were computed from the old config.
+ * last execution failed, timed out or was stopped. Different content for an existing run id is a new
+ * revision of the run once its last execution has ended: attempt N+1, whose first step keeps the
+ * stages the change does not touch (core/pipeline/revision.ts). While an execution still runs, a
+ * changed file is a conflict: nothing is stopped for it.
  */
 export async function startRun(
   client: SFNClient,
@@ -81,7 +105,7 @@ export async function startRun(
       configSha256,
       attempt,
     });
-  const start = async (attempt: number, outcome: "started" | "restarted") => {
+  const start = async (attempt: number, outcome: "started" | "restarted" | "revised") => {
     const name = attemptName(runId, attempt);
     if (name.length > 80) {
       throw new InputContractError(
@@ -113,7 +137,12 @@ export async function startRun(
     configSha256 !== null && before.configSha256 !== undefined
       ? before.configSha256 === configSha256
       : (before.etag ?? null) === (etag ?? null);
-  if (!same) return { outcome: "conflict", runId, executionArn: latest.executionArn };
+  const running =
+    !CLOSED_UNSUCCESSFULLY.has(latest.execution.status ?? "") && latest.execution.status !== "SUCCEEDED";
+  if (!same) {
+    if (running) return { outcome: "conflict", runId, executionArn: latest.executionArn };
+    return start(latest.attempt + 1, "revised");
+  }
   if (CLOSED_UNSUCCESSFULLY.has(latest.execution.status ?? "")) return start(latest.attempt + 1, "restarted");
   return { outcome: "already_started", runId, executionArn: latest.executionArn };
 }
@@ -134,8 +163,13 @@ export const handle = handler("start-run", Event, async (event) => {
   const result = await startRun(sfn, arn, name, key, etag, content);
   if (result.outcome === "restarted")
     logger.info("run started again after a failed execution", { ...result });
+  if (result.outcome === "revised")
+    logger.info("run.json changed: a new revision of the run started", { ...result });
   if (result.outcome === "conflict" && result.runId) {
-    logger.error("run.json changed for an existing run; nothing was started", { runId: result.runId, key });
+    logger.error("run.json changed while the run is running; nothing was started", {
+      runId: result.runId,
+      key,
+    });
     await writeJson(
       runStore(),
       `${keys.runConfig(result.runId).replace(/run\.json$/, "")}upload-conflict.json`,
@@ -144,7 +178,7 @@ export const handle = handler("start-run", Event, async (event) => {
         key,
         etag,
         message:
-          "A different run.json was uploaded for a run id that already has an execution. Its finished stages were computed from the old config: upload the new config under a new run id. (Uploading the same run.json again starts a failed run again.)",
+          "A changed run.json was uploaded while the run's execution is still running; nothing was started and nothing was stopped. Wait for it to end (or stop it in the Step Functions console, or with aws stepfunctions stop-execution), then upload the file again: it starts a new revision that keeps the stages the change does not touch.",
         execution: result.executionArn,
       },
     );

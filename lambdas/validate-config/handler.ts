@@ -1,14 +1,19 @@
-/** validate-config: resolves run.json into config.json; on any problem writes failure.json listing all of them and fails. */
+/**
+ * validate-config: resolves run.json into config.json; on any problem writes failure.json listing all
+ * of them and fails. Then decides the run's revision: stages whose fingerprint changed since the last
+ * execution are cleared to be computed again, the others are kept (core/pipeline/revision.ts).
+ */
 import { z } from "zod";
 import { ConfigError } from "../../core/errors.ts";
-import { keys } from "../../core/layout/index.ts";
+import { attemptOf, keys } from "../../core/layout/index.ts";
+import { applyRevision } from "../../core/pipeline/revision.ts";
 import { validateConfig } from "../../core/pipeline/steps.ts";
 import { writeJson } from "../../core/shards/byte-store.ts";
-import { handler, runStore } from "../shared/runtime.ts";
+import { handler, logger, runStore } from "../shared/runtime.ts";
 
-export const Event = z.object({ runId: z.string() });
+export const Event = z.object({ runId: z.string(), execution: z.string().optional() });
 
-export const handle = handler("validate-config", Event, async ({ runId }) => {
+export const handle = handler("validate-config", Event, async ({ runId, execution }) => {
   const store = runStore();
   const outcome = await validateConfig(store, runId);
   if (!outcome.ok) {
@@ -18,11 +23,18 @@ export const handle = handler("validate-config", Event, async ({ runId }) => {
       error: "ConfigError",
       problems: outcome.problems,
       whatToDo:
-        "Fix every problem listed, then upload run.json again under a new run id (or delete this run's folder).",
+        "Fix every problem listed, then upload run.json again: stages the fix does not touch are kept.",
     });
     throw new ConfigError(outcome.problems);
   }
   const c = outcome.config;
+  const revision = await applyRevision(store, runId, c, attemptOf(runId, execution));
+  logger.info("revision", {
+    runId,
+    attempt: revision.attempt,
+    recomputed: revision.stages.filter((d) => d.action === "recompute").map((d) => d.stage),
+    removed: revision.removed,
+  });
   return {
     runId,
     sft: c.sources.sft.length > 0,

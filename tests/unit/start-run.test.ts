@@ -5,7 +5,7 @@
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { attemptName, isAttemptOf } from "../../core/layout/index.ts";
-import { startRun } from "../../lambdas/start-run/handler.ts";
+import { latestExecution, startRun } from "../../lambdas/start-run/handler.ts";
 import { EMULATOR_CREDENTIALS } from "../../local/s3-emulator.ts";
 import { type SfnApi, startSfnApi } from "../../local/sfn-api.ts";
 
@@ -37,13 +37,46 @@ describe("start-run", () => {
     expect(api.executions.size).toBe(1);
   });
 
-  it("reports different content for an existing run as a conflict and starts nothing", async () => {
-    await startRun(client, MACHINE, "b", KEY, '"e"', config(1));
+  it("reports different content as a conflict while the run still runs, and starts or stops nothing", async () => {
+    const first = await startRun(client, MACHINE, "b", KEY, '"e"', config(1));
 
     const changed = await startRun(client, MACHINE, "b", KEY, '"e"', config(2));
 
     expect(changed.outcome).toBe("conflict");
     expect(api.executions.size).toBe(1);
+    expect(api.executions.get(first.executionArn!)?.status).toBe("RUNNING");
+  });
+
+  it.each(["SUCCEEDED", "FAILED", "ABORTED"] as const)(
+    "starts a changed run.json as the run's next revision once its last execution %s",
+    async (status) => {
+      const first = await startRun(client, MACHINE, "b", KEY, '"e"', config(1));
+      api.finish(first.executionArn!, { status });
+
+      const revised = await startRun(client, MACHINE, "b", KEY, '"e"', config(2));
+      const duplicate = await startRun(client, MACHINE, "b", KEY, '"e"', config(2));
+
+      expect(revised.outcome).toBe("revised");
+      expect(revised.executionArn).toMatch(/:execution:recipe-run:r1\.2$/);
+      expect(duplicate).toMatchObject({ outcome: "already_started", executionArn: revised.executionArn });
+      expect(api.executions.size).toBe(2);
+    },
+  );
+
+  it("finds the newest of many attempts, in a few calls", async () => {
+    let seed = 0;
+    for (let i = 0; i < 37; i++) {
+      const r = await startRun(client, MACHINE, "b", KEY, '"e"', config(seed++));
+      api.finish(r.executionArn!, { status: "SUCCEEDED" });
+    }
+    let calls = 0;
+    const counting = { send: (c: never) => (calls++, client.send(c)) } as unknown as SFNClient;
+
+    const latest = await latestExecution(counting, MACHINE, "r1");
+
+    expect(latest?.attempt).toBe(37);
+    expect(latest?.executionArn).toMatch(/:r1\.37$/);
+    expect(calls).toBeLessThanOrEqual(14);
   });
 
   it("starts a failed run again under the next attempt name, and only once", async () => {

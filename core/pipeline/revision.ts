@@ -1,0 +1,122 @@
+/**
+ * A run's revision: at the start of every execution, each stage's recorded fingerprint is compared
+ * with the one the resolved config gives. A stage whose fingerprint changed loses its outputs (so
+ * every `_SUCCESS`, stats file and shard left in the run was written under the current config, and
+ * the skip rules of every step stay what they were); the others are kept. The generation cache and
+ * the images live outside runs/ and are never touched here.
+ *
+ * Killed at any point, it is safe to run again: a stage's fingerprint.json is written only after
+ * its old outputs are gone, so a half-cleared stage is still recorded under its old fingerprint and
+ * is cleared again.
+ */
+import type { RunConfig } from "../config/schema.ts";
+import { keys, runPrefix, type Stage } from "../layout/index.ts";
+import { type ByteStore, listAll, readJson, writeJson } from "../shards/byte-store.ts";
+import {
+  OUTPUT_STAGES,
+  type OutputStage,
+  planRevision,
+  type StageDecision,
+  type StageFingerprint,
+  stageFingerprints,
+} from "./fingerprint.ts";
+
+/** The folders a stage writes, below the run's prefix. */
+function outputFolders(stage: OutputStage): string[] {
+  if (stage === "write-sft-dataset") return [`${stage}/`, "datasets/sft/"];
+  if (stage === "write-rl-dataset") return [`${stage}/`, "datasets/rl/"];
+  return [`${stage}/`];
+}
+
+export const fingerprintKey = (runId: string, stage: Stage) =>
+  `${keys.stagePrefix(runId, stage)}fingerprint.json`;
+export const revisionKey = (runId: string) => `${runPrefix(runId)}revision.json`;
+
+/** What the execution's first step decided, for the CLI, `recipe status` and the report. */
+export interface Revision {
+  runId: string;
+  /** The execution's attempt number (its name is `<run-id>` or `<run-id>.<attempt>`). */
+  attempt: number;
+  stages: StageDecision[];
+  /** Objects removed from stages that are computed again (old versions stay, as the bucket keeps them). */
+  removed: number;
+}
+
+/** How many deletes are in flight at once (S3 takes thousands a second per prefix). */
+const DELETE_CONCURRENCY = 32;
+
+async function deleteAll(store: ByteStore, keyList: readonly string[]): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < keyList.length) await store.delete(keyList[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, keyList.length) }, worker));
+}
+
+/**
+ * Compares the config's stage fingerprints with those recorded in the run's folders, clears the
+ * stages that changed, records the current fingerprints and writes `revision.json`.
+ */
+export async function applyRevision(
+  store: ByteStore,
+  runId: string,
+  config: RunConfig,
+  attempt: number,
+): Promise<Revision> {
+  const prefix = runPrefix(runId);
+  const everything = await listAll(store, prefix);
+  const current = stageFingerprints(config);
+  const recorded: Partial<Record<OutputStage, StageFingerprint | null>> = {};
+  const outputs: Partial<Record<OutputStage, string[]>> = {};
+  for (const stage of OUTPUT_STAGES) {
+    const own = fingerprintKey(runId, stage);
+    const folders = outputFolders(stage).map((f) => `${prefix}${f}`);
+    outputs[stage] = everything.filter((k) => k !== own && folders.some((f) => k.startsWith(f)));
+    recorded[stage] = everything.includes(own) ? await readJson<StageFingerprint>(store, own) : null;
+  }
+  const has = Object.fromEntries(OUTPUT_STAGES.map((s) => [s, (outputs[s] ?? []).length > 0]));
+  const stages = planRevision(current, recorded, has);
+  let removed = 0;
+  for (const d of stages) {
+    if (d.action === "recompute") {
+      await deleteAll(store, outputs[d.stage]!);
+      removed += outputs[d.stage]!.length;
+    }
+    if (d.action !== "keep") {
+      await writeJson(store, fingerprintKey(runId, d.stage), current[d.stage]);
+      continue;
+    }
+    // Kept and not finished: what is still to compute is answered by this config's endpoint.
+    const before = recorded[d.stage]!;
+    const serving = current[d.stage].servedBy?.[0];
+    if (serving && !before.servedBy?.includes(serving) && !everything.includes(keys.success(runId, d.stage)))
+      await writeJson(store, fingerprintKey(runId, d.stage), {
+        ...before,
+        servedBy: [...(before.servedBy ?? []), serving],
+      });
+  }
+  const revision: Revision = { runId, attempt, stages, removed };
+  await writeJson(store, revisionKey(runId), revision);
+  return revision;
+}
+
+/** Who answered a stage's model requests, as its fingerprint.json records it (empty when unknown). */
+export async function servedBy(store: ByteStore, runId: string, stage: OutputStage): Promise<string[]> {
+  return (
+    (await readJson<StageFingerprint>(store, fingerprintKey(runId, stage)).catch(() => null))?.servedBy ?? []
+  );
+}
+
+/**
+ * One line per stage that existed before, as the CLI prints it: "skipped (unchanged)" (a kept stage
+ * that had not finished resumes where it stopped) or "recomputed (teacher.model changed)".
+ */
+export function describeRevision(revision: Revision): string[] {
+  return revision.stages
+    .filter((d) => d.action !== "new")
+    .map((d) =>
+      d.action === "keep"
+        ? `${d.stage}: skipped (unchanged)`
+        : `${d.stage}: recomputed (${d.because.join(", ")})`,
+    );
+}
