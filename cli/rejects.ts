@@ -37,14 +37,32 @@ export async function rejectsCommand(
     const stages = (opts.stage ? [opts.stage] : STAGES) as Stage[];
     let printed = 0;
     let found = false;
+    // A dedup reject names where the kept question's record is; its source file and line are in it.
+    const shardLines = new Map<string, Promise<unknown[]>>();
+    const originAt = async (at: string): Promise<string | undefined> => {
+      const m = /^(.*):(\d+)$/.exec(at);
+      if (!m) return undefined;
+      if (!shardLines.has(m[1]!))
+        shardLines.set(
+          m[1]!,
+          (async () => {
+            const rows: unknown[] = [];
+            for await (const l of readShard(store, m[1]!)) rows.push(l.ok ? l.value : null);
+            return rows;
+          })().catch(() => []),
+        );
+      const row = (await shardLines.get(m[1]!)!)[Number(m[2]) - 1] as { origin?: string } | null | undefined;
+      return row?.origin;
+    };
     for (const stage of stages) {
       for (const key of await listAll(store, `${keys.stagePrefix(runId, stage)}rejects/`)) {
         found = true;
         for await (const line of readShard(store, key)) {
           if (!line.ok) continue;
-          const reject = line.value as { reason?: string };
+          const reject = line.value as { reason?: string; duplicateAt?: string };
           if (opts.reason !== undefined && reject.reason !== opts.reason) continue;
-          out(`${JSON.stringify(reject)}\n`);
+          const keptOrigin = reject.duplicateAt ? await originAt(reject.duplicateAt) : undefined;
+          out(`${JSON.stringify(keptOrigin ? { ...reject, duplicateOrigin: keptOrigin } : reject)}\n`);
           if (++printed >= limit) return 0;
         }
       }

@@ -173,7 +173,16 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
     timeout: Duration.minutes(15),
   },
   report: {
-    reads: ["runs/*/config.json", "runs/*/*/_SUCCESS", "runs/*/*/fingerprint.json", "runs/*/revision.json"],
+    reads: [
+      "runs/*/config.json",
+      "runs/*/*/_SUCCESS",
+      "runs/*/*/fingerprint.json",
+      "runs/*/revision.json",
+      // Its examples: a few rejects per reason, a few kept traces per domain with their images.
+      "runs/*/*/rejects/*",
+      "runs/*/select-and-mix/shards/*",
+      "images/*",
+    ],
     writes: ["runs/*/report/*", "runs/*/report/_SUCCESS"],
   },
   "run-failure": { reads: ["runs/*/failure.json"], writes: ["runs/*/failure.json"] },

@@ -87,7 +87,8 @@ interface BandIndex {
 type DropReason = "duplicate_question" | "near_duplicate" | "in_sft_set";
 
 interface ShardDecisions {
-  drops: [number, DropReason, string][];
+  /** [row, reason, kept question's id, kept question's `<shard key>:<line>`] */
+  drops: [number, DropReason, string, string?][];
   contaminated: [number, string][];
   /** How many survivors this shard may keep under its source's sample cap (null: no cap). */
   quota: number | null;
@@ -431,7 +432,9 @@ export async function resolveDuplicates(ctx: RunContext, branch: Branch): Promis
     const index = itemOf(involved[i]!);
     const list = drops.get(index) ?? [];
     drops.set(index, list);
-    list.push([rowOf(involved[i]!), reason, ids[root]!]);
+    // Where the kept question is: its shard's key and line (that record carries its source's file:line).
+    const keptAt = `${signItems[itemOf(involved[root]!)]!.questions}:${rowOf(involved[root]!) + 1}`;
+    list.push([rowOf(involved[i]!), reason, ids[root]!, keptAt]);
     dropped += 1;
   }
 
@@ -486,7 +489,7 @@ export async function applyDedup(
       throw new InvariantError(
         `dedup-${item.branch}: shard ${item.shard} has no decisions (resolve step not finished)`,
       );
-    const drops = new Map(decisions.drops.map(([row, reason, of]) => [row, { reason, of }]));
+    const drops = new Map(decisions.drops.map(([row, reason, of, at]) => [row, { reason, of, at }]));
     const leaks = new Map(decisions.contaminated);
     let kept = 0;
     let row = 0;
@@ -503,6 +506,7 @@ export async function applyDedup(
           reason: drop.reason,
           questionId: q.id,
           duplicateOf: drop.of,
+          ...(drop.at ? { duplicateAt: drop.at } : {}),
           origin: q.origin ?? q.source,
         });
         continue;

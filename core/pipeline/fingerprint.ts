@@ -174,6 +174,9 @@ export function servingOf(config: RunConfig, stage: OutputStage): string | null 
   const inJob = "vLLM in the generate Batch job";
   if (stage === "distill") {
     const t = config.teacher;
+    // recipe run names the bundled replay server's models replay/<model> (cli/run.ts).
+    if (t.model.startsWith("replay/"))
+      return `teacher ${t.model} via the bundled replay server (recorded responses)`;
     return `teacher ${t.model} via ${t.serving === "endpoint" && t.endpoint ? publicUrl(t.endpoint.url) : inJob}`;
   }
   if (stage === "verify-traces" || stage === "filter-rl") {

@@ -34,6 +34,27 @@ export function percentiles(values: number[]): Record<string, number> {
   return { min: s[0]!, p10: at(0.1), p50: at(0.5), p90: at(0.9), p99: at(0.99), max: s.at(-1)! };
 }
 
+/**
+ * Response lengths in bins whose edges double (under 256, 256-511, ..., 32768 and over): lengths of
+ * reasoning traces span two orders of magnitude, so equal-width bins would put nearly all in one.
+ */
+export function lengthHistogram(values: readonly number[]): [string, number][] {
+  const edges = [256, 512, 1024, 2048, 4096, 8192, 16384, 32768];
+  const counts = new Array<number>(edges.length + 1).fill(0);
+  for (const v of values) {
+    const i = edges.findIndex((e) => v < e);
+    counts[i === -1 ? edges.length : i]! += 1;
+  }
+  return counts.map((n, i) => [
+    i === 0
+      ? `< ${edges[0]}`
+      : i === edges.length
+        ? `>= ${edges.at(-1)}`
+        : `${edges[i - 1]}-${edges[i]! - 1}`,
+    n,
+  ]);
+}
+
 function dataCard(ctx: RunContext, title: string, body: string[], summaries: StageSummary[]): string {
   const c = ctx.config;
   const lines = [
@@ -263,6 +284,7 @@ export async function finishSftDataset(ctx: RunContext, mixShards: number) {
     extra: { rows, images, parquetParts: parquet.length },
     files: { jsonl: layouts.includes("llama-factory") ? jsonlKey : null, parquet, lmmsEngine },
     responseChars: lengths,
+    responseCharsHistogram: lengthHistogram(parts.flatMap((p) => p.responseChars)),
     perSource: Object.fromEntries(counts),
     perDomain: Object.fromEntries(domains),
   });

@@ -8,6 +8,7 @@ import { keys } from "../layout/index.ts";
 import { readJson, writeJson } from "../shards/byte-store.ts";
 import { type StageSummary, stageSummaries, stageSummary } from "../stages/stage.ts";
 import type { RunContext } from "./context.ts";
+import { imageDataUri, keptExamples, type RejectExample, rejectExamples } from "./report-examples.ts";
 import { describeRevision, type Revision, revisionKey, servedBy } from "./revision.ts";
 
 function esc(s: string): string {
@@ -28,6 +29,50 @@ export function barChart(title: string, bars: [string, number][]): string {
     })
     .join("");
   return `<h3>${esc(title)}</h3><svg xmlns="http://www.w3.org/2000/svg" width="660" height="${h}" role="img" aria-label="${esc(title)}">${body}</svg>`;
+}
+
+const pre = (t: string | undefined) => (t ? `<pre>${esc(t)}</pre>` : "");
+
+/** A few rejects per stage and reason, each with where it came from. */
+function rejectsHtml(examples: RejectExample[]): string {
+  if (examples.length === 0) return "";
+  const groups = new Map<string, RejectExample[]>();
+  for (const e of examples)
+    groups.set(`${e.stage}: ${e.reason}`, [...(groups.get(`${e.stage}: ${e.reason}`) ?? []), e]);
+  const body = [...groups]
+    .map(
+      ([title, list]) =>
+        `<details><summary>${esc(title)} (${list.length} example${list.length === 1 ? "" : "s"})</summary>${list
+          .map(
+            (e) =>
+              `<div class="ex"><div class="origin">${esc(e.origin)}</div>${e.detail ? `<p>${esc(e.detail)}</p>` : ""}${e.question ? `<p><b>question</b> ${esc(e.question)}</p>` : ""}${e.extracted !== undefined || e.gold !== undefined ? `<p><b>extracted</b> <code>${esc(e.extracted ?? "(nothing)")}</code> <b>gold</b> <code>${esc(e.gold ?? "")}</code></p>` : ""}${e.responseEnd ? `<p><b>end of the response</b></p>${pre(e.responseEnd)}` : ""}</div>`,
+          )
+          .join("")}</details>`,
+    )
+    .join("");
+  return `<h2>Reject examples</h2><p>A few per reason; every reject: <code>npx recipe rejects &lt;run-id&gt; --stage S --reason R</code>.</p>${body}`;
+}
+
+/** A few kept SFT traces per domain, with their images (small ones embedded). */
+async function keptHtml(ctx: RunContext): Promise<string> {
+  const examples = await keptExamples(ctx.store, ctx.runId);
+  if (examples.length === 0) return "";
+  const items: string[] = [];
+  for (const e of examples) {
+    const images: string[] = [];
+    for (const sha of e.images.slice(0, 4)) {
+      const uri = await imageDataUri(ctx.store, sha);
+      images.push(
+        uri
+          ? `<img src="${uri}" alt="image ${sha.slice(0, 12)}">`
+          : `<code>image ${esc(sha.slice(0, 12))}…</code>`,
+      );
+    }
+    items.push(
+      `<div class="ex"><div class="origin">${esc(e.domain)} · ${esc(e.source)} · ${esc(e.origin)}</div>${images.join("")}<p><b>question</b> ${esc(e.question)}</p>${pre(e.response)}</div>`,
+    );
+  }
+  return `<h2>Kept examples</h2><p>A few SFT traces per domain, as they go into the dataset.</p>${items.join("")}`;
 }
 
 /** Which stages this execution kept and which it computed again, and why. */
@@ -88,7 +133,7 @@ export async function writeReport(ctx: RunContext) {
     )
     .join("");
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>recipe-pipeline report: ${esc(ctx.runId)}</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:980px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}.warn{background:#fff3cd;padding:8px;border:1px solid #e0c36b}</style></head><body>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:980px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}.warn{background:#fff3cd;padding:8px;border:1px solid #e0c36b}.ex{border:1px solid #ddd;margin:8px 0;padding:8px}.ex img{max-width:240px;max-height:240px;margin-right:8px}.origin{color:#666;font-size:12px}pre{white-space:pre-wrap;background:#f6f6f6;padding:6px;font-size:12px}</style></head><body>
 <h1>Run ${esc(ctx.runId)}</h1>
 <p>Config hash <code>${report.configHash}</code>. Teacher: ${esc(report.teacher)}.</p>
 <ul>${[...report.servedBy.distill, ...report.servedBy.verifyTraces, ...report.servedBy.filterRl].map((s) => `<li>${esc(s)}</li>`).join("")}<li>teacher answers: ${report.generation.asked} asked in this run, ${report.generation.fromCache} from the generation cache</li></ul>
@@ -100,7 +145,14 @@ ${barChart(
   Object.entries(rejectReasons).sort((a, b) => b[1] - a[1]),
 )}
 ${barChart("SFT rows per domain", Object.entries((sft?.perDomain as Record<string, number>) ?? {}))}
-${barChart("SFT response length, characters (percentiles)", Object.entries((sft?.responseChars as Record<string, number>) ?? {}))}
+${barChart("SFT response length, characters (histogram)", (sft?.responseCharsHistogram as [string, number][]) ?? [])}
+<p>Percentiles: ${esc(
+    Object.entries((sft?.responseChars as Record<string, number>) ?? {})
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ") || "no rows",
+  )}</p>
+${await keptHtml(ctx)}
+${rejectsHtml(await rejectExamples(ctx.store, ctx.runId))}
 ${barChart(
   "RL pass rate (tenths)",
   ((rl?.passRateHistogram as number[]) ?? []).map((n, i) => [(i / 10).toFixed(1), n] as [string, number]),

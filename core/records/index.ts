@@ -96,6 +96,8 @@ export const Reject = z.strictObject({
   questionId: z.string().optional(),
   /** For dedup rejects: the kept question this one duplicates. */
   duplicateOf: z.string().optional(),
+  /** For dedup rejects: where the kept question's record is (`<shard key>:<line>`; it names its source). */
+  duplicateAt: z.string().optional(),
   record: z.unknown().optional(),
 });
 export type Reject = z.infer<typeof Reject>;

@@ -20,6 +20,23 @@ export const VerifiedTrace = Trace.extend({
 });
 export type VerifiedTrace = z.infer<typeof VerifiedTrace>;
 
+/**
+ * What a person needs to judge a reject without opening the shards: the question and gold answer
+ * (clipped) and the end of the response, where the answer is. The whole trace stays in distill's
+ * shard, at the reject's origin.
+ */
+export function rejectExample(
+  q: { question: string; answer: string },
+  response: string,
+): { question: string; gold: string; responseEnd: string } {
+  const clip = (t: string, n: number) => (t.length > n ? `${t.slice(0, n)}…` : t);
+  return {
+    question: clip(q.question, 240),
+    gold: clip(q.answer, 120),
+    responseEnd: response.length > 320 ? `…${response.slice(-320)}` : response,
+  };
+}
+
 export interface QuestionCount {
   questionId: string;
   domain: string;
@@ -170,7 +187,7 @@ export async function verifyTraces(
         reason,
         origin: row.origin,
         questionId: q.id,
-        record: { sampleIndex: trace.sampleIndex, verdict },
+        record: { sampleIndex: trace.sampleIndex, verdict, example: rejectExample(q, trace.response) },
       });
       continue;
     }

@@ -1,7 +1,8 @@
 /**
  * Writes examples/sample/replay.jsonl: recorded responses for every sample question, several per
- * question and of every kind the filters act on (right in two formats, wrong, no think block,
- * looping, truncated), so that the replay teacher makes rejection sampling and each filter visible.
+ * question and of every kind the filters act on (right in two wordings, both in the format the system
+ * prompt asks for; wrong; no think block; looping; truncated), so that the replay teacher makes
+ * rejection sampling and each filter visible, and every kept answer follows the system prompt.
  *   npx tsx examples/sample/record-replay.ts
  */
 import { readFileSync, writeFileSync } from "node:fs";
@@ -38,7 +39,7 @@ const out = rows.map((q, i) => {
   const think = `Let me look carefully. The question asks: ${ask.slice(0, 80)} I will work through it step by step and check the result.`;
   const responses = [
     { content: `<think>${think}</think><answer>${q.answer}</answer>`, finish_reason: "stop" },
-    { content: `<think>${think} Checking once more with another method.</think>\nSo the final answer is $\\boxed{${q.answer}}$.`, finish_reason: "stop" },
+    { content: `<think>${think} Checking once more with another method.</think>\n<answer>${q.answer}</answer>`, finish_reason: "stop" },
     { content: `<think>${think} I may have misread a value.</think><answer>${wrong(q)}</answer>`, finish_reason: "stop" },
     { content: `The answer is ${q.answer}.`, finish_reason: "stop" },
     { content: `<think>${"I add the numbers again and get the same partial sum. ".repeat(60)}</think><answer>${q.answer}</answer>`, finish_reason: "stop" },

@@ -11,9 +11,10 @@ export const Event = z.object({
 });
 
 const ADVICE: Record<string, string> = {
-  ConfigError: "Fix every problem listed and upload run.json under a new run id.",
+  ConfigError:
+    "Fix every problem listed and upload run.json again: it starts a new revision of the run, and stages the fix does not touch are kept.",
   InputContractError:
-    "A source or intermediate file breaks its contract (see cause); fix the input and rerun: finished stages are skipped.",
+    "A source or intermediate file breaks its contract (see cause); fix it and start the run again: finished stages are skipped. If the fix is in a source file's content (same name), change its uri (or use --fresh locally): a stage is recomputed when its config changes, not when a file's bytes do.",
   TransientError:
     "Retries were exhausted on a transient error; start the run again: finished stages and shards are skipped.",
   InvariantError: "This is a bug in recipe-pipeline; please report it with this file.",

@@ -53,6 +53,66 @@ describe("recipe run --fresh", () => {
   }, 240_000);
 });
 
+describe("a new teacher for a finished run", () => {
+  it("recomputes distill and what follows, keeps ingest and dedup, and an unchanged rerun asks nothing", async () => {
+    const { runCommand } = await import("../../cli/run.ts");
+    const { startFakeOpenAI } = await import("../helpers/fake-openai.ts");
+    const { startS3Emulator } = await import("../../local/s3-emulator.ts");
+    const { LOCAL_BUCKET } = await import("../../local/runtime.ts");
+    const { file, work } = userFolder("recipe-teacher-");
+    const dataDir = join(work, "data");
+    const teacher = await startFakeOpenAI({
+      answer: () => "<think>Working it out carefully.</think><answer>42</answer>",
+    });
+    const run = async (opts: { teacherUrl?: string; teacherModel?: string }) => {
+      let out = "";
+      const code = await runCommand(
+        file,
+        { dataDir, parallelism: "2", ...opts },
+        (t) => (out += t),
+        (t) => (out += t),
+      );
+      return { code, out };
+    };
+    try {
+      const replayed = await run({});
+      expect(replayed.code, replayed.out).toBe(0);
+      expect(teacher.requests).toHaveLength(0);
+
+      const real = await run({ teacherUrl: teacher.url, teacherModel: "fake-teacher" });
+      const asked = teacher.requests.length;
+      const again = await run({ teacherUrl: teacher.url, teacherModel: "fake-teacher" });
+
+      expect(asked).toBeGreaterThan(0);
+      expect(real.out).toContain("run.json changed: a new revision of run sample");
+      for (const kept of ["ingest-sft", "ingest-rl", "dedup-sft", "dedup-rl", "plan-distill"])
+        expect(real.out).toContain(`${kept}: skipped (unchanged)`);
+      expect(real.out).toMatch(/distill: recomputed \(teacher\.model changed\)/);
+      expect(real.out).toMatch(/verify-traces: recomputed \(distill recomputed\)/);
+      expect(again.code, again.out).toBe(0);
+      expect(again.out).toContain("already succeeded with this run.json");
+      expect(teacher.requests.length).toBe(asked);
+      // The run's own files name the teacher that answered, and where.
+      const s3 = await startS3Emulator(LOCAL_BUCKET, join(dataDir, "s3"));
+      try {
+        const card = (await s3.store.readBytes(keys.dataset("sample", "sft", "README.md")))!.toString();
+        expect(card).toContain(`teacher fake-teacher via ${teacher.url}`);
+        expect(card).not.toContain("Replay teacher");
+        const report = (await readJson<{ teacher: string; generation: { asked: number } }>(
+          s3.store,
+          keys.report("sample", "report.json"),
+        ))!;
+        expect(report.teacher).toBe("fake-teacher");
+        expect(report.generation.asked).toBeGreaterThan(0);
+      } finally {
+        await s3.stop();
+      }
+    } finally {
+      await teacher.close();
+    }
+  }, 300_000);
+});
+
 describe("a traces source", () => {
   it("goes straight to verification: the teacher gets no request for its questions", async () => {
     const { startFakeOpenAI } = await import("../helpers/fake-openai.ts");
@@ -212,7 +272,16 @@ describe("recipe rejects", () => {
     for (const r of [...ingest.rows, ...dedup.rows])
       expect(r.origin, JSON.stringify(r)).toMatch(/^sources\/sample\/sft-[a-z-]+\.jsonl:\d+$/);
     expect(dedup.rows.length).toBeGreaterThan(0);
+    // A dropped duplicate names the kept question, down to its source file and line.
+    for (const r of dedup.rows) {
+      expect(r.duplicateAt).toMatch(/^runs\/sample\/ingest-sft\/shards\/\d{5}\.jsonl\.gz:\d+$/);
+      expect(r.duplicateOrigin).toMatch(/^sources\/sample\/sft-[a-z-]+\.jsonl:\d+$/);
+      expect(r.duplicateOrigin).not.toBe(r.origin);
+    }
     expect(mismatches.rows).toHaveLength(5);
+    // A verify reject carries what a person needs to judge it: question, gold, the response's end.
+    for (const r of mismatches.rows)
+      expect(Object.keys(r.record.example).sort()).toEqual(["gold", "question", "responseEnd"]);
     expect(new Set(mismatches.rows.map((r) => `${r.stage} ${r.reason}`))).toEqual(
       new Set(["verify-traces answer_mismatch"]),
     );

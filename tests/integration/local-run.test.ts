@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { TransientError } from "../../core/errors.ts";
 import { keys, STAGES } from "../../core/layout/index.ts";
+import { type Revision, revisionKey } from "../../core/pipeline/revision.ts";
 import { listAll, readJson } from "../../core/shards/byte-store.ts";
 import type { ShardStats, StageSummary } from "../../core/stages/stage.ts";
 import { executionArnFor, type LocalOptions } from "../../local/runtime.ts";
@@ -62,6 +63,14 @@ describe("the sample run on the embedded runtime", () => {
     expect(card).toContain("Replay teacher");
     const report = (await store.readBytes(keys.report("sample", "report.html")))!.toString();
     expect(report).toContain("Replay teacher");
+    // What a person needs to judge the data: examples of rejects per reason, kept traces with their
+    // images inline, the length distribution; still one static file (no scripts, nothing fetched).
+    expect(report).toContain("<summary>verify-traces: answer_mismatch (3 examples)</summary>");
+    expect(report).toMatch(/<b>extracted<\/b> <code>[^<]*<\/code> <b>gold<\/b>/);
+    expect(report).toMatch(/<h2>Kept examples<\/h2>[\s\S]*<img src="data:image\/png;base64,/);
+    expect(report).toContain("SFT response length, characters (histogram)");
+    expect(report).not.toMatch(/<script|src="http/);
+    expect(card).toContain("teacher replay/sample-teacher via the bundled replay server");
     expect((await lines(keys.dataset("sample", "sft", "sft.jsonl.gz"))).length).toBe(
       done.get("write-sft-dataset")!.out,
     );
@@ -79,17 +88,39 @@ describe("the sample run on the embedded runtime", () => {
     expect(rt.triggers.map((t) => t.outcome)).toEqual(["started", "already_started"]);
   });
 
-  it("reports a changed run.json for an existing run instead of ignoring it", async () => {
+  it("starts a changed run.json as a new revision that recomputes only what the change touches", async () => {
     const { rt } = await runSample();
+    const store = rt.s3.store;
+    const ingestStats = keys.success("sample", "ingest-sft");
+    const ingestBefore = (await store.readBytes(ingestStats))!;
+    const mixBefore = (await store.readBytes(keys.success("sample", "select-and-mix")))!;
+    const teacherCalls = rt.replay!.requests;
     const changed = JSON.parse(readFileSync(SAMPLE, "utf8"));
     changed.mixing.seed = 8;
 
-    await rt.s3.store.write(keys.runConfig("sample"), JSON.stringify(changed));
-    await new Promise((r) => setTimeout(r, 500));
+    await store.write(keys.runConfig("sample"), JSON.stringify(changed));
+    for (let waited = 0; rt.triggers.length < 2 && waited < 10_000; waited += 100)
+      await new Promise((r) => setTimeout(r, 100));
+    const revised = await rt.waitFor(executionArnFor("sample").replace(/:sample$/, ":sample.2"));
 
-    expect(rt.triggers.map((t) => t.outcome)).toEqual(["started", "conflict"]);
-    const conflict = await readJson<{ message: string }>(rt.s3.store, "runs/sample/upload-conflict.json");
-    expect(conflict?.message).toMatch(/new run id/);
+    expect(rt.triggers.map((t) => t.outcome)).toEqual(["started", "revised"]);
+    expect(revised.status, revised.cause).toBe("SUCCEEDED");
+    const revision = (await readJson<Revision>(store, revisionKey("sample")))!;
+    expect(revision.attempt).toBe(2);
+    const action = (stage: string) => revision.stages.find((d) => d.stage === stage);
+    expect(action("ingest-sft")).toEqual({ stage: "ingest-sft", action: "keep" });
+    expect(action("distill")).toEqual({ stage: "distill", action: "keep" });
+    expect(action("select-and-mix")).toEqual({
+      stage: "select-and-mix",
+      action: "recompute",
+      because: ["mixing.seed changed"],
+    });
+    // Kept means untouched: the same object, not a recomputed copy; no teacher request was made.
+    expect((await store.readBytes(ingestStats))!.equals(ingestBefore)).toBe(true);
+    expect(rt.replay!.requests).toBe(teacherCalls);
+    const config = (await readJson<{ mixing: { seed: number } }>(store, keys.resolvedConfig("sample")))!;
+    expect(config.mixing.seed).toBe(8);
+    expect((await store.readBytes(keys.success("sample", "select-and-mix")))!.equals(mixBefore)).toBe(false);
   });
 
   it("recomputes only the stage whose _SUCCESS was deleted, with identical output", async () => {
