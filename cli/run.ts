@@ -22,7 +22,7 @@ import {
 import { describeRevision, type Revision, revisionKey } from "../core/pipeline/revision.ts";
 import { type ByteStore, listAll, readJson } from "../core/shards/byte-store.ts";
 import { createS3Client, S3Store } from "../core/shards/s3-store.ts";
-import { type StageSummary, stageSummaries } from "../core/stages/stage.ts";
+import { STAGE_UNITS, type StageSummary, stageSummaries } from "../core/stages/stage.ts";
 import { UsageError } from "./errors.ts";
 import { sourceProblems } from "./sources.ts";
 
@@ -71,12 +71,13 @@ export function effectiveRunConfig(
 }
 
 export function summaryTable(rows: StageSummary[]): string {
-  const header = ["stage", "in", "out", "rejected", "reject reasons"];
+  const header = ["stage", "in", "out", "rejected", "unit", "reject reasons"];
   const body = rows.map((s) => [
     s.stage,
     String(s.in),
     String(s.out),
     String(s.rejected),
+    STAGE_UNITS[s.stage] ?? "",
     Object.entries(s.reasons)
       .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
       .map(([r, n]) => `${r} ${n}`)
@@ -84,7 +85,10 @@ export function summaryTable(rows: StageSummary[]): string {
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
-    cells.map((c, i) => (i >= 1 && i <= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ");
+    cells
+      .map((c, i) => (i >= 1 && i <= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }
 

@@ -10,7 +10,7 @@ import { keys, type Stage } from "../layout/index.ts";
 import type { ImageRef, Question } from "../records/index.ts";
 import { listAll, readJson, writeJson } from "../shards/byte-store.ts";
 import { readShard } from "../shards/jsonl.ts";
-import { type StageSummary, stageSummaries, stageSummary } from "../stages/stage.ts";
+import { STAGE_UNITS, type StageSummary, stageSummaries, stageSummary } from "../stages/stage.ts";
 import type { QuestionCount, VerifiedTrace } from "../stages/verify-traces.ts";
 import type { RunContext } from "./context.ts";
 import { readManifest } from "./context.ts";
@@ -77,8 +77,8 @@ function dataCard(ctx: RunContext, title: string, body: string[], summaries: Sta
     "",
     "## Funnel",
     "",
-    "| stage | in | out | rejected | top reject reasons |",
-    "| --- | --- | --- | --- | --- |",
+    "| stage | in | out | rejected | unit | top reject reasons |",
+    "| --- | --- | --- | --- | --- | --- |",
   );
   for (const s of summaries) {
     const top = Object.entries(s.reasons)
@@ -86,7 +86,9 @@ function dataCard(ctx: RunContext, title: string, body: string[], summaries: Sta
       .slice(0, 4)
       .map(([r, n]) => `${r} ${n}`)
       .join(", ");
-    lines.push(`| ${s.stage} | ${s.in} | ${s.out} | ${s.rejected} | ${top} |`);
+    lines.push(
+      `| ${s.stage} | ${s.in} | ${s.out} | ${s.rejected} | ${STAGE_UNITS[s.stage] ?? ""} | ${top} |`,
+    );
   }
   return `${lines.join("\n")}\n`;
 }

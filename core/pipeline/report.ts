@@ -6,7 +6,7 @@ import { configHash } from "../config/index.ts";
 import { estimateCost } from "../cost.ts";
 import { keys } from "../layout/index.ts";
 import { readJson, writeJson } from "../shards/byte-store.ts";
-import { type StageSummary, stageSummaries, stageSummary } from "../stages/stage.ts";
+import { STAGE_UNITS, type StageSummary, stageSummaries, stageSummary } from "../stages/stage.ts";
 import type { RunContext } from "./context.ts";
 import { imageDataUri, keptExamples, type RejectExample, rejectExamples } from "./report-examples.ts";
 import { describeRevision, type Revision, revisionKey, servedBy } from "./revision.ts";
@@ -129,7 +129,7 @@ export async function writeReport(ctx: RunContext) {
   const funnel = stages
     .map(
       (s) =>
-        `<tr><td>${esc(s.stage)}</td><td>${s.in}</td><td>${s.out}</td><td>${s.rejected}</td><td>${s.seconds.toFixed(1)}</td></tr>`,
+        `<tr><td>${esc(s.stage)}</td><td>${s.in}</td><td>${s.out}</td><td>${s.rejected}</td><td>${esc(STAGE_UNITS[s.stage] ?? "")}</td><td>${s.seconds.toFixed(1)}</td></tr>`,
     )
     .join("");
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>recipe-pipeline report: ${esc(ctx.runId)}</title>
@@ -139,7 +139,7 @@ export async function writeReport(ctx: RunContext) {
 <ul>${[...report.servedBy.distill, ...report.servedBy.verifyTraces, ...report.servedBy.filterRl].map((s) => `<li>${esc(s)}</li>`).join("")}<li>teacher answers: ${report.generation.asked} asked in this run, ${report.generation.fromCache} from the generation cache</li></ul>
 ${revisionHtml(report.revision)}
 ${ctx.replayTeacher ? '<p class="warn"><b>Replay teacher:</b> responses came from the bundled replay server (recorded sample responses). This run exercises the pipeline; its data is not for training.</p>' : ""}
-<h2>Funnel</h2><table><tr><th>stage</th><th>in</th><th>out</th><th>rejected</th><th>seconds</th></tr>${funnel}</table>
+<h2>Funnel</h2><table><tr><th>stage</th><th>in</th><th>out</th><th>rejected</th><th>unit</th><th>seconds</th></tr>${funnel}</table>
 ${barChart(
   "Reject reasons",
   Object.entries(rejectReasons).sort((a, b) => b[1] - a[1]),

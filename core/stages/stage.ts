@@ -252,3 +252,21 @@ export async function markStageDone(
 export async function stageShards(store: ByteStore, runId: string, stage: Stage): Promise<string[]> {
   return (await listAll(store, keys.shardsPrefix(runId, stage))).filter((k) => k.endsWith(".jsonl.gz"));
 }
+
+/**
+ * What a stage's in/out counts count: the funnel changes units where the recipe fans a question out
+ * into responses or rollouts and back, and a table that does not say so reads as losses.
+ */
+export const STAGE_UNITS: Readonly<Record<string, string>> = {
+  "ingest-sft": "records",
+  "ingest-rl": "records",
+  "dedup-sft": "questions",
+  "dedup-rl": "questions",
+  distill: "responses",
+  "verify-traces": "traces",
+  "select-and-mix": "traces",
+  "write-sft-dataset": "rows",
+  "estimate-difficulty": "rollouts",
+  "filter-rl": "rollouts",
+  "write-rl-dataset": "questions",
+};
