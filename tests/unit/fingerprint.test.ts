@@ -74,10 +74,18 @@ describe("stage fingerprints", () => {
   });
 
   it.each<[string, (c: RunConfigInput) => void, string[]]>([
-    ["the teacher model", (c) => void (c.teacher!.model = "other/teacher"), AFTER_DISTILL],
+    [
+      "the teacher model",
+      (c) => {
+        c.teacher!.model = "other/teacher";
+      },
+      AFTER_DISTILL,
+    ],
     [
       "the system prompt",
-      (c) => void (c.teacher!.systemPrompt = "Answer."),
+      (c) => {
+        c.teacher!.systemPrompt = "Answer.";
+      },
       [
         ...AFTER_DISTILL.slice(0, 4),
         "estimate-difficulty",
@@ -87,15 +95,25 @@ describe("stage fingerprints", () => {
         "report",
       ],
     ],
-    ["the mixing seed", (c) => void (c.mixing!.seed = 1), ["select-and-mix", "write-sft-dataset", "report"]],
+    [
+      "the mixing seed",
+      (c) => {
+        c.mixing!.seed = 1;
+      },
+      ["select-and-mix", "write-sft-dataset", "report"],
+    ],
     [
       "a domain cap",
-      (c) => void (c.mixing!.caps = { chart: 6 }),
+      (c) => {
+        c.mixing!.caps = { chart: 6 };
+      },
       ["select-and-mix", "write-sft-dataset", "report"],
     ],
     [
       "the judge model",
-      (c) => void (c.verification!.judge!.model = "j"),
+      (c) => {
+        c.verification!.judge!.model = "j";
+      },
       [
         "verify-traces",
         "select-and-mix",
@@ -108,12 +126,16 @@ describe("stage fingerprints", () => {
     ],
     [
       "the pass-rate band",
-      (c) => void (c.rl = { passRateBand: { min: 0.1 } }),
+      (c) => {
+        c.rl = { passRateBand: { min: 0.1 } };
+      },
       ["filter-rl", "write-rl-dataset", "train-rl", "report"],
     ],
     [
       "the SFT sources",
-      (c) => void (c.sources!.sft![0]!.uri = "c.jsonl"),
+      (c) => {
+        c.sources!.sft![0]!.uri = "c.jsonl";
+      },
       [
         "ingest-sft",
         "dedup-sft",
@@ -130,10 +152,18 @@ describe("stage fingerprints", () => {
     ],
     [
       "the data card's description",
-      (c) => void (c.description = "e"),
+      (c) => {
+        c.description = "e";
+      },
       ["write-sft-dataset", "write-rl-dataset", "report"],
     ],
-    ["a training setting", (c) => void (c.training = { learningRate: 2e-6 }), ["train-rl", "report"]],
+    [
+      "a training setting",
+      (c) => {
+        c.training = { learningRate: 2e-6 };
+      },
+      ["train-rl", "report"],
+    ],
   ])(
     "a change to %s recomputes exactly the stages that read it, and those after them",
     (_, edit, expected) => {
@@ -142,8 +172,11 @@ describe("stage fingerprints", () => {
   );
 
   it.each<[string, (c: RunConfigInput) => void]>([
-    ["the teacher's endpoint", (c) => void (c.teacher!.endpoint = { url: "https://elsewhere/v1" })],
-    ["how the teacher is served", (c) => void (c.teacher!.serving = "batch")],
+    [
+      "the teacher's endpoint",
+      (c) => Object.assign(c.teacher!, { endpoint: { url: "https://elsewhere/v1" } }),
+    ],
+    ["how the teacher is served", (c) => Object.assign(c.teacher!, { serving: "batch" })],
     [
       "request concurrency and retries",
       (c) => void Object.assign(c.teacher!, { requestConcurrency: 3, maxAttempts: 5 }),
@@ -152,7 +185,10 @@ describe("stage fingerprints", () => {
       "vLLM's parallelism and context",
       (c) => void Object.assign(c.teacher!, { tensorParallelSize: 4, maxModelLen: 50000 }),
     ],
-    ["the judge's endpoint", (c) => void (c.verification!.judge!.endpoint = { url: "https://j/v1" })],
+    [
+      "the judge's endpoint",
+      (c) => Object.assign(c.verification!.judge!, { endpoint: { url: "https://j/v1" } }),
+    ],
     [
       "the shard size and Map concurrency",
       (c) =>
@@ -164,7 +200,11 @@ describe("stage fingerprints", () => {
 
   it("says why a stage is recomputed, in the config's own paths", () => {
     const before = stageFingerprints(config());
-    const now = stageFingerprints(config((c) => void (c.teacher!.model = "other/teacher")));
+    const now = stageFingerprints(
+      config((c) => {
+        c.teacher!.model = "other/teacher";
+      }),
+    );
     const all = Object.fromEntries(OUTPUT_STAGES.map((s) => [s, true]));
     const plan = planRevision(now, before, all);
 
@@ -214,7 +254,9 @@ describe("applyRevision", () => {
     const second = await applyRevision(
       store,
       "r1",
-      config((c) => void (c.teacher!.model = "t2")),
+      config((c) => {
+        c.teacher!.model = "t2";
+      }),
       2,
     );
 
@@ -240,7 +282,9 @@ describe("applyRevision", () => {
     const third = await applyRevision(
       store,
       "r1",
-      config((c) => void (c.teacher!.model = "t2")),
+      config((c) => {
+        c.teacher!.model = "t2";
+      }),
       3,
     );
     expect(third.removed).toBe(0);
@@ -253,7 +297,9 @@ describe("applyRevision", () => {
     await applyRevision(store, "r1", config(), 1);
     const outputs = [0, 1, 2, 3].map((i) => keys.stats("r1", "select-and-mix", i));
     for (const k of [...outputs, keys.success("r1", "select-and-mix")]) await store.write(k, "x");
-    const changed = config((c) => void (c.mixing!.seed = 9));
+    const changed = config((c) => {
+      c.mixing!.seed = 9;
+    });
     // A store that dies after two deletes: the first revision is killed in the middle of clearing.
     let deletes = 0;
     const dying = Object.create(store, {

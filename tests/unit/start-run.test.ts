@@ -70,7 +70,12 @@ describe("start-run", () => {
       api.finish(r.executionArn!, { status: "SUCCEEDED" });
     }
     let calls = 0;
-    const counting = { send: (c: never) => (calls++, client.send(c)) } as unknown as SFNClient;
+    const counting = {
+      send: (c: never) => {
+        calls++;
+        return client.send(c);
+      },
+    } as unknown as SFNClient;
 
     const latest = await latestExecution(counting, MACHINE, "r1");
 
