@@ -462,11 +462,47 @@ export const Training = z
     maxPromptLength: positiveInt.default(4096),
     maxResponseLength: positiveInt.default(28696),
     dynamicBatchSize: z.boolean().default(true),
-    epochs: positiveInt.default(15),
-    totalSteps: positiveInt.default(1500),
+    epochs: positiveInt
+      .default(15)
+      .describe(
+        "verl `trainer.total_epochs`. Training stops at whichever of epochs and totalSteps comes first: with fewer than totalSteps x trainBatchSize / epochs prompts (12,800 at the defaults) the epochs end it early; `recipe validate` and the data card say which.",
+      ),
+    totalSteps: positiveInt.default(1500).describe("verl `trainer.total_training_steps`."),
     saveFreq: positiveInt.default(16).describe("Checkpoint every N steps."),
     testFreq: positiveInt.default(16).describe("Validate every N steps."),
-    nodes: positiveInt.default(1).describe("Training nodes (the published run used 8)."),
+    maxCheckpointsToKeep: positiveInt
+      .default(2)
+      .describe(
+        "verl `trainer.max_actor_ckpt_to_keep`: checkpoints (with optimizer state) kept on the node's disk; every one is also in S3.",
+      ),
+    rolloutTensorParallelSize: positiveInt
+      .default(2)
+      .describe(
+        "verl `rollout.tensor_model_parallel_size` (verl's Qwen2.5-VL example: 2). Must divide gpusPerNode and the policy's attention heads.",
+      ),
+    rolloutGpuMemoryUtilization: z
+      .number()
+      .gt(0)
+      .max(0.95)
+      .default(0.6)
+      .describe("verl `rollout.gpu_memory_utilization` (verl's Qwen2.5-VL example: 0.6; verl's default 0.5)."),
+    sequenceParallelSize: positiveInt
+      .default(1)
+      .describe(
+        "Ulysses sequence parallelism of the actor and reference (verl `ulysses_sequence_parallel_size`): splits each 32K-token sequence over this many GPUs. Must divide gpusPerNode.",
+      ),
+    fsdpOffload: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Offload the actor's parameters and optimizer state to CPU (verl `fsdp_config.param_offload` and `optimizer_offload`): slower, for a policy that does not fit otherwise. The reference model is always offloaded, as in verl's Qwen2.5-VL example.",
+      ),
+    nodes: positiveInt
+      .max(64)
+      .default(1)
+      .describe(
+        "Training nodes (the published run used 8). More than 1 runs as an AWS Batch multi-node parallel job on on-demand capacity (Batch runs no multi-node job on Spot).",
+      ),
     gpusPerNode: positiveInt.max(8).default(8),
     checkpointSyncMinutes: positiveInt.default(15).describe("How often checkpoints are copied to S3."),
   })
@@ -478,6 +514,18 @@ export const Training = z
         message: "GSPO clips sequence-level ratios: use values around 1e-4 (the recipe uses 3e-4/4e-4)",
         input: t.clipRatioHigh,
       });
+    }
+    for (const [key, size] of [
+      ["rolloutTensorParallelSize", t.rolloutTensorParallelSize],
+      ["sequenceParallelSize", t.sequenceParallelSize],
+    ] as const) {
+      if (t.gpusPerNode % size !== 0)
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `must divide gpusPerNode (${t.gpusPerNode})`,
+          input: size,
+        });
     }
     if (t.ppoMiniBatchSize > t.trainBatchSize) {
       ctx.addIssue({

@@ -11,4 +11,8 @@ const step = from + 16;
 mkdirSync(join(dir, `global_step_${step}`, "actor"), { recursive: true });
 writeFileSync(join(dir, `global_step_${step}`, "actor", "weights.bin"), `weights after ${step} steps`);
 writeFileSync(tracker, String(step));
-console.log(JSON.stringify({ resumedFrom: from, step }));
+const arg = (key) => process.argv.find((a) => a.startsWith(`${key}=`))?.slice(key.length + 1);
+const model = arg("actor_rollout_ref.model.path");
+// verl loads a model id or a local folder: a staged start model must be a folder with its config.
+if (model?.startsWith("/") && !existsSync(join(model, "config.json"))) process.exit(8);
+console.log(JSON.stringify({ resumedFrom: from, step, model, nnodes: Number(arg("trainer.nnodes")) }));

@@ -17,6 +17,7 @@ console.log(
   JSON.stringify({
     lossMode: parsed.config.training.lossMode,
     lossAggMode: parsed.config.training.lossAggMode,
+    training: parsed.config.training,
     overrides: verlOverrides(parsed.config, {
       trainFiles: ["/workspace/data/rl-00000.parquet", "/workspace/data/rl-00001.parquet"],
       checkpointDir: "/workspace/checkpoints",

@@ -86,9 +86,41 @@ def test_rendered_overrides_compose_against_verls_own_config(run_json: str):
     assert cfg.actor_rollout_ref.actor.policy_loss.loss_mode == r["lossMode"]
     assert cfg.actor_rollout_ref.actor.loss_agg_mode == r["lossAggMode"]
     assert cfg.algorithm.adv_estimator == "grpo"
-    assert cfg.custom_reward_function.name == "compute_score"
+    assert cfg.custom_reward_function.name == "compute_score_batch"
+    assert cfg.reward_model.reward_manager == "batch"
+    rollout = cfg.actor_rollout_ref.rollout
+    assert rollout.enable_chunked_prefill is False
+    assert rollout.engine_kwargs.vllm.disable_mm_preprocessor_cache is True
+    assert rollout.tensor_model_parallel_size == r["training"]["rolloutTensorParallelSize"]
+    assert rollout.gpu_memory_utilization == r["training"]["rolloutGpuMemoryUtilization"]
+    assert cfg.actor_rollout_ref.actor.ulysses_sequence_parallel_size == r["training"]["sequenceParallelSize"]
+    assert cfg.actor_rollout_ref.ref.fsdp_config.param_offload is True
+    assert cfg.trainer.max_actor_ckpt_to_keep == r["training"]["maxCheckpointsToKeep"]
+    assert cfg.trainer.nnodes == r["training"]["nodes"]
     assert cfg.data.image_key == "images"
     assert list(cfg.data.train_files) == ["/workspace/data/rl-00000.parquet", "/workspace/data/rl-00001.parquet"]
+
+
+def test_the_batch_reward_manager_is_registered_and_calls_the_glue_with_names_it_accepts():
+    """verl's BatchRewardManager calls custom_reward_function.name with keyword arguments: the glue's
+    batched function must take exactly those names (a mismatch fails at step 1, on GPUs)."""
+    import inspect
+    import sys
+
+    source = (verl_root() / "workers" / "reward_manager" / "batch.py").read_text()
+    assert re.search(r'@register\("batch"\)', source), "verl registers no reward manager named batch"
+    tree = ast.parse(source)
+    calls = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "compute_score"
+    ]
+    assert calls, "verl's BatchRewardManager no longer calls self.compute_score"
+    keywords = {k.arg for k in calls[0].keywords if k.arg}
+    sys.path.insert(0, str(ROOT / "batch-images" / "train-rl" / "src"))
+    import recipe_reward
+
+    assert keywords == set(inspect.signature(recipe_reward.compute_score_batch).parameters)
 
 
 def test_verl_implements_the_loss_the_recipe_uses():

@@ -1,5 +1,5 @@
-import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -12,8 +12,12 @@ import { verlOverrides } from "../../core/train/verl.ts";
 import { runDirect } from "../../local/direct-run.ts";
 import { fakeGenerate, sampleContext } from "../helpers/pipeline.ts";
 
-async function runWithRlDataset() {
-  const ctx = await sampleContext({ rl: { passRateBand: { enabled: false } }, training: { enabled: true } });
+async function runWithRlDataset(training: Record<string, unknown> = {}) {
+  const ctx = await sampleContext({
+    rl: { passRateBand: { enabled: false } },
+    // The sample's RL set is 7 prompts: batches of 2 give verl steps to take.
+    training: { enabled: true, trainBatchSize: 2, ppoMiniBatchSize: 2, ...training },
+  });
   await validateConfig(ctx.store, ctx.runId);
   await runDirect(ctx, (c, plan, out) => fakeGenerate(c, plan, out, 2).then(() => undefined));
   return ctx;
@@ -117,4 +121,148 @@ describe("train-rl launcher", () => {
     );
     expect(await ctx.store.exists(keys.success(ctx.runId, "train-rl"))).toBe(true);
   });
+
+  it("downloads an s3:// start model to local disk and hands verl the folder (verl copies only hdfs://)", async () => {
+    const ctx = await runWithRlDataset({ startModel: "s3://pipeline/models/sft-cold-start/" });
+    for (const [name, body] of [
+      ["config.json", "{}"],
+      ["model-00001-of-00002.safetensors", "w1"],
+      ["model-00002-of-00002.safetensors", "w2"],
+    ])
+      await ctx.store.write(`models/sft-cold-start/${name!}`, body!);
+    const fakeVerl = { RECIPE_VERL_CMD: `${process.execPath} ${resolve("tests/helpers/fake-verl.mjs")}` };
+
+    const r = launch(ctx.store as FsStore, ctx.runId, [], fakeVerl);
+
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/start model: s3:\/\/pipeline\/models\/sft-cold-start\/ \(3 files/);
+    expect(r.stdout).toMatch(/"model":"\/[^"]+\/model"/);
+  });
+
+  it("refuses an s3:// start model that is not a model folder, naming it", async () => {
+    const ctx = await runWithRlDataset({ startModel: "s3://pipeline/models/missing" });
+
+    const r = launch(ctx.store as FsStore, ctx.runId, ["--dry-run"]);
+
+    expect(r.status).toBe(3);
+    expect(r.stdout).toContain("training.startModel s3://pipeline/models/missing: no config.json under it");
+  });
+
+  it("refuses a set smaller than one batch, which would train 0 steps", async () => {
+    const ctx = await runWithRlDataset({ trainBatchSize: 128, ppoMiniBatchSize: 128 });
+
+    const r = launch(ctx.store as FsStore, ctx.runId, ["--dry-run"]);
+
+    expect(r.status).toBe(3);
+    expect(r.stdout).toMatch(
+      /problem: the RL set has \d+ prompts, fewer than one batch \(training\.trainBatchSize 128\)/,
+    );
+  });
+
+  it("says when the epochs end training before totalSteps", async () => {
+    const ctx = await runWithRlDataset({ trainBatchSize: 2, ppoMiniBatchSize: 2, epochs: 3 });
+
+    const r = launch(ctx.store as FsStore, ctx.runId, ["--dry-run", "--rows", "2"]);
+
+    expect(r.stdout).toMatch(
+      /steps: \d+ \(3 epochs of \d+ steps over \d+ prompts end training before totalSteps 1500\)/,
+    );
+  });
+});
+
+describe("multi-node training (an AWS Batch multi-node parallel job)", () => {
+  /** One node of a job: the launcher as a child process with the environment Batch gives that node. */
+  function node(store: FsStore, runId: string, index: number, nodes: number, args: string[], extra = {}) {
+    const child = spawn(process.execPath, ["--import", "tsx", "batch-images/train-rl/src/main.ts", ...args], {
+      env: {
+        ...process.env,
+        RECIPE_BUCKET: `file://${store.root}`,
+        RECIPE_RUN_ID: runId,
+        RECIPE_WORKDIR: mkdtempSync(join(tmpdir(), `train-node${index}-`)),
+        RECIPE_VERIFY_CMD: `${process.execPath} ${resolve("bin/recipe.mjs")} verify`,
+        AWS_BATCH_JOB_ID: `job-1#${index}`,
+        AWS_BATCH_JOB_ATTEMPT: "1",
+        AWS_BATCH_JOB_NUM_NODES: String(nodes),
+        AWS_BATCH_JOB_NODE_INDEX: String(index),
+        AWS_BATCH_JOB_MAIN_NODE_INDEX: "0",
+        ...(index === 0 ? {} : { AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS: "10.0.0.5" }),
+        RECIPE_CLUSTER_POLL_MS: "100",
+        ...extra,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    return new Promise<{ code: number | null; out: string }>((r) =>
+      child.on("exit", (code) => r({ code, out })),
+    );
+  }
+
+  it("a two-node dry run starts a head and a worker, and verl is told both nodes", async () => {
+    const ctx = await runWithRlDataset({ nodes: 2 });
+
+    const [main, worker] = await Promise.all([
+      node(ctx.store as FsStore, ctx.runId, 0, 2, ["--dry-run", "--rows", "2"]),
+      node(ctx.store as FsStore, ctx.runId, 1, 2, ["--dry-run"]),
+    ]);
+
+    expect(main.code, main.out).toBe(0);
+    expect(worker.code, worker.out).toBe(0);
+    expect(main.out).toContain("node 0: ray start --head --port=6379 --num-gpus=8");
+    expect(main.out).toContain("cluster: 2 nodes joined the Ray head on node 0");
+    expect(main.out).toContain("trainer.nnodes=2");
+    expect(worker.out).toContain("node 1: ray start --address=10.0.0.5:6379 --num-gpus=8");
+    expect(worker.out).toContain("the main node reports training succeeded");
+  }, 60_000);
+
+  it("fails the attempt as transient, naming the node that never joined", async () => {
+    const ctx = await runWithRlDataset({ nodes: 2 });
+
+    const main = await node(ctx.store as FsStore, ctx.runId, 0, 2, ["--dry-run"], {
+      RECIPE_CLUSTER_JOIN_TIMEOUT_S: "1",
+    });
+
+    expect(main.code).toBe(75);
+    expect(main.out).toContain("node(s) 1 never joined");
+  }, 60_000);
+
+  it("refuses a job whose node count is not training.nodes", async () => {
+    const ctx = await runWithRlDataset({ nodes: 4 });
+
+    const main = await node(ctx.store as FsStore, ctx.runId, 0, 2, ["--dry-run"]);
+
+    expect(main.code).toBe(3);
+    expect(main.out).toContain("the job runs on 2 node(s) but training.nodes is 4");
+  }, 60_000);
+
+  it("uploads every node's checkpoint shards and marks a step complete only when all nodes have", async () => {
+    const ctx = await runWithRlDataset({ nodes: 2 });
+    const fakeVerl = { RECIPE_VERL_CMD: `${process.execPath} ${resolve("tests/helpers/fake-verl.mjs")}` };
+    // No Ray here: \`ray start\` stands in as a command that exits 0 (its arguments are checked above).
+    const noRay = { RECIPE_RAY_CMD: `${process.execPath} -e 0`, RECIPE_CLUSTER_JOIN_TIMEOUT_S: "40" };
+    // Worker shards: what verl's FSDP workers on node 1 write to that node's own disk.
+    const workerDir = mkdtempSync(join(tmpdir(), "train-node1-"));
+    mkdirSync(join(workerDir, "checkpoints", "global_step_16", "actor"), { recursive: true });
+    writeFileSync(join(workerDir, "checkpoints", "global_step_16", "actor", "rank_8.pt"), "rank 8 shard");
+
+    const [main, worker] = await Promise.all([
+      node(ctx.store as FsStore, ctx.runId, 0, 2, [], { ...fakeVerl, ...noRay }),
+      node(ctx.store as FsStore, ctx.runId, 1, 2, [], { RECIPE_WORKDIR: workerDir, ...noRay }),
+    ]);
+
+    expect(main.code, main.out).toBe(0);
+    expect(worker.code, worker.out).toBe(0);
+    const prefix = `${keys.stagePrefix(ctx.runId, "train-rl")}checkpoints/global_step_16/`;
+    const saved = await listAll(ctx.store, prefix);
+    expect(saved).toEqual(
+      expect.arrayContaining([
+        `${prefix}actor/weights.bin`,
+        `${prefix}actor/rank_8.pt`,
+        `${prefix}_NODE_0`,
+        `${prefix}_NODE_1`,
+        `${prefix}_COMPLETE`,
+      ]),
+    );
+  }, 60_000);
 });

@@ -71,3 +71,22 @@ describe(`the generate image's vllm serve command, against vLLM ${VLLM.vllm}`, (
     ]);
   });
 });
+
+describe("the vLLM engine arguments the train-rl launcher hands verl", () => {
+  it("names only engine arguments vLLM defines (verl passes engine_kwargs.vllm to vllm.LLM unchecked)", async () => {
+    const { verlOverrides } = await import("../../core/train/verl.ts");
+    const { RunConfig } = await import("../../core/config/schema.ts");
+    const config = RunConfig.parse({
+      runId: "t",
+      sources: { rl: [{ name: "a", uri: "a.jsonl", format: "jsonl", domain: "chart", license: "x" }] },
+      training: { enabled: true },
+    });
+    const paths = { trainFiles: ["/d/a.parquet"], checkpointDir: "/c", rewardPath: "/r.py", modelPath: "/m" };
+    const engine = verlOverrides(config, paths)
+      .map((o) => /^\+?actor_rollout_ref\.rollout\.engine_kwargs\.vllm\.([a-z_]+)=/.exec(o)?.[1])
+      .filter((k): k is string => k !== undefined);
+
+    expect(engine).toEqual(["disable_mm_preprocessor_cache"]);
+    for (const k of engine) expect(VLLM.flags).toContain(`--${k.replace(/_/g, "-")}`);
+  });
+});

@@ -9,7 +9,7 @@
  * config, without a GPU. Exit codes: 0 done, 3 bad input, 75 transient (Batch retries; we resume).
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { EXIT_BAD_INPUT, EXIT_OK, EXIT_TRANSIENT, InputContractError } from "../../../core/errors.ts";
@@ -17,14 +17,16 @@ import { keys } from "../../../core/layout/index.ts";
 import { loadConfig } from "../../../core/pipeline/context.ts";
 import { type ByteStore, listAll, readJson, writeJson } from "../../../core/shards/byte-store.ts";
 import { FsStore } from "../../../core/shards/fs-store.ts";
-import { readParquetRows } from "../../../core/shards/parquet.ts";
+import { parquetRowCount, readParquetRows } from "../../../core/shards/parquet.ts";
 import { stageSummary } from "../../../core/stages/stage.ts";
+import { checkNodeCount, type NodeRole, nodeRole } from "../../../core/train/cluster.ts";
 import {
   newestCheckpoint,
   VERL_TRACKER_FILE,
   type VerlPaths,
   verlCommand,
 } from "../../../core/train/verl.ts";
+import { type ClusterOptions, finishCluster, joinCluster, startHead } from "./cluster-node.ts";
 
 export { EXIT_BAD_INPUT, EXIT_OK, EXIT_TRANSIENT };
 
@@ -40,6 +42,15 @@ export interface LauncherOptions {
   /** Replaces `python3 -m verl.trainer.main_ppo` (tests). */
   verlCommand?: string[];
   out: (line: string) => void;
+  /** The container's environment (AWS Batch's multi-node variables); process.env by default. */
+  env?: NodeJS.ProcessEnv;
+  /** Multi-node: how long nodes wait for each other, and how often they look. */
+  joinTimeoutMs?: number;
+  pollMs?: number;
+  /** Reads another bucket's objects (an s3:// start model outside the pipeline bucket). */
+  storeFor?: (bucket: string) => ByteStore;
+  /** Replaces the `ray` executable (tests). */
+  rayCommand?: string[];
 }
 
 const CHECKPOINT_DONE = "_COMPLETE";
@@ -122,7 +133,22 @@ print(json.dumps({"good": [g["score"] for g in good], "bad": [b["score"] for b i
   return problems;
 }
 
-async function syncUp(o: LauncherOptions, checkpointDir: string, uploaded: Set<string>): Promise<number> {
+/** A node's marker in a step folder: its shards of that checkpoint are all in S3. */
+const nodeMarker = (index: number) => `_NODE_${index}`;
+
+/**
+ * Copies this node's finished checkpoint folders to S3. A folder is finished when verl's tracker
+ * names it (the driver writes it after the save), when a newer one exists, or on the final pass.
+ * Each node marks the steps it uploaded; a step is complete (`_COMPLETE`, the only thing a resume
+ * trusts) once every node's marker is there, which the main node checks.
+ */
+async function syncUp(
+  o: LauncherOptions,
+  checkpointDir: string,
+  uploaded: Set<string>,
+  role: NodeRole,
+  final = false,
+): Promise<number> {
   let steps = 0;
   let entries: string[] = [];
   try {
@@ -130,22 +156,57 @@ async function syncUp(o: LauncherOptions, checkpointDir: string, uploaded: Set<s
   } catch {
     return 0;
   }
+  const stepOf = (d: string) => Number(d.slice("global_step_".length));
+  const newest = Math.max(...entries.map(stepOf));
+  let tracked = -1;
+  try {
+    tracked = Number(readFileSync(join(checkpointDir, VERL_TRACKER_FILE), "utf8").trim());
+  } catch {
+    // No tracker on this node (verl's driver runs on the main node) or none written yet.
+  }
+  const prefix = checkpointsPrefix(o.runId);
   for (const dir of entries) {
     if (uploaded.has(dir)) continue;
+    if (!final && stepOf(dir) > tracked && stepOf(dir) === newest) continue; // may still be written
     const root = join(checkpointDir, dir);
     const walk = (p: string): string[] =>
       statSync(p).isDirectory() ? readdirSync(p).flatMap((e) => walk(join(p, e))) : [p];
     const local = new FsStore(checkpointDir);
     for (const file of walk(root)) {
       const rel = relative(checkpointDir, file).split("\\").join("/");
-      await o.store.write(`${checkpointsPrefix(o.runId)}${rel}`, await local.read(rel));
+      await o.store.write(`${prefix}${rel}`, await local.read(rel));
     }
-    // The marker goes last: a step folder without it is an interrupted upload and is never resumed from.
-    await o.store.write(`${checkpointsPrefix(o.runId)}${dir}/${CHECKPOINT_DONE}`, "");
+    await o.store.write(`${prefix}${dir}/${nodeMarker(role.index)}`, "");
     uploaded.add(dir);
     steps++;
   }
+  if (role.isMain) await completeSteps(o, role, uploaded, final);
   return steps;
+}
+
+/**
+ * Main node: writes `_COMPLETE` for each uploaded step every node has marked. On the final pass it
+ * waits (bounded) for the other nodes' last uploads, which start when it says training is done.
+ */
+async function completeSteps(o: LauncherOptions, role: NodeRole, uploaded: Set<string>, final: boolean) {
+  const prefix = checkpointsPrefix(o.runId);
+  const until = Date.now() + (final && role.nodes > 1 ? (o.joinTimeoutMs ?? 20 * 60_000) : 0);
+  for (const dir of [...uploaded].sort()) {
+    const done = `${prefix}${dir}/${CHECKPOINT_DONE}`;
+    for (;;) {
+      if (await o.store.exists(done)) break;
+      const marks = await Promise.all(
+        Array.from({ length: role.nodes }, (_, i) => o.store.exists(`${prefix}${dir}/${nodeMarker(i)}`)),
+      );
+      // The marker goes last: a step without it is an interrupted upload and is never resumed from.
+      if (marks.every(Boolean)) {
+        await o.store.write(done, "");
+        break;
+      }
+      if (Date.now() >= until) break;
+      await new Promise((r) => setTimeout(r, o.pollMs ?? 5_000));
+    }
+  }
 }
 
 async function restoreNewest(o: LauncherOptions, checkpointDir: string): Promise<number | null> {
@@ -162,6 +223,45 @@ async function restoreNewest(o: LauncherOptions, checkpointDir: string): Promise
   }
   writeFileSync(join(checkpointDir, VERL_TRACKER_FILE), String(step));
   return step;
+}
+
+/**
+ * The steps verl will run: `trainer.total_training_steps`, unless the epochs over this many prompts
+ * end training first (verl stops at whichever comes first).
+ */
+export function plannedSteps(
+  t: { totalSteps: number; epochs: number; trainBatchSize: number },
+  prompts: number,
+) {
+  const perEpoch = Math.floor(prompts / t.trainBatchSize);
+  const byEpochs = perEpoch * t.epochs;
+  return byEpochs < t.totalSteps
+    ? { steps: byEpochs, endedBy: "epochs" as const, perEpoch }
+    : { steps: t.totalSteps, endedBy: "totalSteps" as const, perEpoch };
+}
+
+/**
+ * An `s3://bucket/prefix` start model is copied to local disk first: verl loads a model id or a
+ * local path (it copies only hdfs:// paths itself). Every node of a multi-node job does this.
+ */
+async function stageStartModel(o: LauncherOptions, uri: string, dir: string): Promise<string> {
+  const m = /^s3:\/\/([^/]+)\/(.+?)\/?$/.exec(uri);
+  if (!m) return uri;
+  const [, bucket, prefix] = m as unknown as [string, string, string];
+  const pipelineBucket = o.env?.RECIPE_BUCKET ?? process.env.RECIPE_BUCKET;
+  const store = bucket === pipelineBucket || !o.storeFor ? o.store : o.storeFor(bucket);
+  const files = (await listAll(store, `${prefix}/`)).filter((k) => !k.endsWith("/"));
+  if (!files.some((k) => k.endsWith("/config.json")))
+    throw new InputContractError(
+      `training.startModel ${uri}: no config.json under it (${files.length} objects): point it at a Hugging Face model folder`,
+    );
+  let bytes = 0;
+  for (const k of files) bytes += (await store.size(k)) ?? 0;
+  o.out(`start model: ${uri} (${files.length} files, ${(bytes / 1e9).toFixed(1)} GB) -> ${dir}`);
+  if (o.dryRun) return dir;
+  const local = new FsStore(dir);
+  for (const k of files) await local.write(k.slice(prefix.length + 1), await store.read(k));
+  return dir;
 }
 
 export async function runLauncher(o: LauncherOptions): Promise<number> {
@@ -185,15 +285,53 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
       await local.write(name, await o.store.read(key));
       names.push(name);
     }
+    const role = nodeRole(o.env ?? process.env);
+    if (role.nodes > 1) checkNodeCount(role, config.training.nodes);
+    let prompts = 0;
+    for (const n of names) prompts += await parquetRowCount(local, n);
+    const plan = plannedSteps(config.training, prompts);
+    o.out(
+      plan.endedBy === "epochs"
+        ? `steps: ${plan.steps} (${config.training.epochs} epochs of ${plan.perEpoch} steps over ${prompts} prompts end training before totalSteps ${config.training.totalSteps})`
+        : `steps: ${plan.steps} (totalSteps; ${prompts} prompts give ${plan.perEpoch} steps an epoch)`,
+    );
+    const noSteps =
+      plan.steps === 0
+        ? `the RL set has ${prompts} prompts, fewer than one batch (training.trainBatchSize ${config.training.trainBatchSize}): verl would train 0 steps`
+        : null;
+    if (noSteps && !o.dryRun) throw new InputContractError(noSteps);
     const paths: VerlPaths = {
       trainFiles: names.map((n) => join(dataDir, n)),
       checkpointDir,
       rewardPath: o.rewardPath,
-      modelPath: config.training.startModel,
+      modelPath: await stageStartModel(o, config.training.startModel, join(o.workdir, "model")),
     };
     const command = verlCommand(config, paths);
+    const cluster: ClusterOptions = {
+      store: o.store,
+      runId: o.runId,
+      role,
+      gpusPerNode: config.training.gpusPerNode,
+      dryRun: o.dryRun,
+      joinTimeoutMs: o.joinTimeoutMs ?? 20 * 60_000,
+      pollMs: o.pollMs ?? 5_000,
+      out: o.out,
+      rayCommand: o.rayCommand,
+    };
+    if (role.nodes > 1 && !role.isMain) {
+      // Another node: its GPUs join the head; its shards of each checkpoint go to S3 from here.
+      const resumed = o.dryRun ? null : await restoreNewest(o, checkpointDir);
+      const uploaded = new Set<string>(resumed === null ? [] : [`global_step_${resumed}`]);
+      const status = await joinCluster(cluster, async (final) => {
+        if (!o.dryRun) await syncUp(o, checkpointDir, uploaded, role, final);
+      });
+      o.out(`node ${role.index}: the main node reports training ${status}; leaving`);
+      return EXIT_OK;
+    }
+    if (role.nodes > 1) await startHead(cluster);
     if (o.dryRun) {
       const { problems, sample } = await validateDataset(dataDir, names, o.rows);
+      if (noSteps) problems.push(noSteps);
       if (problems.length === 0) problems.push(...checkReward(o, sample));
       o.out(`dataset: ${names.length} file(s), ${sample.length} row(s) checked`);
       o.out(`reward: ${problems.length === 0 ? "perfect answers score 1, empty responses 0" : "FAILED"}`);
@@ -201,15 +339,22 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
       o.out("verl command:");
       o.out([command.slice(0, 3).join(" "), ...command.slice(3).map(shellQuote)].join(" \\\n  "));
       o.out(`config: ${JSON.stringify(config.training)}`);
+      if (role.nodes > 1) await finishCluster(cluster, problems.length === 0 ? "succeeded" : "failed");
       return problems.length === 0 ? EXIT_OK : EXIT_BAD_INPUT;
     }
     const resumed = await restoreNewest(o, checkpointDir);
     o.out(resumed === null ? "starting from the start model" : `resuming from global_step_${resumed}`);
     const uploaded = new Set<string>(resumed === null ? [] : [`global_step_${resumed}`]);
-    const argv = o.verlCommand ?? command;
+    // A stand-in (tests) gets the same overrides verl would.
+    const argv = o.verlCommand ? [...o.verlCommand, ...command.slice(3)] : command;
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: "inherit",
-      env: { ...process.env, RECIPE_VERIFY_PRESET: config.verification.extractionPreset },
+      env: {
+        ...process.env,
+        RECIPE_VERIFY_PRESET: config.verification.extractionPreset,
+        // verl's ray.init() joins the cluster this node's head runs (multi-node) instead of its own.
+        ...(role.nodes > 1 ? { RAY_ADDRESS: "auto" } : {}),
+      },
     });
     let stopping = false;
     const onTerm = () => {
@@ -218,14 +363,15 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
     };
     process.once("SIGTERM", onTerm);
     const timer = setInterval(() => {
-      syncUp(o, checkpointDir, uploaded).catch((err) =>
+      syncUp(o, checkpointDir, uploaded, role).catch((err) =>
         o.out(`checkpoint sync failed (will retry): ${(err as Error).message}`),
       );
     }, config.training.checkpointSyncMinutes * 60_000);
     const code = await new Promise<number>((resolve) => child.on("exit", (c) => resolve(c ?? 1)));
     clearInterval(timer);
     process.removeListener("SIGTERM", onTerm);
-    await syncUp(o, checkpointDir, uploaded);
+    if (role.nodes > 1) await finishCluster(cluster, code === 0 && !stopping ? "succeeded" : "failed");
+    await syncUp(o, checkpointDir, uploaded, role, true);
     if (code !== 0 || stopping) {
       o.out(`verl exited with ${code}; checkpoints are in S3, a retry resumes from the newest`);
       return EXIT_TRANSIENT;
@@ -234,7 +380,7 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
       o.store,
       keys.success(o.runId, "train-rl"),
       stageSummary("train-rl", {
-        extra: { checkpoints: uploaded.size },
+        extra: { checkpoints: uploaded.size, steps: plan.steps, prompts, nodes: role.nodes },
         checkpoints: checkpointsPrefix(o.runId),
       }),
     );
