@@ -485,7 +485,9 @@ export const Training = z
       .gt(0)
       .max(0.95)
       .default(0.6)
-      .describe("verl `rollout.gpu_memory_utilization` (verl's Qwen2.5-VL example: 0.6; verl's default 0.5)."),
+      .describe(
+        "verl `rollout.gpu_memory_utilization` (verl's Qwen2.5-VL example: 0.6; verl's default 0.5).",
+      ),
     sequenceParallelSize: positiveInt
       .default(1)
       .describe(
