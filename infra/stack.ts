@@ -257,6 +257,8 @@ export class RecipePipelineStack extends Stack {
       queue: gpu.queue,
       generateJob: gpu.generateJob,
       trainJob: gpu.trainJob,
+      trainMultiNodeJob: gpu.trainMultiNodeJob,
+      trainQueue: gpu.trainQueue,
     });
     storage.key?.grantEncryptDecrypt(pipeline.stateMachine);
 

@@ -127,6 +127,8 @@ export interface LocalJobDefinition {
   evaluateOnExit: { Action: string; OnExitCode?: string; OnStatusReason?: string; OnReason?: string }[];
   /** The job definition's attempt timeout (seconds), unless the submission sets one. */
   attemptSeconds?: number;
+  /** A multi-node parallel job definition: its node count and whether a node range is open ("0:"). */
+  multiNode?: { numNodes: number; mainNode: number; openRange: boolean };
 }
 
 export function jobDefinitions(template: TemplateLike): Map<string, LocalJobDefinition> {
@@ -139,7 +141,19 @@ export function jobDefinitions(template: TemplateLike): Map<string, LocalJobDefi
       EvaluateOnExit?: LocalJobDefinition["evaluateOnExit"];
     };
     const timeout = r.Properties?.Timeout as { AttemptDurationSeconds?: number } | undefined;
+    const nodes = r.Properties?.NodeProperties as
+      | { NumNodes: number; MainNode: number; NodeRangeProperties: { TargetNodes: string }[] }
+      | undefined;
     out.set(ref(id), {
+      ...(r.Properties?.Type === "multinode" && nodes
+        ? {
+            multiNode: {
+              numNodes: nodes.NumNodes,
+              mainNode: nodes.MainNode,
+              openRange: nodes.NodeRangeProperties.some((n) => n.TargetNodes.endsWith(":")),
+            },
+          }
+        : {}),
       attemptSeconds: timeout?.AttemptDurationSeconds,
       image: id.includes("Train") ? "train-rl" : "generate",
       attempts: retry.Attempts ?? 1,
@@ -404,6 +418,13 @@ export class LocalRunner {
     JobDefinition: string;
     ArrayProperties?: { Size: number };
     ContainerOverrides?: { Environment?: { Name: string; Value: string }[] };
+    NodeOverrides?: {
+      NumNodes?: number;
+      NodePropertyOverrides?: {
+        TargetNodes: string;
+        ContainerOverrides?: { Environment?: { Name: string; Value: string }[] };
+      }[];
+    };
     Timeout?: { AttemptDurationSeconds?: number };
     Tags?: Record<string, string>;
   }): Promise<{ JobId: string; Status: string }> {
@@ -428,13 +449,31 @@ export class LocalRunner {
       AWS_ACCESS_KEY_ID: jobRole.accessKeyId,
       AWS_SECRET_ACCESS_KEY: jobRole.secretAccessKey,
     };
-    for (const e of input.ContainerOverrides?.Environment ?? []) env[e.Name] = e.Value;
+    // What SubmitJob refuses, refused here: each kind of job takes its own kind of overrides.
+    const invalid = (message: string) => Object.assign(new Error(message), { name: "Batch.BatchException" });
+    if (def.multiNode && input.ContainerOverrides)
+      throw invalid("containerOverrides is not allowed for a multi-node parallel job: use nodeOverrides");
+    if (!def.multiNode && input.NodeOverrides)
+      throw invalid("nodeOverrides is only allowed for a multi-node parallel job");
+    if (input.NodeOverrides?.NumNodes !== undefined && def.multiNode && !def.multiNode.openRange)
+      throw invalid("numNodes can be overridden only when a node range has an open upper bound");
+    const overrides = def.multiNode
+      ? (input.NodeOverrides?.NodePropertyOverrides ?? []).flatMap(
+          (n) => n.ContainerOverrides?.Environment ?? [],
+        )
+      : (input.ContainerOverrides?.Environment ?? []);
+    for (const e of overrides) env[e.Name] = e.Value;
     Object.assign(env, this.o.teacherEnv);
     const attemptSeconds = input.Timeout?.AttemptDurationSeconds ?? def.attemptSeconds;
     const size = input.ArrayProperties?.Size ?? 0;
     const indexes = size >= 2 ? Array.from({ length: size }, (_, i) => i) : [0];
     const entry = join(PROJECT_ROOT, "batch-images", def.image, "src", "main.ts");
     if (def.image === "train-rl") env.RECIPE_TRAIN_DRY_RUN = "1";
+    if (def.multiNode) {
+      const nodes = input.NodeOverrides?.NumNodes ?? def.multiNode.numNodes;
+      await this.multiNodeJob(input.JobName, def, entry, env, nodes, attemptSeconds);
+      return { JobId: `local-${input.JobName}`, Status: "SUCCEEDED" };
+    }
     const failures: string[] = [];
     let next = 0;
     const worker = async () => {
@@ -481,6 +520,66 @@ export class LocalRunner {
     return { JobId: `local-${input.JobName}`, Status: "SUCCEEDED" };
   }
 
+  /**
+   * A multi-node parallel job, as Batch runs it: every node at once with Batch's node variables; the
+   * job ends when the main node exits (the others are stopped), and the main node's exit decides it
+   * and whether the whole job is retried.
+   */
+  private async multiNodeJob(
+    jobName: string,
+    def: LocalJobDefinition,
+    entry: string,
+    env: NodeJS.ProcessEnv,
+    nodes: number,
+    attemptSeconds?: number,
+  ): Promise<void> {
+    const main = def.multiNode!.mainNode;
+    for (let attempt = 1; ; attempt++) {
+      const children: { kill: () => void }[] = [];
+      const exits = Array.from({ length: nodes }, (_, index) =>
+        this.child(
+          entry,
+          {
+            ...env,
+            AWS_BATCH_JOB_ID: `local-${jobName}#${index}`,
+            AWS_BATCH_JOB_ATTEMPT: String(attempt),
+            AWS_BATCH_JOB_NUM_NODES: String(nodes),
+            AWS_BATCH_JOB_NODE_INDEX: String(index),
+            AWS_BATCH_JOB_MAIN_NODE_INDEX: String(main),
+            // Each node has its own disk, as each instance of the job does.
+            ...(env.RECIPE_WORKDIR ? { RECIPE_WORKDIR: join(env.RECIPE_WORKDIR, `node-${index}`) } : {}),
+            ...(index === main ? {} : { AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS: "127.0.0.1" }),
+          },
+          index,
+          attempt,
+          jobName,
+          attemptSeconds,
+          (kill) => children.push({ kill }),
+        ),
+      );
+      const code = await exits[main]!;
+      for (const c of children) c.kill();
+      await Promise.all(exits);
+      if (code === 0) return;
+      const action =
+        code === "timeout"
+          ? "EXIT"
+          : retryAction(
+              def,
+              code,
+              code === null ? "Host EC2 (local) terminated" : "Essential container in task exited",
+            );
+      this.o.log?.(`${jobName} (${nodes} nodes) attempt ${attempt}: main node exited ${code}`);
+      if (action === "EXIT" || attempt >= def.attempts)
+        throw Object.assign(
+          new Error(
+            `Batch job ${jobName} failed: main node exited ${code} after ${attempt} attempt(s) of ${nodes} nodes`,
+          ),
+          { name: "States.TaskFailed" },
+        );
+    }
+  }
+
   private child(
     entry: string,
     env: NodeJS.ProcessEnv,
@@ -488,6 +587,7 @@ export class LocalRunner {
     attempt: number,
     jobName: string,
     attemptSeconds?: number,
+    onSpawn?: (kill: () => void) => void,
   ): Promise<number | null | "timeout"> {
     return new Promise((resolve) => {
       // tsx by its own path: the working directory may be a user's data folder without node_modules.
@@ -495,6 +595,7 @@ export class LocalRunner {
         env,
         stdio: ["ignore", "pipe", "pipe"],
       });
+      onSpawn?.(() => p.kill("SIGKILL"));
       this.o.onBatchChild?.(p, index, attempt, jobName);
       let timedOut = false;
       const timer =

@@ -96,6 +96,8 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     ...(options.teacherModel ? { RECIPE_MODEL: options.teacherModel } : {}),
     RECIPE_VERIFY_CMD: `${process.execPath} ${join(PROJECT_ROOT, "bin", "recipe.mjs")} verify`,
     RECIPE_WORKDIR: join(dataDir, "train"),
+    // Multi-node training locally: the nodes (child processes) look for each other often.
+    RECIPE_CLUSTER_POLL_MS: "200",
   };
   const waiters = new Map<string, ((e: Execution) => void)[]>();
   let runner: LocalRunner | undefined;

@@ -37,9 +37,21 @@ export interface GpuBatchProps {
  * state machine's Batch policy can name them as literals: CDK's own name attributes are derived from
  * the resources' ARNs, and a policy built from those needs Batch to deploy at all (LocalStack has none).
  */
-export function batchNames(stack: Stack): { queue: string; generate: string; train: string } {
+export function batchNames(stack: Stack): {
+  queue: string;
+  generate: string;
+  train: string;
+  trainQueue: string;
+  trainMultiNode: string;
+} {
   const prefix = stack.stackName;
-  return { queue: `${prefix}-gpu`, generate: `${prefix}-generate`, train: `${prefix}-train-rl` };
+  return {
+    queue: `${prefix}-gpu`,
+    generate: `${prefix}-generate`,
+    train: `${prefix}-train-rl`,
+    trainQueue: `${prefix}-train-multinode`,
+    trainMultiNode: `${prefix}-train-rl-multinode`,
+  };
 }
 
 /**
@@ -54,6 +66,9 @@ export class GpuBatch extends Construct {
   readonly queue: batch.JobQueue;
   readonly generateJob: batch.EcsJobDefinition;
   readonly trainJob: batch.EcsJobDefinition;
+  /** Training on more than one node: a multi-node parallel job, on its own on-demand queue. */
+  readonly trainMultiNodeJob: batch.MultiNodeJobDefinition;
+  readonly trainQueue: batch.JobQueue;
   readonly vpc: ec2.IVpc;
 
   constructor(scope: Construct, id: string, props: GpuBatchProps) {
@@ -89,10 +104,18 @@ export class GpuBatch extends Construct {
       ],
       requireImdsv2: true,
     });
-    const environment = (name: string, spot: boolean) =>
+    const environment = (name: string, spot: boolean, placement?: ec2.IPlacementGroup) =>
       new batch.ManagedEc2EcsComputeEnvironment(this, name, {
         vpc: this.vpc,
-        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        // A cluster placement group lives in one Availability Zone: its environment uses one subnet.
+        vpcSubnets: placement
+          ? {
+              subnets: [
+                this.vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }).subnets[0]!,
+              ],
+            }
+          : { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        placementGroup: placement,
         spot,
         instanceTypes,
         useOptimalInstanceClasses: false,
@@ -108,24 +131,41 @@ export class GpuBatch extends Construct {
       });
     const spot = environment("Spot", true);
     const onDemand = environment("OnDemand", false);
+    // Multi-node training: Batch runs no multi-node parallel job on Spot, and the nodes talk NCCL
+    // and Ray to each other, so they share a cluster placement group and may reach each other.
+    const trainOnDemand = environment(
+      "TrainOnDemand",
+      false,
+      new ec2.PlacementGroup(this, "TrainPlacement", { strategy: ec2.PlacementGroupStrategy.CLUSTER }),
+    );
+    trainOnDemand.connections.allowInternally(
+      ec2.Port.allTraffic(),
+      "Ray and NCCL between the nodes of one multi-node training job",
+    );
     const names = batchNames(Stack.of(this));
+    // With no GPU quota or capacity a job would sit RUNNABLE until the execution's 30-day timeout.
+    const jobStateTimeLimitActions = [
+      batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
+      batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
+      batch.JobStateTimeLimitActionsReason.JOB_RESOURCE_REQUIREMENT,
+    ].map((reason) => ({
+      reason,
+      maxTime: props.runnableTimeout,
+      action: batch.JobStateTimeLimitActionsAction.CANCEL,
+      state: batch.JobStateTimeLimitActionsState.RUNNABLE,
+    }));
     this.queue = new batch.JobQueue(this, "Queue", {
       jobQueueName: names.queue,
       computeEnvironments: [
         { computeEnvironment: spot, order: 1 },
         { computeEnvironment: onDemand, order: 2 },
       ],
-      // With no GPU quota or capacity a job would sit RUNNABLE until the execution's 30-day timeout.
-      jobStateTimeLimitActions: [
-        batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
-        batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
-        batch.JobStateTimeLimitActionsReason.JOB_RESOURCE_REQUIREMENT,
-      ].map((reason) => ({
-        reason,
-        maxTime: props.runnableTimeout,
-        action: batch.JobStateTimeLimitActionsAction.CANCEL,
-        state: batch.JobStateTimeLimitActionsState.RUNNABLE,
-      })),
+      jobStateTimeLimitActions,
+    });
+    this.trainQueue = new batch.JobQueue(this, "TrainQueue", {
+      jobQueueName: names.trainQueue,
+      computeEnvironments: [{ computeEnvironment: trainOnDemand, order: 1 }],
+      jobStateTimeLimitActions,
     });
 
     const logGroup = new logs.LogGroup(this, "JobLogs", { retention: logs.RetentionDays.THREE_MONTHS });
@@ -223,5 +263,23 @@ export class GpuBatch extends Construct {
       timeout: Duration.days(14),
       propagateTags: true,
     });
+    // Every node runs the same launcher; node 0 is the main node (the Ray head and verl's driver).
+    this.trainMultiNodeJob = new batch.MultiNodeJobDefinition(this, "TrainRlMultiNode", {
+      jobDefinitionName: names.trainMultiNode,
+      containers: [
+        { startNode: 0, endNode: 1, container: container("TrainRlNode", props.trainImage, 8, 900, 256) },
+      ],
+      mainNode: 0,
+      retryAttempts: 10,
+      retryStrategies,
+      timeout: Duration.days(14),
+      propagateTags: true,
+    });
+    // An open node range ("0:"), so that a submission sets the node count (training.nodes) with
+    // nodeOverrides.numNodes; Batch refuses that override on a closed range.
+    (this.trainMultiNodeJob.node.defaultChild as batch.CfnJobDefinition).addPropertyOverride(
+      "NodeProperties.NodeRangeProperties.0.TargetNodes",
+      "0:",
+    );
   }
 }

@@ -45,6 +45,9 @@ export interface PipelineStateMachineProps {
   readonly queue: batch.IJobQueue;
   readonly generateJob: batch.IJobDefinition;
   readonly trainJob: batch.IJobDefinition;
+  /** training.nodes > 1: the multi-node parallel job definition and its on-demand queue. */
+  readonly trainMultiNodeJob: batch.IJobDefinition;
+  readonly trainQueue: batch.IJobQueue;
 }
 
 /**
@@ -113,7 +116,19 @@ export class PipelineStateMachine extends Construct {
     const train = new sfn.Choice(this, "TrainRequested?")
       .when(
         sfn.Condition.booleanEquals("$.config.train", true),
-        this.batchJob("TrainRl", props.trainJob, "train", false, "main"),
+        new sfn.Choice(this, "TrainOnSeveralNodes?")
+          .when(
+            sfn.Condition.numberGreaterThan("$.config.trainNodes", 1),
+            this.batchJob(
+              "TrainRlMultiNode",
+              props.trainMultiNodeJob,
+              "train",
+              false,
+              "main",
+              props.trainQueue,
+            ),
+          )
+          .otherwise(this.batchJob("TrainRl", props.trainJob, "train", false, "main")),
       )
       .otherwise(new sfn.Pass(this, "NoTraining"))
       .afterwards();
@@ -203,7 +218,8 @@ export class PipelineStateMachine extends Construct {
           // of the two job definitions is covered.
           resources: [
             stack.formatArn({ service: "batch", resource: "job-queue", resourceName: names.queue }),
-            ...[names.generate, names.train].map((name) =>
+            stack.formatArn({ service: "batch", resource: "job-queue", resourceName: names.trainQueue }),
+            ...[names.generate, names.train, names.trainMultiNode].map((name) =>
               stack.formatArn({ service: "batch", resource: "job-definition", resourceName: `${name}:*` }),
             ),
             job,
@@ -350,6 +366,8 @@ export class PipelineStateMachine extends Construct {
     mode: "distill" | "rollouts" | "train",
     array: boolean,
     graph: "main" | "branch",
+    /** A multi-node parallel job's own queue: it is submitted with training.nodes nodes. */
+    multiNodeQueue?: batch.IJobQueue,
   ): sfn.IChainable {
     const env: Record<string, string>[] = [
       { Name: "RECIPE_RUN_ID", "Value.$": "$.runId" },
@@ -375,10 +393,19 @@ export class PipelineStateMachine extends Construct {
           Resource: `arn:${Aws.PARTITION}:states:::batch:submitJob.sync`,
           Parameters: {
             "JobName.$": `States.Format('${id}-{}', $.runId)`,
-            JobQueue: this.props.queue.jobQueueArn,
+            JobQueue: (multiNodeQueue ?? this.props.queue).jobQueueArn,
             JobDefinition: job.jobDefinitionArn,
             ...(withArray ? { ArrayProperties: { "Size.$": "$.plan.arraySize" } } : {}),
-            ContainerOverrides: { Environment: env },
+            // A multi-node job takes its node count and every node's environment in NodeOverrides
+            // (Batch refuses ContainerOverrides for it).
+            ...(multiNodeQueue
+              ? {
+                  NodeOverrides: {
+                    "NumNodes.$": "$.config.trainNodes",
+                    NodePropertyOverrides: [{ TargetNodes: "0:", ContainerOverrides: { Environment: env } }],
+                  },
+                }
+              : { ContainerOverrides: { Environment: env } }),
             // batch.jobTimeoutHours bounds each attempt of the generate jobs (training keeps its own).
             ...(mode === "train"
               ? {}

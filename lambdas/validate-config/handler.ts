@@ -40,6 +40,8 @@ export const handle = handler("validate-config", Event, async ({ runId, executio
     sft: c.sources.sft.length > 0,
     rl: c.sources.rl.length > 0 && c.rl.enabled,
     train: c.training.enabled,
+    // More than one: the multi-node parallel job (core/train/cluster.ts).
+    trainNodes: c.training.nodes,
     teacherModel: c.teacher.model,
     policyModel: c.rl.policyModel,
     teacherServing: c.teacher.serving,

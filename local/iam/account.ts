@@ -97,7 +97,10 @@ export class LocalAccount {
         const role = roleIdOf(p.Role);
         if (role) this.functionRoles.set(ref(id), role);
       } else if (r.Type === "AWS::Batch::JobDefinition") {
-        const role = roleIdOf((p.ContainerProperties as { JobRoleArn?: unknown } | undefined)?.JobRoleArn);
+        const container = (p.ContainerProperties ??
+          (p.NodeProperties as { NodeRangeProperties?: { Container?: unknown }[] } | undefined)
+            ?.NodeRangeProperties?.[0]?.Container) as { JobRoleArn?: unknown } | undefined;
+        const role = roleIdOf(container?.JobRoleArn);
         if (role) this.jobRoles.set(ref(id), role);
       } else if (r.Type === "AWS::StepFunctions::StateMachine") {
         this.stateMachineRoleId = roleIdOf(p.RoleArn);

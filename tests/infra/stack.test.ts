@@ -335,20 +335,83 @@ describe("first deploy on a new account (issue 12)", () => {
         .map((r) => String(r.Properties?.[prop]));
     const queues = named("AWS::Batch::JobQueue", "JobQueueName");
     const definitions = named("AWS::Batch::JobDefinition", "JobDefinitionName");
-    expect(queues).toEqual(["RecipePipeline-gpu"]);
-    expect(definitions.sort()).toEqual(["RecipePipeline-generate", "RecipePipeline-train-rl"]);
+    expect(queues.sort()).toEqual(["RecipePipeline-gpu", "RecipePipeline-train-multinode"]);
+    expect(definitions.sort()).toEqual([
+      "RecipePipeline-generate",
+      "RecipePipeline-train-rl",
+      "RecipePipeline-train-rl-multinode",
+    ]);
 
     const submit = roleStatements(/^PipelineBatchJobsPolicy/).find((x) =>
       actions([x]).includes("batch:SubmitJob"),
     )!;
     const resources = JSON.stringify(submit.Resource);
-    expect(resources).toContain(":job-queue/RecipePipeline-gpu");
+    for (const q of queues) expect(resources).toContain(`:job-queue/${q}`);
     for (const d of definitions) expect(resources).toContain(`:job-definition/${d}:*`);
     // Nothing from the Batch resources themselves: the policy deploys where Batch is absent (LocalStack).
     const batchIds = Object.entries(json.Resources)
       .filter(([, r]) => r.Type.startsWith("AWS::Batch::"))
       .map(([id]) => id);
     for (const id of batchIds) expect(resources).not.toContain(`"${id}"`);
+  });
+
+  it("trains on several nodes as a multi-node parallel job, on on-demand hosts in one placement group that reach each other", () => {
+    const [mnp] = Object.values(json.Resources).filter(
+      (r) => r.Type === "AWS::Batch::JobDefinition" && r.Properties?.Type === "multinode",
+    );
+    const nodes = mnp!.Properties!.NodeProperties as {
+      MainNode: number;
+      NodeRangeProperties: {
+        TargetNodes: string;
+        Container: { Image: unknown; ResourceRequirements: unknown[] };
+      }[];
+    };
+    // An open range: Batch accepts nodeOverrides.numNodes (training.nodes) only then.
+    expect(nodes.NodeRangeProperties.map((n) => n.TargetNodes)).toEqual(["0:"]);
+    expect(nodes.MainNode).toBe(0);
+    expect(JSON.stringify(nodes.NodeRangeProperties[0]!.Container.ResourceRequirements)).toContain(
+      '"Type":"GPU"',
+    );
+    expect(
+      (mnp!.Properties!.RetryStrategy as { EvaluateOnExit: { OnExitCode?: string }[] }).EvaluateOnExit.at(-1)
+        ?.OnExitCode,
+    ).toBe("*");
+
+    // Its queue has only on-demand capacity (Batch runs no multi-node job on Spot), in a cluster
+    // placement group; its security group lets the nodes talk to each other.
+    const queue = Object.values(json.Resources).find(
+      (r) =>
+        r.Type === "AWS::Batch::JobQueue" && r.Properties?.JobQueueName === "RecipePipeline-train-multinode",
+    )!;
+    const ceIds = (
+      queue.Properties!.ComputeEnvironmentOrder as {
+        ComputeEnvironment: { "Fn::GetAtt"?: string[]; Ref?: string };
+      }[]
+    ).map((o) => o.ComputeEnvironment["Fn::GetAtt"]?.[0] ?? o.ComputeEnvironment.Ref);
+    expect(ceIds).toHaveLength(1);
+    const ce = json.Resources[ceIds[0]!]!.Properties!.ComputeResources as Record<string, unknown>;
+    expect(ce.Type).toBe("EC2");
+    expect(ce.PlacementGroup).toBeDefined();
+    expect((ce.Subnets as unknown[]).length).toBe(1);
+    const placement = Object.values(json.Resources).find((r) => r.Type === "AWS::EC2::PlacementGroup");
+    expect(placement?.Properties?.Strategy).toBe("cluster");
+    const selfIngress = Object.values(json.Resources).filter(
+      (r) =>
+        r.Type === "AWS::EC2::SecurityGroupIngress" && JSON.stringify(r.Properties).includes("Ray and NCCL"),
+    );
+    expect(selfIngress).toHaveLength(1);
+
+    // The state machine submits it only for training.nodes > 1, with that many nodes.
+    const states = allStates(definition.States as Record<string, State>);
+    const choice = states.find(([n]) => n === "TrainOnSeveralNodes?")![1] as unknown as {
+      Choices: { Variable: string; NumericGreaterThan: number }[];
+    };
+    expect(choice.Choices[0]).toMatchObject({ Variable: "$.config.trainNodes", NumericGreaterThan: 1 });
+    const submit = states.find(([n]) => n === "TrainRlMultiNode")![1] as unknown as {
+      Parameters: { NodeOverrides: Record<string, unknown>; ContainerOverrides?: unknown };
+    };
+    expect(submit.Parameters.NodeOverrides["NumNodes.$"]).toBe("$.config.trainNodes");
+    expect(submit.Parameters.ContainerOverrides).toBeUndefined();
   });
 
   it("creates no Lambda above 3,008 MB by default, and lets the deploy context raise the cap", () => {
@@ -374,7 +437,7 @@ describe("first deploy on a new account (issue 12)", () => {
 
   it("gives GPU hosts the AL2023 NVIDIA AMI and a large encrypted root volume through a launch template", () => {
     const envs = Object.values(template.findResources("AWS::Batch::ComputeEnvironment"));
-    expect(envs).toHaveLength(2);
+    expect(envs).toHaveLength(3);
     for (const env of envs) {
       const resources = (env as { Properties: { ComputeResources: Record<string, unknown> } }).Properties
         .ComputeResources;

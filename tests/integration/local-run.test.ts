@@ -140,6 +140,34 @@ describe("the sample run on the embedded runtime", () => {
   });
 });
 
+describe("training on several nodes", () => {
+  it("runs train-rl as a multi-node parallel job: the main node starts a head, the other joins, verl is told both", async () => {
+    const config = JSON.parse(readFileSync(SAMPLE, "utf8"));
+    // The sample's RL set is a few prompts: batches of 2 give verl steps to take.
+    config.training = { enabled: true, nodes: 2, trainBatchSize: 2, ppoMiniBatchSize: 2 };
+    const out = new Map<string, string>();
+    const { execution } = await runSample(
+      {
+        onBatchChild: (child, index, _attempt, jobName) => {
+          if (!jobName.startsWith("TrainRl")) return;
+          child.stdout?.on("data", (d) =>
+            out.set(`${jobName}[${index}]`, (out.get(`${jobName}[${index}]`) ?? "") + d),
+          );
+        },
+      },
+      JSON.stringify(config),
+    );
+
+    expect(execution.status, execution.cause).toBe("SUCCEEDED");
+    expect([...out.keys()].sort()).toEqual(["TrainRlMultiNode-sample[0]", "TrainRlMultiNode-sample[1]"]);
+    const main = out.get("TrainRlMultiNode-sample[0]")!;
+    expect(main).toContain("ray start --head");
+    expect(main).toContain("cluster: 2 nodes joined");
+    expect(main).toContain("trainer.nnodes=2");
+    expect(out.get("TrainRlMultiNode-sample[1]")).toContain("ray start --address=127.0.0.1:6379");
+  });
+});
+
 describe("faults", () => {
   it("retries a handler that throws a transient error twice, and succeeds", async () => {
     let failures = 0;
