@@ -36,7 +36,8 @@ const RULES: { where: RegExp; rule: string; reason: string }[] = [
       "The GPU job role reads and writes objects under runs/* and cache/generate/* and reads images/* of the pipeline bucket (run ids are known only at run time); it may not delete or touch object versions.",
   },
   {
-    where: /\/Gpu\/(GenerateContainer|TrainRlContainer|TrainRlNodeContainer)\/ExecutionRole\/DefaultPolicy\/Resource$/,
+    where:
+      /\/Gpu\/(GenerateContainer|TrainRlContainer|TrainRlNodeContainer)\/ExecutionRole\/DefaultPolicy\/Resource$/,
     rule: "AwsSolutions-IAM5",
     reason:
       "The container execution roles pull the job image (ecr:GetAuthorizationToken has no resource scope) and write the job's own log group.",

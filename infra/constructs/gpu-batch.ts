@@ -184,7 +184,8 @@ export class GpuBatch extends Construct {
     jobRole.addToPolicy(
       new iam.PolicyStatement({
         actions: ["s3:GetObject"],
-        resources: [props.bucket.arnForObjects("images/*")],
+        // Stored images; model folders a run names (an s3:// training.startModel).
+        resources: [props.bucket.arnForObjects("images/*"), props.bucket.arnForObjects("models/*")],
       }),
     );
     jobRole.addToPolicy(
