@@ -27,7 +27,10 @@ describe("local Batch retry rules (evaluateOnExit)", () => {
 
   it("with the stack's rules: retries reclaims, exit 75 and image pulls, and stops on any other exit", () => {
     const defs = [...jobDefinitions(synthesizeTemplate()).values()];
-    expect(defs.map((d) => d.image).sort()).toEqual(["generate", "train-rl"]);
+    expect(defs.map((d) => d.image).sort()).toEqual(["generate", "train-rl", "train-rl"]);
+    expect(defs.filter((d) => d.multiNode).map((d) => d.multiNode)).toEqual([
+      { numNodes: 2, mainNode: 0, openRange: true },
+    ]);
     for (const d of defs) {
       expect(retryAction(d, null, "Host EC2 (instance i-1) terminated.")).toBe("RETRY");
       expect(retryAction(d, 75, "Essential container in task exited")).toBe("RETRY");
