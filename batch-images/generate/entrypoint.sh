@@ -24,13 +24,24 @@ trap 'echo "{\"level\":\"WARN\",\"message\":\"SIGTERM: stopping, will resume fro
 # The model's config files only (config.json, the safetensors index): what the serving plan needs.
 META_CMD=${RECIPE_MODEL_META_CMD:-"python3 -c 'import sys; from huggingface_hub import snapshot_download; print(snapshot_download(sys.argv[1], allow_patterns=[\"config.json\", \"model.safetensors.index.json\"]))'"}
 SERVE_ARGS_CMD=${RECIPE_SERVE_ARGS_CMD:-"node /opt/recipe/serve-args.mjs"}
+# Weights staged in S3 (teacher.weightsUri, rl.policyWeightsUri): copied to the host's disk through the
+# S3 gateway endpoint and served from there, instead of every child downloading from the Hub.
+STAGE_CMD=${RECIPE_STAGE_WEIGHTS_CMD:-"node /opt/recipe/stage-weights.mjs"}
+WEIGHTS_ROOT=${RECIPE_WEIGHTS_ROOT:-/workspace/weights}
 
 if [ "${RECIPE_SERVING:-batch}" = "batch" ]; then
   if [ -z "${RECIPE_SERVE_MODEL:-}" ]; then echo '{"level":"ERROR","message":"RECIPE_SERVE_MODEL is not set"}'; exit 3; fi
   RECIPE_GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
   RECIPE_GPU_MEMORY_MIB=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -1 | tr -dc '0-9')
   export RECIPE_GPUS RECIPE_GPU_MEMORY_MIB
-  if ! META_DIR=$(eval "$META_CMD" '"$RECIPE_SERVE_MODEL"'); then
+  SERVE_FROM="$RECIPE_SERVE_MODEL"
+  if [ -n "${RECIPE_WEIGHTS_URI:-}" ]; then
+    STAGED=$($STAGE_CMD "$RECIPE_WEIGHTS_URI" "$WEIGHTS_ROOT")
+    rc=$?
+    if [ "$rc" -ne 0 ]; then echo "{\"level\":\"ERROR\",\"message\":\"cannot stage the weights from $RECIPE_WEIGHTS_URI\"}"; exit "$rc"; fi
+    META_DIR="$STAGED"
+    SERVE_FROM="$STAGED"
+  elif ! META_DIR=$(eval "$META_CMD" '"$RECIPE_SERVE_MODEL"'); then
     echo '{"level":"ERROR","message":"cannot read the model config (model id, token or network)"}'; exit 75
   fi
   # TP from the model's attention heads and the GPUs, data parallel over the rest, context and
@@ -38,7 +49,7 @@ if [ "${RECIPE_SERVING:-batch}" = "batch" ]; then
   PLAN_FILE=$(mktemp)
   $SERVE_ARGS_CMD "$META_DIR" > "$PLAN_FILE" || exit $?
   mapfile -t PLAN < "$PLAN_FILE"
-  ARGS=(serve "$RECIPE_SERVE_MODEL" --host 127.0.0.1 --port "$PORT" --served-model-name "$RECIPE_SERVE_MODEL" "${PLAN[@]}")
+  ARGS=(serve "$SERVE_FROM" --host 127.0.0.1 --port "$PORT" --served-model-name "$RECIPE_SERVE_MODEL" "${PLAN[@]}")
   echo "{\"level\":\"INFO\",\"message\":\"starting vLLM\",\"model\":\"$RECIPE_SERVE_MODEL\"}"
   OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} vllm "${ARGS[@]}" &
   SERVER_PID=$!

@@ -129,6 +129,11 @@ function refuseSecret(
   });
 }
 
+/** An S3 folder: `s3://bucket/prefix/`. */
+const S3Folder = z
+  .string()
+  .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+/, "an s3://bucket/prefix/ folder");
+
 export const Teacher = z
   .strictObject({
     model: z.string().min(1).default("Qwen/Qwen3-VL-235B-A22B-Instruct").describe("Teacher model id."),
@@ -168,6 +173,9 @@ export const Teacher = z
         "vLLM context length. Defaults to the response budget (`maxTokens`) plus 16,384 prompt tokens, not the model's maximum (vLLM refuses to start when one full-length sequence does not fit).",
       ),
     maxImagesPerPrompt: positiveInt.default(8).describe("vLLM `--limit-mm-per-prompt` image limit."),
+    weightsUri: S3Folder.optional().describe(
+      "The teacher's weights staged in S3 (a Hugging Face model folder, e.g. `s3://<BucketName>/models/Qwen3-VL-235B-A22B-Instruct/`): each generate job copies them to its host through the VPC's S3 gateway endpoint instead of downloading ~470 GB from the Hub through the NAT gateway. Stage them once: `huggingface-cli download <model> --local-dir m && aws s3 sync m s3://<BucketName>/models/<name>/`.",
+    ),
   })
   .superRefine((t, ctx) => {
     if (t.endpoint?.apiKeySecretArn !== undefined)
@@ -393,6 +401,9 @@ export const Rl = z
     temperature: z.number().min(0).max(2).default(1.0),
     topP: z.number().gt(0).max(1).default(0.9),
     maxTokens: positiveInt.default(8192),
+    policyWeightsUri: S3Folder.optional().describe(
+      "The policy's weights staged in S3 for the rollout jobs (see `teacher.weightsUri`).",
+    ),
     passRateBand: z
       .strictObject({
         min: probability

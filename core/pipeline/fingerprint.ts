@@ -60,6 +60,8 @@ export const OPERATIONAL: readonly string[] = [
   "teacher.requestTimeoutSeconds",
   "teacher.tensorParallelSize",
   "teacher.maxModelLen",
+  "teacher.weightsUri",
+  "rl.policyWeightsUri",
   "verification.hangGuardMs",
   "verification.judge.endpoint",
   "training.saveFreq",

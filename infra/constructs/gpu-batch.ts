@@ -192,6 +192,13 @@ export class GpuBatch extends Construct {
       new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [props.bucket.bucketArn] }),
     );
     for (const b of props.sourceBuckets) {
+      // Listing: a staged model folder (weightsUri, startModel) is read by its prefix.
+      jobRole.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:ListBucket"],
+          resources: [Stack.of(this).formatArn({ service: "s3", region: "", account: "", resource: b })],
+        }),
+      );
       jobRole.addToPolicy(
         new iam.PolicyStatement({
           actions: ["s3:GetObject"],

@@ -386,6 +386,11 @@ export class PipelineStateMachine extends Construct {
         { Name: "OPENAI_BASE_URL", "Value.$": "$.config.teacherUrl" },
       );
     if (mode === "rollouts") env.push({ Name: "RECIPE_SERVING", Value: "batch" });
+    if (mode !== "train")
+      env.push({
+        Name: "RECIPE_WEIGHTS_URI",
+        "Value.$": mode === "distill" ? "$.config.teacherWeightsUri" : "$.config.policyWeightsUri",
+      });
     const make = (suffix: string, withArray: boolean) => {
       const state = new sfn.CustomState(this, `${id}${suffix}`, {
         stateJson: {

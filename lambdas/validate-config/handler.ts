@@ -47,6 +47,9 @@ export const handle = handler("validate-config", Event, async ({ runId, executio
     teacherServing: c.teacher.serving,
     // Empty with batch serving: the generate job then points at its own vLLM server.
     teacherUrl: c.teacher.serving === "endpoint" ? (c.teacher.endpoint?.url ?? "") : "",
+    // Empty: the job downloads the model from the Hub; else it copies this S3 folder to its host.
+    teacherWeightsUri: c.teacher.weightsUri ?? "",
+    policyWeightsUri: c.rl.policyWeightsUri ?? "",
     jobTimeoutSeconds: c.batch.jobTimeoutHours * 3600,
     mapMaxConcurrency: c.orchestration.mapMaxConcurrency,
     toleratedFailurePercentage: c.orchestration.toleratedFailurePercentage,

@@ -114,6 +114,57 @@ describe("generate entrypoint.sh", () => {
     expect(await ctx.store.exists(keys.shard(ctx.runId, "distill", 0))).toBe(true);
   });
 
+  it("serves weights staged in S3 from the host's disk, under the model's own name, without asking the Hub", async () => {
+    const ctx = await sampleContext({ teacher: { samplesPerQuestion: 1 } });
+    await validateConfig(ctx.store, ctx.runId);
+    for (const f of ["config.json", "model.safetensors.index.json"])
+      await ctx.store.write(`models/qwen7b/${f}`, readFileSync(join(QWEN25_VL_7B, f)));
+    const weights = mkdtempSync(join(tmpdir(), "weights-"));
+    const stage = `${process.execPath} --import tsx batch-images/generate/src/stage-weights.ts`;
+    const { r, argsFile } = runEntrypoint(
+      ctx.store as FsStore,
+      ctx.runId,
+      "Qwen/Qwen2.5-VL-7B-Instruct",
+      "/nonexistent",
+      {
+        RECIPE_VLLM_PORT: "18432",
+        RECIPE_WEIGHTS_URI: "s3://pipeline/models/qwen7b/",
+        RECIPE_STAGE_WEIGHTS_CMD: stage,
+        RECIPE_WEIGHTS_ROOT: weights,
+        // The Hub is not asked: this would fail the job.
+        RECIPE_MODEL_META_CMD: "false",
+        RECIPE_WORKER_CMD: "true",
+      },
+    );
+
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const args = JSON.parse(readFileSync(argsFile, "utf8")) as string[];
+    expect(args[1]!.startsWith(weights)).toBe(true);
+    expect(existsSync(join(args[1]!, "config.json"))).toBe(true);
+    expect(args[args.indexOf("--served-model-name") + 1]).toBe("Qwen/Qwen2.5-VL-7B-Instruct");
+    expect(args[args.indexOf("--tensor-parallel-size") + 1]).toBe("1");
+  });
+
+  it("exits 3 when the staged S3 folder is not a model folder", async () => {
+    const ctx = await sampleContext();
+    await validateConfig(ctx.store, ctx.runId);
+    const { r, argsFile } = runEntrypoint(
+      ctx.store as FsStore,
+      ctx.runId,
+      "Qwen/Qwen2.5-VL-7B-Instruct",
+      "/x",
+      {
+        RECIPE_WEIGHTS_URI: "s3://pipeline/models/absent/",
+        RECIPE_STAGE_WEIGHTS_CMD: `${process.execPath} --import tsx batch-images/generate/src/stage-weights.ts`,
+        RECIPE_WEIGHTS_ROOT: mkdtempSync(join(tmpdir(), "weights-")),
+      },
+    );
+
+    expect(r.status).toBe(3);
+    expect(r.stderr + r.stdout).toContain("holds no config.json");
+    expect(existsSync(argsFile)).toBe(false);
+  });
+
   it("exits 3 naming the problem when the model's weights cannot fit on the instance", async () => {
     const ctx = await sampleContext({ teacher: { samplesPerQuestion: 1 } });
     await validateConfig(ctx.store, ctx.runId);
