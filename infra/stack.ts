@@ -167,9 +167,11 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
       "runs/*/*/_SUCCESS",
       "runs/*/*/fingerprint.json",
       "images/*",
+      "runs/*/write-rl-dataset/work/*",
     ],
-    writes: ["runs/*/datasets/rl/*", "runs/*/write-rl-dataset/_SUCCESS"],
-    memoryMb: 4096,
+    writes: ["runs/*/datasets/rl/*", "runs/*/write-rl-dataset/_SUCCESS", "runs/*/write-rl-dataset/work/*"],
+    // A fan-out: a part holds one filter-rl shard's rows and images.
+    memoryMb: 2048,
     timeout: Duration.minutes(15),
   },
   report: {

@@ -5,7 +5,7 @@
 import { Readable } from "node:stream";
 import { configHash } from "../config/index.ts";
 import { blankImage, ParquetParts, VERL_SCHEMA, verlRow, writeSftDataset } from "../datasets/index.ts";
-import { InputContractError, StageIncompleteError } from "../errors.ts";
+import { InputContractError, InvariantError, StageIncompleteError } from "../errors.ts";
 import { keys, type Stage } from "../layout/index.ts";
 import type { ImageRef, Question } from "../records/index.ts";
 import { listAll, readJson, writeJson } from "../shards/byte-store.ts";
@@ -328,76 +328,180 @@ export async function writeSftDatasetStep(ctx: RunContext, mixShards: number) {
   return finishSftDataset(ctx, mixShards);
 }
 
+const RL_WRITER: Stage = "write-rl-dataset";
+
+/** Why a question with these rollout counts stays out of the RL set, or null when it is kept. */
+function rlVerdict(
+  c: QuestionCount | undefined,
+  band: RunContext["config"]["rl"]["passRateBand"],
+): string | null {
+  if (!c || (c.samples === 0 && c.from !== "source")) return "no_rollouts";
+  if (band.enabled && c.passRate <= band.min) return "never_solved";
+  if (band.enabled && c.passRate >= band.max) return "always_solved";
+  return null;
+}
+
+async function rlCounts(ctx: RunContext, shard: number): Promise<Map<string, QuestionCount>> {
+  const rates = new Map<string, QuestionCount>();
+  const countsKey = keys.side(ctx.runId, "filter-rl", "counts", shard);
+  if (await ctx.store.exists(countsKey)) {
+    for await (const l of readShard(ctx.store, countsKey))
+      if (l.ok) rates.set((l.value as QuestionCount).questionId, l.value as QuestionCount);
+  }
+  return rates;
+}
+
+interface RlPlan {
+  /** Rows each filter-rl shard keeps, and the extra_info.index its first row gets. */
+  shards: { shard: number; rows: number; offset: number }[];
+  rows: number;
+}
+
+interface RlPart {
+  shard: number;
+  seen: number;
+  rows: number;
+  reasons: Record<string, number>;
+  perSource: Record<string, number>;
+  /** Pass rates of the questions that had any, in tenths (11 bins). */
+  histogram: number[];
+  parquet: string[];
+}
+
+const rlPlanKey = (runId: string) => keys.work(runId, RL_WRITER, "plan.json");
+const rlPartKey = (runId: string, shard: number) =>
+  keys.work(runId, RL_WRITER, `parts/${String(shard).padStart(5, "0")}.json`);
+
 /**
- * write-rl-dataset: pass rates from the difficulty rollouts, the configured band (drop questions
- * every rollout solves or none does), verl Parquet, data card.
+ * write-rl-dataset, the plan (one step): how many rows each filter-rl shard keeps, from the pass-rate
+ * counts alone (one short line per question), so that every part numbers its rows where the one
+ * before it ends: verl's extra_info.index runs 0..n-1 over the whole set, as in the released RL set.
  */
-export async function writeRlDatasetStep(ctx: RunContext) {
-  const stage: Stage = "write-rl-dataset";
-  const done = await readJson<Record<string, unknown>>(ctx.store, keys.success(ctx.runId, stage));
-  if (done) return done;
+export async function planRlDataset(ctx: RunContext): Promise<RlPlan> {
+  const existing = await readJson<RlPlan>(ctx.store, rlPlanKey(ctx.runId));
+  if (existing) return existing;
   const items = await readManifest<VerifyItem>(ctx.store, keys.manifest(ctx.runId, "filter-rl"));
   const band = ctx.config.rl.passRateBand;
-  const passRates: number[] = [];
-  const reasons: Record<string, number> = {};
-  const counts = new Map<string, number>();
+  const plan: RlPlan = { shards: [], rows: 0 };
+  for (const item of items) {
+    let rows = 0;
+    for (const c of (await rlCounts(ctx, item.shard)).values()) if (rlVerdict(c, band) === null) rows++;
+    plan.shards.push({ shard: item.shard, rows, offset: plan.rows });
+    plan.rows += rows;
+  }
+  await writeJson(ctx.store, rlPlanKey(ctx.runId), plan);
+  return plan;
+}
+
+/**
+ * write-rl-dataset, one part (a Map child per filter-rl shard): the band over its questions, verl
+ * Parquet rows with images embedded, numbered from the plan's offset; a record of what it wrote. A
+ * part already recorded is skipped.
+ */
+export async function writeRlPart(ctx: RunContext, shard: number): Promise<void> {
+  if (await ctx.store.exists(keys.success(ctx.runId, RL_WRITER))) return;
+  if (await ctx.store.exists(rlPartKey(ctx.runId, shard))) return;
+  const plan = await readJson<RlPlan>(ctx.store, rlPlanKey(ctx.runId));
+  const planned = plan?.shards.find((s) => s.shard === shard);
+  if (!plan || !planned) throw new InvariantError(`write-rl-dataset: no plan for shard ${shard}`);
+  const item = (await readManifest<VerifyItem>(ctx.store, keys.manifest(ctx.runId, "filter-rl"))).find(
+    (i) => i.shard === shard,
+  );
+  if (!item) throw new InvariantError(`write-rl-dataset: shard ${shard} is not in filter-rl's manifest`);
+  const band = ctx.config.rl.passRateBand;
+  const rates = await rlCounts(ctx, shard);
+  const name = String(shard).padStart(5, "0");
   const parts = new ParquetParts(
     ctx.store,
-    (p) => keys.dataset(ctx.runId, "rl", `rl-${String(p).padStart(5, "0")}.parquet`),
+    (p) => keys.dataset(ctx.runId, "rl", `rl-${name}-${String(p).padStart(5, "0")}.parquet`),
     VERL_SCHEMA,
   );
   const images = imageSource(ctx);
-  let index = 0;
-  let seen = 0;
-  for (const item of items) {
-    const rates = new Map<string, QuestionCount>();
-    const countsKey = keys.side(ctx.runId, "filter-rl", "counts", item.shard);
-    if (await ctx.store.exists(countsKey)) {
-      for await (const l of readShard(ctx.store, countsKey))
-        if (l.ok) rates.set((l.value as QuestionCount).questionId, l.value as QuestionCount);
+  const part: RlPart = {
+    shard,
+    seen: 0,
+    rows: 0,
+    reasons: {},
+    perSource: {},
+    histogram: new Array(11).fill(0),
+    parquet: [],
+  };
+  for (const q of await loadQuestionSlice(ctx.store, item.questions)) {
+    part.seen++;
+    const c = rates.get(q.id);
+    const verdict = rlVerdict(c, band);
+    if (verdict !== "no_rollouts") part.histogram[Math.round(c!.passRate * 10)]! += 1;
+    if (verdict) {
+      part.reasons[verdict] = (part.reasons[verdict] ?? 0) + 1;
+      continue;
     }
-    for (const q of await loadQuestionSlice(ctx.store, item.questions)) {
-      seen++;
-      const c = rates.get(q.id);
-      if (!c || (c.samples === 0 && c.from !== "source")) {
-        reasons.no_rollouts = (reasons.no_rollouts ?? 0) + 1;
-        continue;
-      }
-      passRates.push(c.passRate);
-      if (band.enabled && c.passRate <= band.min) {
-        reasons.never_solved = (reasons.never_solved ?? 0) + 1;
-        continue;
-      }
-      if (band.enabled && c.passRate >= band.max) {
-        reasons.always_solved = (reasons.always_solved ?? 0) + 1;
-        continue;
-      }
-      const embedded = [];
-      let bytes = 0;
-      for (const img of q.images) {
-        const data = await images.bytes(img.sha256);
-        bytes += data.length;
-        embedded.push({ bytes: data, path: null });
-      }
-      await parts.add(
-        verlRow(q as Question, index++, ctx.config.teacher.systemPrompt, embedded, c.passRate),
-        bytes + q.question.length,
-      );
-      counts.set(q.source, (counts.get(q.source) ?? 0) + 1);
+    const embedded = [];
+    let bytes = 0;
+    for (const img of q.images) {
+      const data = await images.bytes(img.sha256);
+      bytes += data.length;
+      embedded.push({ bytes: data, path: null });
     }
+    await parts.add(
+      verlRow(
+        q as Question,
+        planned.offset + part.rows,
+        ctx.config.teacher.systemPrompt,
+        embedded,
+        c!.passRate,
+      ),
+      bytes + q.question.length,
+    );
+    part.rows++;
+    part.perSource[q.source] = (part.perSource[q.source] ?? 0) + 1;
   }
-  await parts.flush();
-  const histogram = Array.from(
-    { length: 11 },
-    (_, i) => passRates.filter((r) => Math.round(r * 10) === i).length,
-  );
-  const summary = stageSummary(stage, {
+  if (part.rows !== planned.rows)
+    throw new InvariantError(
+      `write-rl-dataset: shard ${shard} kept ${part.rows} rows, the plan counted ${planned.rows}`,
+    );
+  if (part.rows > 0) await parts.flush();
+  part.parquet = parts.parts.map((p) => p.key);
+  await writeJson(ctx.store, rlPartKey(ctx.runId, shard), part);
+}
+
+/**
+ * write-rl-dataset, the finishing step: every part must be there; their counts make the stage's
+ * summary and the data card, and `_SUCCESS` lists the Parquet files in index order.
+ */
+export async function finishRlDataset(ctx: RunContext) {
+  const done = await readJson<Record<string, unknown>>(ctx.store, keys.success(ctx.runId, RL_WRITER));
+  if (done) return done;
+  const plan = await readJson<RlPlan>(ctx.store, rlPlanKey(ctx.runId));
+  if (!plan) throw new InvariantError("write-rl-dataset: finish before plan");
+  const parts: RlPart[] = [];
+  const missing: number[] = [];
+  for (const s of plan.shards) {
+    const part = await readJson<RlPart>(ctx.store, rlPartKey(ctx.runId, s.shard));
+    if (part) parts.push(part);
+    else missing.push(s.shard);
+  }
+  if (missing.length > 0) throw new StageIncompleteError(RL_WRITER, missing, plan.shards.length);
+  const band = ctx.config.rl.passRateBand;
+  const reasons: Record<string, number> = {};
+  const counts = new Map<string, number>();
+  const histogram = new Array<number>(11).fill(0);
+  let seen = 0;
+  for (const p of parts) {
+    seen += p.seen;
+    for (const [r, n] of Object.entries(p.reasons)) reasons[r] = (reasons[r] ?? 0) + n;
+    for (const [src, n] of Object.entries(p.perSource)) counts.set(src, (counts.get(src) ?? 0) + n);
+    p.histogram.forEach((n, i) => {
+      histogram[i]! += n;
+    });
+  }
+  const index = plan.rows;
+  const summary = stageSummary(RL_WRITER, {
     in: seen,
     out: index,
     rejected: seen - index,
     reasons,
     extra: { rows: index },
-    files: { parquet: parts.parts.map((p) => p.key) },
+    files: { parquet: parts.flatMap((p) => p.parquet) },
     passRateHistogram: histogram,
   });
   const card = dataCard(
@@ -419,6 +523,15 @@ export async function writeRlDatasetStep(ctx: RunContext) {
     await stageSummaries(ctx.store, ctx.runId),
   );
   await ctx.store.write(keys.dataset(ctx.runId, "rl", "README.md"), card, { contentType: "text/markdown" });
-  await writeJson(ctx.store, keys.success(ctx.runId, stage), summary);
+  await writeJson(ctx.store, keys.success(ctx.runId, RL_WRITER), summary);
   return summary;
+}
+
+/** write-rl-dataset in one process (the direct runner and benches): the plan, every part, the finish. */
+export async function writeRlDatasetStep(ctx: RunContext) {
+  const done = await readJson<Record<string, unknown>>(ctx.store, keys.success(ctx.runId, RL_WRITER));
+  if (done) return done;
+  const plan = await planRlDataset(ctx);
+  for (const s of plan.shards) await writeRlPart(ctx, s.shard);
+  return finishRlDataset(ctx);
 }

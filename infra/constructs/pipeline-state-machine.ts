@@ -587,7 +587,28 @@ export class PipelineStateMachine extends Construct {
   private rlBranch(): sfn.IChainable {
     const work = this.ingestAndDedup("rl", "branch")
       .next(this.generateAndVerify("rl"))
-      .next(this.lambda("WriteRlDataset", "write-rl-dataset", { "runId.$": "$.runId" }, "$.rl", "branch"));
+      // The RL set as a fan-out: the plan numbers the rows, a part per filter-rl shard, then the finish.
+      .next(
+        this.lambda(
+          "PlanRlDataset",
+          "write-rl-dataset",
+          { "runId.$": "$.runId", phase: "plan" },
+          "$.rlPlan",
+          "branch",
+        ),
+      )
+      .next(
+        this.map("WriteRlPartsMap", "$.verifyPlan.manifest", "write-rl-dataset", { phase: "part" }, "branch"),
+      )
+      .next(
+        this.lambda(
+          "WriteRlDataset",
+          "write-rl-dataset",
+          { "runId.$": "$.runId", phase: "finish" },
+          "$.rl",
+          "branch",
+        ),
+      );
     return new sfn.Choice(this, "RlEnabled?")
       .when(sfn.Condition.booleanEquals("$.config.rl", true), work)
       .otherwise(new sfn.Pass(this, "NoRl"));

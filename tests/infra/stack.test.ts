@@ -179,6 +179,7 @@ describe("state machine", () => {
       "SftVerifyMap",
       "SignQuestionsRlMap",
       "SignQuestionsSftMap",
+      "WriteRlPartsMap",
       "WriteSftPartsMap",
     ]);
     for (const [, m] of maps) {

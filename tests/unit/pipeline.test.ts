@@ -98,6 +98,35 @@ describe("the CPU stages over the sample set", () => {
     expect(rl.passRateHistogram[5]).toBe(rl.in);
   });
 
+  it("writes the RL set as parts whose extra_info.index runs on across them, and finishes only with every part", async () => {
+    // Shards of 2 questions: the RL set is written by several parts.
+    const ctx = await sampleContext({ batch: { questionsPerShard: 2 } });
+    await validateConfig(ctx.store, ctx.runId);
+    await runDirect(ctx, (c, plan, out) => fakeGenerate(c, plan, out, 4).then(() => undefined));
+    const rl = (await readJson<StageSummary & { files: { parquet: string[] } }>(
+      ctx.store,
+      keys.success(ctx.runId, "write-rl-dataset"),
+    ))!;
+    const { parquetReadObjects } = await import("hyparquet");
+    const indexes: number[] = [];
+    for (const key of rl.files.parquet) {
+      const bytes = (await ctx.store.readBytes(key))!;
+      const rows = (await parquetReadObjects({ file: new Uint8Array(bytes).buffer })) as {
+        extra_info: { index: bigint | number };
+      }[];
+      indexes.push(...rows.map((r) => Number(r.extra_info.index)));
+    }
+
+    expect(rl.files.parquet.length).toBeGreaterThan(1);
+    expect(indexes).toEqual(Array.from({ length: rl.out }, (_, i) => i));
+
+    // A part that never finished (a Map child that failed within the tolerance) stops the finish.
+    await ctx.store.delete(keys.success(ctx.runId, "write-rl-dataset"));
+    await ctx.store.delete(keys.work(ctx.runId, "write-rl-dataset", "parts/00001.json"));
+    const { finishRlDataset } = await import("../../core/pipeline/outputs.ts");
+    await expect(finishRlDataset(ctx)).rejects.toThrow(/write-rl-dataset: 1 of \d+ .*\(shards 1\)/);
+  });
+
   it("gives byte-identical select-and-mix output on a rerun from scratch", async () => {
     const a = await sampleContext({ mixing: { seed: 3, ratios: { general_vqa: 0.7, text_math: 0.3 } } });
     const b = await sampleContext({ mixing: { seed: 3, ratios: { general_vqa: 0.7, text_math: 0.3 } } });
