@@ -8,6 +8,7 @@ const BENCHES = {
   dedup: "bench/dedup/run.ts",
   "dedup-fanout": "bench/dedup/fanout.ts",
   mix: "bench/mix/run.ts",
+  rl: "bench/rl/run.ts",
   stages: "bench/stages/run.ts",
   generate: "bench/generate/run.ts",
 };
