@@ -47,22 +47,6 @@ describe("start-run", () => {
     expect(api.executions.get(first.executionArn!)?.status).toBe("RUNNING");
   });
 
-  it.each(["SUCCEEDED", "FAILED", "ABORTED"] as const)(
-    "starts a changed run.json as the run's next revision once its last execution %s",
-    async (status) => {
-      const first = await startRun(client, MACHINE, "b", KEY, '"e"', config(1));
-      api.finish(first.executionArn!, { status });
-
-      const revised = await startRun(client, MACHINE, "b", KEY, '"e"', config(2));
-      const duplicate = await startRun(client, MACHINE, "b", KEY, '"e"', config(2));
-
-      expect(revised.outcome).toBe("revised");
-      expect(revised.executionArn).toMatch(/:execution:recipe-run:r1\.2$/);
-      expect(duplicate).toMatchObject({ outcome: "already_started", executionArn: revised.executionArn });
-      expect(api.executions.size).toBe(2);
-    },
-  );
-
   it("finds the newest of many attempts, in a few calls", async () => {
     let seed = 0;
     for (let i = 0; i < 37; i++) {
@@ -84,18 +68,26 @@ describe("start-run", () => {
     expect(calls).toBeLessThanOrEqual(14);
   });
 
-  it("starts a failed run again under the next attempt name, and only once", async () => {
-    const first = await startRun(client, MACHINE, "b", KEY, '"e"', config(1));
-    api.finish(first.executionArn!, { status: "FAILED", error: "States.TaskFailed" });
+  it.each([
+    ["the same run.json", "FAILED", 1, "restarted"],
+    ["a changed run.json", "SUCCEEDED", 2, "revised"],
+    ["a changed run.json", "FAILED", 2, "revised"],
+    ["a changed run.json", "ABORTED", 2, "revised"],
+  ] as const)(
+    "starts %s again under the next attempt name once its last execution %s, and only once",
+    async (_, status, seed, outcome) => {
+      const first = await startRun(client, MACHINE, "b", KEY, '"e"', config(1));
+      api.finish(first.executionArn!, { status });
 
-    const restarted = await startRun(client, MACHINE, "b", KEY, '"e"', config(1));
-    const duplicate = await startRun(client, MACHINE, "b", KEY, '"e"', config(1));
+      const next = await startRun(client, MACHINE, "b", KEY, '"e"', config(seed));
+      const duplicate = await startRun(client, MACHINE, "b", KEY, '"e"', config(seed));
 
-    expect(restarted.outcome).toBe("restarted");
-    expect(restarted.executionArn).toMatch(/:execution:recipe-run:r1\.2$/);
-    expect(duplicate).toMatchObject({ outcome: "already_started", executionArn: restarted.executionArn });
-    expect(api.executions.size).toBe(2);
-  });
+      expect(next.outcome).toBe(outcome);
+      expect(next.executionArn).toMatch(/:execution:recipe-run:r1\.2$/);
+      expect(duplicate).toMatchObject({ outcome: "already_started", executionArn: next.executionArn });
+      expect(api.executions.size).toBe(2);
+    },
+  );
 
   it("starts nothing for the same content after the run succeeded", async () => {
     const first = await startRun(client, MACHINE, "b", KEY, '"e"', config(1));
