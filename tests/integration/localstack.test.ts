@@ -296,8 +296,15 @@ describe.skipIf(!up)("the stack deployed on LocalStack", () => {
       expect(await sft(store)).toBe(await sft(rt.s3.store));
       // The RL set from the source's pass rates (no rollouts): the same Parquet bytes.
       expect(here["write-rl-dataset"]?.[1]).toBeGreaterThan(0);
-      const rl = async (s: S3Store) => (await s.readBytes(keys.dataset(runId, "rl", "rl-00000.parquet")))!;
-      expect(Buffer.compare(await rl(store), await rl(rt.s3.store))).toBe(0);
+      // The writer's parts, in index order, as its _SUCCESS lists them: the same files, byte for byte.
+      const rlFiles = async (s: S3Store) =>
+        (await readJson<{ files: { parquet: string[] } }>(s, keys.success(runId, "write-rl-dataset")))!.files
+          .parquet;
+      const files = await rlFiles(store);
+      expect(files.length).toBeGreaterThan(0);
+      expect(files).toEqual(await rlFiles(rt.s3.store));
+      for (const f of files)
+        expect(Buffer.compare((await store.readBytes(f))!, (await rt.s3.store.readBytes(f))!), f).toBe(0);
       expect(await store.exists(keys.dataset(runId, "sft", "README.md"))).toBe(true);
       expect(await store.exists(keys.report(runId, "report.json"))).toBe(true);
     } finally {
