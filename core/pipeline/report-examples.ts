@@ -4,6 +4,7 @@
  * and a few kept traces per domain with their images. Reads are bounded: a few shards per stage, a
  * few images, whatever the run's size.
  */
+import { sniffType } from "../images/sniff.ts";
 import { keys, STAGES } from "../layout/index.ts";
 import { type ByteStore, listAll } from "../shards/byte-store.ts";
 import { readShard } from "../shards/jsonl.ts";
@@ -125,22 +126,11 @@ export async function keptExamples(store: ByteStore, runId: string, perDomain = 
   return out.sort((a, b) => a.domain.localeCompare(b.domain));
 }
 
-/** The media type of an image from its first bytes, or null for a format browsers do not show. */
-function sniff(b: Buffer): string | null {
-  if (b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])))
-    return "image/png";
-  if (b[0] === 0xff && b[1] === 0xd8) return "image/jpeg";
-  if (b.subarray(0, 4).toString("latin1") === "GIF8") return "image/gif";
-  if (b.subarray(0, 4).toString("latin1") === "RIFF" && b.subarray(8, 12).toString("latin1") === "WEBP")
-    return "image/webp";
-  return null;
-}
-
 /** An image as a data: URI for the one-file report, or null when it is too big or not a web format. */
 export async function imageDataUri(store: ByteStore, sha256: string): Promise<string | null> {
   const size = await store.size(keys.image(sha256));
   if (size === null || size > MAX_EMBEDDED_IMAGE_BYTES) return null;
   const bytes = await store.readBytes(keys.image(sha256));
-  const type = bytes ? sniff(bytes) : null;
+  const type = bytes ? sniffType(bytes) : null;
   return bytes && type ? `data:${type};base64,${bytes.toString("base64")}` : null;
 }

@@ -2,7 +2,7 @@
  * The verify and select-and-mix steps, apart from ingest and dedup so their Lambda bundles stay small.
  */
 import { InputContractError, InvariantError, StageIncompleteError } from "../errors.ts";
-import { type Branch, DEDUP_STAGE, INGEST_STAGE, keys, type Stage } from "../layout/index.ts";
+import { type Branch, DEDUP_STAGE, INGEST_STAGE, keys, type Stage, shardName } from "../layout/index.ts";
 import { type ByteStore, listAll, readJson, writeJson } from "../shards/byte-store.ts";
 import { readShard, type SourceRow, shardRows } from "../shards/jsonl.ts";
 import {
@@ -228,7 +228,7 @@ export async function selectAndMix(
 
 function scratchKeys(runId: string, shard: number) {
   const base = keys.stagePrefix(runId, MIX);
-  const name = String(shard).padStart(5, "0");
+  const name = shardName(shard);
   return {
     records: `${base}selected/${name}.jsonl.gz`,
     rejects: `${base}selected-rejects/${name}.jsonl.gz`,

@@ -161,7 +161,7 @@ describe("generate entrypoint.sh", () => {
     );
 
     expect(r.status).toBe(3);
-    expect(r.stderr + r.stdout).toContain("holds no config.json");
+    expect(r.stderr + r.stdout).toContain("s3://pipeline/models/absent/: no config.json under it");
     expect(existsSync(argsFile)).toBe(false);
   });
 

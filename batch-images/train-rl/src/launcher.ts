@@ -14,6 +14,7 @@ import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { EXIT_BAD_INPUT, EXIT_OK, EXIT_TRANSIENT, InputContractError } from "../../../core/errors.ts";
 import { keys } from "../../../core/layout/index.ts";
+import { s3Folder, stageModelFolder } from "../../../core/models/stage.ts";
 import { loadConfig } from "../../../core/pipeline/context.ts";
 import { type ByteStore, listAll, readJson, writeJson } from "../../../core/shards/byte-store.ts";
 import { FsStore } from "../../../core/shards/fs-store.ts";
@@ -245,22 +246,17 @@ export function plannedSteps(
  * local path (it copies only hdfs:// paths itself). Every node of a multi-node job does this.
  */
 async function stageStartModel(o: LauncherOptions, uri: string, dir: string): Promise<string> {
-  const m = /^s3:\/\/([^/]+)\/(.+?)\/?$/.exec(uri);
-  if (!m) return uri;
-  const [, bucket, prefix] = m as unknown as [string, string, string];
+  const folder = s3Folder(uri);
+  if (!folder) return uri;
   const pipelineBucket = o.env?.RECIPE_BUCKET ?? process.env.RECIPE_BUCKET;
-  const store = bucket === pipelineBucket || !o.storeFor ? o.store : o.storeFor(bucket);
-  const files = (await listAll(store, `${prefix}/`)).filter((k) => !k.endsWith("/"));
-  if (!files.some((k) => k.endsWith("/config.json")))
-    throw new InputContractError(
-      `training.startModel ${uri}: no config.json under it (${files.length} objects): point it at a Hugging Face model folder`,
-    );
-  let bytes = 0;
-  for (const k of files) bytes += (await store.size(k)) ?? 0;
-  o.out(`start model: ${uri} (${files.length} files, ${(bytes / 1e9).toFixed(1)} GB) -> ${dir}`);
-  if (o.dryRun) return dir;
-  const local = new FsStore(dir);
-  for (const k of files) await local.write(k.slice(prefix.length + 1), await store.read(k));
+  const store = folder.bucket === pipelineBucket || !o.storeFor ? o.store : o.storeFor(folder.bucket);
+  try {
+    const staged = await stageModelFolder(store, uri, dir, { copy: !o.dryRun });
+    o.out(`start model: ${uri} (${staged.files} files, ${(staged.bytes / 1e9).toFixed(1)} GB) -> ${dir}`);
+  } catch (err) {
+    if (err instanceof InputContractError) throw new InputContractError(`training.startModel ${err.message}`);
+    throw err;
+  }
   return dir;
 }
 
