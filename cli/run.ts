@@ -209,9 +209,10 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       out(
         `  starting run ${config.runId} again (its last execution did not finish); finished stages are kept\n`,
       );
+    const executionName = arn.slice(arn.lastIndexOf(":") + 1);
     if (trigger.outcome === "revised")
       out(
-        `  run.json changed: a new revision of run ${config.runId} (${arn.slice(arn.lastIndexOf(":") + 1)}); stages whose inputs changed are recomputed, the others kept\n`,
+        `  run.json changed: a new revision of run ${config.runId} (${executionName}); stages whose inputs changed are recomputed, the others kept\n`,
       );
     if (trigger.outcome === "already_started" && recorded?.status === "SUCCEEDED")
       out(`  run ${config.runId} already succeeded with this run.json: nothing to compute\n`);
@@ -224,7 +225,6 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       : null;
     bar?.start(expected, 0, { stage: "starting" });
     const seen = new Set<string>();
-    const executionName = arn.slice(arn.lastIndexOf(":") + 1);
     let revisionShown = trigger.outcome === "already_started";
     let done = false;
     const execution = rt.waitFor(arn).then((e) => {

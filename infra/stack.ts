@@ -38,7 +38,7 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
   // fingerprint changed (the only step that deletes: keys below a run's stage or dataset folders,
   // never run.json or config.json) and records the new fingerprints.
   "validate-config": {
-    reads: ["runs/*/run.json", "runs/*/*/fingerprint.json"],
+    reads: ["runs/*/run.json", "runs/*/*/fingerprint.json", "runs/*/*/_SUCCESS"],
     writes: [
       "runs/*/config.json",
       "runs/*/failure.json",

@@ -189,6 +189,15 @@ export function retryAction(
   return "RETRY";
 }
 
+/** Batch's decision after a container exits: killed with its host (a reclaim, null) or exited. */
+function afterExit(def: LocalJobDefinition, code: number | null): "RETRY" | "EXIT" {
+  return retryAction(
+    def,
+    code,
+    code === null ? "Host EC2 (local) terminated" : "Essential container in task exited",
+  );
+}
+
 /**
  * The local copy of the definition: each Distributed Map with an ItemReader gets a Task in front of it
  * (under the Map's own name, so every transition still lands there) that reads the manifest the
@@ -496,11 +505,7 @@ export class LocalRunner {
             );
             break;
           }
-          const action = retryAction(
-            def,
-            code,
-            code === null ? "Host EC2 (local) terminated" : "Essential container in task exited",
-          );
+          const action = afterExit(def, code);
           this.o.log?.(
             `${input.JobName}[${index}] attempt ${attempt} exited ${code}: ${action === "RETRY" && attempt < def.attempts ? "retrying" : "failed"}`,
           );
@@ -535,7 +540,7 @@ export class LocalRunner {
   ): Promise<void> {
     const main = def.multiNode!.mainNode;
     for (let attempt = 1; ; attempt++) {
-      const children: { kill: () => void }[] = [];
+      const kills: (() => void)[] = [];
       const exits = Array.from({ length: nodes }, (_, index) =>
         this.child(
           entry,
@@ -554,21 +559,15 @@ export class LocalRunner {
           attempt,
           jobName,
           attemptSeconds,
-          (kill) => children.push({ kill }),
+          (kill) => kills.push(kill),
         ),
       );
       const code = await exits[main]!;
-      for (const c of children) c.kill();
+      for (const kill of kills) kill();
       await Promise.all(exits);
       if (code === 0) return;
-      const action =
-        code === "timeout"
-          ? "EXIT"
-          : retryAction(
-              def,
-              code,
-              code === null ? "Host EC2 (local) terminated" : "Essential container in task exited",
-            );
+      // Batch terminates an attempt that runs past the job's timeout and does not retry it.
+      const action = code === "timeout" ? "EXIT" : afterExit(def, code);
       this.o.log?.(`${jobName} (${nodes} nodes) attempt ${attempt}: main node exited ${code}`);
       if (action === "EXIT" || attempt >= def.attempts)
         throw Object.assign(
@@ -614,10 +613,10 @@ export class LocalRunner {
     });
   }
 
-  /** Runs one execution to completion; never throws: the outcome says how it ended. */
   /**
-   * Runs one execution. `name` is the execution's name, as `$$.Execution.Name` gives it to the
-   * definition (the run id when not given, as the first attempt of a run is named).
+   * Runs one execution to completion; never throws: the outcome says how it ended. `name` is the
+   * execution's name, as `$$.Execution.Name` gives it to the definition (the run id when not given,
+   * as the first attempt of a run is named).
    */
   async execute(
     input: unknown,

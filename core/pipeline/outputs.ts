@@ -3,10 +3,11 @@
  */
 
 import { Readable } from "node:stream";
+import pLimit from "p-limit";
 import { configHash } from "../config/index.ts";
 import { blankImage, ParquetParts, VERL_SCHEMA, verlRow, writeSftDataset } from "../datasets/index.ts";
 import { InputContractError, InvariantError, StageIncompleteError } from "../errors.ts";
-import { keys, type Stage } from "../layout/index.ts";
+import { keys, type Stage, shardName } from "../layout/index.ts";
 import type { ImageRef, Question } from "../records/index.ts";
 import { listAll, readJson, writeJson } from "../shards/byte-store.ts";
 import { readShard } from "../shards/jsonl.ts";
@@ -164,6 +165,32 @@ function sftFilesLines(layouts: readonly string[]): string[] {
   return lines;
 }
 
+/**
+ * A fan-out's part records, in shard order, read a few at a time; a missing one fails the stage
+ * naming it (starting the run again computes it).
+ */
+async function partRecords<T>(
+  ctx: RunContext,
+  stage: Stage,
+  shards: readonly number[],
+  keyOf: (shard: number) => string,
+): Promise<T[]> {
+  const limit = pLimit(PART_READS);
+  const found = await Promise.all(shards.map((s) => limit(() => readJson<T>(ctx.store, keyOf(s)))));
+  const missing = shards.filter((_, i) => !found[i]);
+  if (missing.length > 0) throw new StageIncompleteError(stage, missing, shards.length);
+  return found as T[];
+}
+
+/** Per-key counts summed over parts. */
+function sumCounts(records: readonly Record<string, number>[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const r of records) for (const [k, n] of Object.entries(r)) out.set(k, (out.get(k) ?? 0) + n);
+  return out;
+}
+
+const PART_READS = 16;
+
 const SFT_WRITER: Stage = "write-sft-dataset";
 
 /** What one part (one mix shard) of the SFT set wrote, for the finishing step. */
@@ -179,7 +206,7 @@ interface SftPart {
 }
 
 function sftPartKeys(runId: string, shard: number) {
-  const name = String(shard).padStart(5, "0");
+  const name = shardName(shard);
   return {
     name,
     jsonl: keys.work(runId, SFT_WRITER, `parts/${name}.jsonl.gz`),
@@ -213,7 +240,7 @@ export async function writeSftPart(ctx: RunContext, shard: number): Promise<void
     store: ctx.store,
     keyOf: (file) => keys.dataset(ctx.runId, "sft", file),
     jsonlKey: at.jsonl,
-    partName: (p) => `sft-${at.name}-${String(p).padStart(5, "0")}.parquet`,
+    partName: (p) => `sft-${at.name}-${shardName(p)}.parquet`,
     writeEmpty: false,
     images: imageSource(ctx),
     systemPrompt: ctx.config.teacher.systemPrompt,
@@ -243,14 +270,12 @@ export async function finishSftDataset(ctx: RunContext, mixShards: number) {
   const done = await readJson<Record<string, unknown>>(ctx.store, keys.success(ctx.runId, SFT_WRITER));
   if (done) return done;
   await refuseEmptySft(ctx);
-  const parts: SftPart[] = [];
-  const missing: number[] = [];
-  for (let i = 0; i < mixShards; i++) {
-    const part = await readJson<SftPart>(ctx.store, sftPartKeys(ctx.runId, i).record);
-    if (part) parts.push(part);
-    else missing.push(i);
-  }
-  if (missing.length > 0) throw new StageIncompleteError(SFT_WRITER, missing, mixShards);
+  const parts = await partRecords<SftPart>(
+    ctx,
+    SFT_WRITER,
+    Array.from({ length: mixShards }, (_, i) => i),
+    (i) => sftPartKeys(ctx.runId, i).record,
+  );
   const layouts = ctx.config.output.sftLayouts;
   const jsonlKey = keys.dataset(ctx.runId, "sft", "sft.jsonl.gz");
   if (layouts.includes("llama-factory")) {
@@ -269,13 +294,8 @@ export async function finishSftDataset(ctx: RunContext, mixShards: number) {
   if (ctx.config.mixing.blankImageForTextOnly)
     await ctx.store.write(keys.dataset(ctx.runId, "sft", "images/blank.png"), blankImage());
   const rows = parts.reduce((a, p) => a + p.rows, 0);
-  const sum = (pick: (p: SftPart) => Record<string, number>) => {
-    const out = new Map<string, number>();
-    for (const p of parts) for (const [k, n] of Object.entries(pick(p))) out.set(k, (out.get(k) ?? 0) + n);
-    return out;
-  };
-  const counts = sum((p) => p.perSource);
-  const domains = sum((p) => p.perDomain);
+  const counts = sumCounts(parts.map((p) => p.perSource));
+  const domains = sumCounts(parts.map((p) => p.perDomain));
   const images = (await listAll(ctx.store, keys.dataset(ctx.runId, "sft", "images/x").slice(0, -1))).length;
   const lengths = percentiles(parts.flatMap((p) => p.responseChars));
   const parquet = parts.flatMap((p) => p.parquet);
@@ -370,7 +390,7 @@ interface RlPart {
 
 const rlPlanKey = (runId: string) => keys.work(runId, RL_WRITER, "plan.json");
 const rlPartKey = (runId: string, shard: number) =>
-  keys.work(runId, RL_WRITER, `parts/${String(shard).padStart(5, "0")}.json`);
+  keys.work(runId, RL_WRITER, `parts/${shardName(shard)}.json`);
 
 /**
  * write-rl-dataset, the plan (one step): how many rows each filter-rl shard keeps, from the pass-rate
@@ -410,10 +430,9 @@ export async function writeRlPart(ctx: RunContext, shard: number): Promise<void>
   if (!item) throw new InvariantError(`write-rl-dataset: shard ${shard} is not in filter-rl's manifest`);
   const band = ctx.config.rl.passRateBand;
   const rates = await rlCounts(ctx, shard);
-  const name = String(shard).padStart(5, "0");
   const parts = new ParquetParts(
     ctx.store,
-    (p) => keys.dataset(ctx.runId, "rl", `rl-${name}-${String(p).padStart(5, "0")}.parquet`),
+    (p) => keys.dataset(ctx.runId, "rl", `rl-${shardName(shard)}-${shardName(p)}.parquet`),
     VERL_SCHEMA,
   );
   const images = imageSource(ctx);
@@ -473,23 +492,19 @@ export async function finishRlDataset(ctx: RunContext) {
   if (done) return done;
   const plan = await readJson<RlPlan>(ctx.store, rlPlanKey(ctx.runId));
   if (!plan) throw new InvariantError("write-rl-dataset: finish before plan");
-  const parts: RlPart[] = [];
-  const missing: number[] = [];
-  for (const s of plan.shards) {
-    const part = await readJson<RlPart>(ctx.store, rlPartKey(ctx.runId, s.shard));
-    if (part) parts.push(part);
-    else missing.push(s.shard);
-  }
-  if (missing.length > 0) throw new StageIncompleteError(RL_WRITER, missing, plan.shards.length);
+  const parts = await partRecords<RlPart>(
+    ctx,
+    RL_WRITER,
+    plan.shards.map((s) => s.shard),
+    (shard) => rlPartKey(ctx.runId, shard),
+  );
   const band = ctx.config.rl.passRateBand;
-  const reasons: Record<string, number> = {};
-  const counts = new Map<string, number>();
+  const reasons = Object.fromEntries(sumCounts(parts.map((p) => p.reasons)));
+  const counts = sumCounts(parts.map((p) => p.perSource));
   const histogram = new Array<number>(11).fill(0);
   let seen = 0;
   for (const p of parts) {
     seen += p.seen;
-    for (const [r, n] of Object.entries(p.reasons)) reasons[r] = (reasons[r] ?? 0) + n;
-    for (const [src, n] of Object.entries(p.perSource)) counts.set(src, (counts.get(src) ?? 0) + n);
     p.histogram.forEach((n, i) => {
       histogram[i]! += n;
     });

@@ -9,6 +9,7 @@
  * its old outputs are gone, so a half-cleared stage is still recorded under its old fingerprint and
  * is cleared again.
  */
+import pLimit from "p-limit";
 import type { RunConfig } from "../config/schema.ts";
 import { keys, runPrefix, type Stage } from "../layout/index.ts";
 import { type ByteStore, listAll, readJson, writeJson } from "../shards/byte-store.ts";
@@ -42,20 +43,20 @@ export interface Revision {
   removed: number;
 }
 
-/** How many deletes are in flight at once (S3 takes thousands a second per prefix). */
-const DELETE_CONCURRENCY = 32;
+/** Requests in flight at once (S3 takes thousands a second per prefix). */
+const CONCURRENCY = 32;
 
-async function deleteAll(store: ByteStore, keyList: readonly string[]): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < keyList.length) await store.delete(keyList[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, keyList.length) }, worker));
+/** Whether any object other than `except` sits under one of the folders (stops at the first). */
+async function anyUnder(store: ByteStore, folders: readonly string[], except: string): Promise<boolean> {
+  for (const folder of folders) for await (const k of store.list(folder)) if (k !== except) return true;
+  return false;
 }
 
 /**
  * Compares the config's stage fingerprints with those recorded in the run's folders, clears the
- * stages that changed, records the current fingerprints and writes `revision.json`.
+ * stages that changed, records the current fingerprints and writes `revision.json`. Its cost does
+ * not grow with the run: a read and a short listing per stage; only a stage being cleared is
+ * listed whole.
  */
 export async function applyRevision(
   store: ByteStore,
@@ -64,23 +65,32 @@ export async function applyRevision(
   attempt: number,
 ): Promise<Revision> {
   const prefix = runPrefix(runId);
-  const everything = await listAll(store, prefix);
   const current = stageFingerprints(config);
-  const recorded: Partial<Record<OutputStage, StageFingerprint | null>> = {};
-  const outputs: Partial<Record<OutputStage, string[]>> = {};
-  for (const stage of OUTPUT_STAGES) {
-    const own = fingerprintKey(runId, stage);
-    const folders = outputFolders(stage).map((f) => `${prefix}${f}`);
-    outputs[stage] = everything.filter((k) => k !== own && folders.some((f) => k.startsWith(f)));
-    recorded[stage] = everything.includes(own) ? await readJson<StageFingerprint>(store, own) : null;
-  }
-  const has = Object.fromEntries(OUTPUT_STAGES.map((s) => [s, (outputs[s] ?? []).length > 0]));
+  const folders = (stage: OutputStage) => outputFolders(stage).map((f) => `${prefix}${f}`);
+  const limit = pLimit(CONCURRENCY);
+  const found = await Promise.all(
+    OUTPUT_STAGES.map((stage) =>
+      limit(async () => {
+        const own = fingerprintKey(runId, stage);
+        return [
+          await readJson<StageFingerprint>(store, own),
+          await anyUnder(store, folders(stage), own),
+        ] as const;
+      }),
+    ),
+  );
+  const recorded = Object.fromEntries(OUTPUT_STAGES.map((s, i) => [s, found[i]![0]]));
+  const has = Object.fromEntries(OUTPUT_STAGES.map((s, i) => [s, found[i]![1]]));
   const stages = planRevision(current, recorded, has);
   let removed = 0;
   for (const d of stages) {
     if (d.action === "recompute") {
-      await deleteAll(store, outputs[d.stage]!);
-      removed += outputs[d.stage]!.length;
+      const own = fingerprintKey(runId, d.stage);
+      const outputs = (await Promise.all(folders(d.stage).map((f) => listAll(store, f))))
+        .flat()
+        .filter((k) => k !== own);
+      await Promise.all(outputs.map((k) => limit(() => store.delete(k))));
+      removed += outputs.length;
     }
     if (d.action !== "keep") {
       await writeJson(store, fingerprintKey(runId, d.stage), current[d.stage]);
@@ -89,7 +99,7 @@ export async function applyRevision(
     // Kept and not finished: what is still to compute is answered by this config's endpoint.
     const before = recorded[d.stage]!;
     const serving = current[d.stage].servedBy?.[0];
-    if (serving && !before.servedBy?.includes(serving) && !everything.includes(keys.success(runId, d.stage)))
+    if (serving && !before.servedBy?.includes(serving) && !(await store.exists(keys.success(runId, d.stage))))
       await writeJson(store, fingerprintKey(runId, d.stage), {
         ...before,
         servedBy: [...(before.servedBy ?? []), serving],
