@@ -169,7 +169,12 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
       "images/*",
       "runs/*/write-rl-dataset/work/*",
     ],
-    writes: ["runs/*/datasets/rl/*", "runs/*/write-rl-dataset/_SUCCESS", "runs/*/write-rl-dataset/work/*"],
+    writes: [
+      "runs/*/datasets/rl/*",
+      "runs/*/write-rl-dataset/_SUCCESS",
+      "runs/*/write-rl-dataset/work/*",
+      "runs/*/write-rl-dataset/rejects/*",
+    ],
     // A fan-out: a part holds one filter-rl shard's rows and images.
     memoryMb: 2048,
     timeout: Duration.minutes(15),

@@ -10,7 +10,7 @@ import { InputContractError, InvariantError, StageIncompleteError } from "../err
 import { keys, type Stage, shardName } from "../layout/index.ts";
 import type { ImageRef, Question } from "../records/index.ts";
 import { listAll, readJson, writeJson } from "../shards/byte-store.ts";
-import { readShard } from "../shards/jsonl.ts";
+import { readShard, ShardWriter } from "../shards/jsonl.ts";
 import { STAGE_UNITS, type StageSummary, stageSummaries, stageSummary } from "../stages/stage.ts";
 import type { QuestionCount, VerifiedTrace } from "../stages/verify-traces.ts";
 import type { RunContext } from "./context.ts";
@@ -445,39 +445,58 @@ export async function writeRlPart(ctx: RunContext, shard: number): Promise<void>
     histogram: new Array(11).fill(0),
     parquet: [],
   };
-  for (const q of await loadQuestionSlice(ctx.store, item.questions)) {
-    part.seen++;
-    const c = rates.get(q.id);
-    const verdict = rlVerdict(c, band);
-    if (verdict !== "no_rollouts") part.histogram[Math.round(c!.passRate * 10)]! += 1;
-    if (verdict) {
-      part.reasons[verdict] = (part.reasons[verdict] ?? 0) + 1;
-      continue;
+  // Every question the band drops is a reject a person can find (`recipe rejects`), with its source line.
+  const rejects = new ShardWriter(ctx.store, keys.rejects(ctx.runId, RL_WRITER, shard));
+  try {
+    for (const q of await loadQuestionSlice(ctx.store, item.questions)) {
+      part.seen++;
+      const c = rates.get(q.id);
+      const verdict = rlVerdict(c, band);
+      if (verdict !== "no_rollouts") part.histogram[Math.round(c!.passRate * 10)]! += 1;
+      if (verdict) {
+        part.reasons[verdict] = (part.reasons[verdict] ?? 0) + 1;
+        await rejects.write({
+          stage: RL_WRITER,
+          reason: verdict,
+          questionId: q.id,
+          origin: q.origin ?? q.source,
+          ...(c
+            ? {
+                detail: `pass rate ${c.passRate} from ${c.from === "source" ? "the source" : `${c.samples} rollouts`}`,
+              }
+            : {}),
+        });
+        continue;
+      }
+      const embedded = [];
+      let bytes = 0;
+      for (const img of q.images) {
+        const data = await images.bytes(img.sha256);
+        bytes += data.length;
+        embedded.push({ bytes: data, path: null });
+      }
+      await parts.add(
+        verlRow(
+          q as Question,
+          planned.offset + part.rows,
+          ctx.config.teacher.systemPrompt,
+          embedded,
+          c!.passRate,
+        ),
+        bytes + q.question.length,
+      );
+      part.rows++;
+      part.perSource[q.source] = (part.perSource[q.source] ?? 0) + 1;
     }
-    const embedded = [];
-    let bytes = 0;
-    for (const img of q.images) {
-      const data = await images.bytes(img.sha256);
-      bytes += data.length;
-      embedded.push({ bytes: data, path: null });
-    }
-    await parts.add(
-      verlRow(
-        q as Question,
-        planned.offset + part.rows,
-        ctx.config.teacher.systemPrompt,
-        embedded,
-        c!.passRate,
-      ),
-      bytes + q.question.length,
-    );
-    part.rows++;
-    part.perSource[q.source] = (part.perSource[q.source] ?? 0) + 1;
+    if (part.rows !== planned.rows)
+      throw new InvariantError(
+        `write-rl-dataset: shard ${shard} kept ${part.rows} rows, the plan counted ${planned.rows}`,
+      );
+  } catch (err) {
+    await rejects.abort(err as Error);
+    throw err;
   }
-  if (part.rows !== planned.rows)
-    throw new InvariantError(
-      `write-rl-dataset: shard ${shard} kept ${part.rows} rows, the plan counted ${planned.rows}`,
-    );
+  await rejects.close();
   if (part.rows > 0) await parts.flush();
   part.parquet = parts.parts.map((p) => p.key);
   await writeJson(ctx.store, rlPartKey(ctx.runId, shard), part);

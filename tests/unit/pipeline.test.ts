@@ -98,6 +98,30 @@ describe("the CPU stages over the sample set", () => {
     expect(rl.passRateHistogram[5]).toBe(rl.in);
   });
 
+  it("writes every question the band drops as a reject naming its source line and pass rate", async () => {
+    // A band that 0.5 reaches: every question is dropped as always solved.
+    const ctx = await sampleContext({ rl: { passRateBand: { max: 0.5 } }, batch: { questionsPerShard: 2 } });
+    await validateConfig(ctx.store, ctx.runId);
+    await runDirect(ctx, (c, plan, out) => fakeGenerate(c, plan, out, 4).then(() => undefined));
+
+    const rl = (await readJson<StageSummary>(ctx.store, keys.success(ctx.runId, "write-rl-dataset")))!;
+    const rejects: Record<string, unknown>[] = [];
+    for (const key of await listAll(ctx.store, `${keys.stagePrefix(ctx.runId, "write-rl-dataset")}rejects/`))
+      for await (const l of readShard(ctx.store, key))
+        if (l.ok) rejects.push(l.value as Record<string, unknown>);
+
+    expect(rl.rejected).toBeGreaterThan(0);
+    expect(rejects).toHaveLength(rl.rejected);
+    for (const r of rejects) {
+      expect(r).toMatchObject({
+        stage: "write-rl-dataset",
+        reason: "always_solved",
+        detail: "pass rate 0.5 from 4 rollouts",
+      });
+      expect(r.origin).toMatch(/^sample\/rl-questions\.jsonl:\d+$/);
+    }
+  });
+
   it("writes the RL set as parts whose extra_info.index runs on across them, and finishes only with every part", async () => {
     // Shards of 2 questions: the RL set is written by several parts.
     const ctx = await sampleContext({ batch: { questionsPerShard: 2 } });
