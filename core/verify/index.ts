@@ -15,14 +15,17 @@ import {
 } from "./budget.ts";
 import { close, warmUp } from "./expr.ts";
 import { type Extraction, extractAnswer, formatScore, LONG_RESPONSE_CHARS, type Preset } from "./extract.ts";
+import { chainLastSide, extractGold, type GoldExtraction } from "./gold.ts";
 import { normalizeAnswer, textForm } from "./normalize.ts";
 import { Rational } from "./rational.ts";
-import { type CompareOptions, compareValues, isList, parseValue } from "./value.ts";
+import { type CompareOptions, compareValues, isList, parseValue, type Value } from "./value.ts";
 
 export { DEFAULT_HANG_GUARD_MS, DEFAULT_STEP_BUDGET } from "./budget.ts";
 
 export type { Preset } from "./extract.ts";
 export { extractAnswer, formatScore } from "./extract.ts";
+export type { GoldExtraction, GoldProblem, GoldVia } from "./gold.ts";
+export { extractGold } from "./gold.ts";
 
 export interface VerifyInput {
   response: string;
@@ -95,6 +98,7 @@ interface Decision {
 }
 
 interface Context {
+  /** The input with its gold as extractGold reads it. */
   input: VerifyInput;
   preset: Preset;
   judge: boolean;
@@ -118,6 +122,7 @@ function equivalent(gold: string, pred: string, ctx: Context): Decision {
   if (!isList(gv) && pv.kind === "list" && pv.open === "") return { correct: false, reason: "hedged_answer" };
   const match = compareValues(gv, pv, opts);
   if (match) return { correct: true, reason: match };
+  if (moreValuesThanGold(gv, pv, opts)) return { correct: false, reason: "hedged_answer" };
   if ((gn.percent || pn.percent) && gv.kind === "number" && pv.kind === "number") {
     // 30% may be given as 0.3, and 0.3 as 30%: exactly when both are exact, else within the tolerance.
     const scaled = [new Rational(100n), new Rational(1n, 100n)];
@@ -137,6 +142,17 @@ function equivalent(gold: string, pred: string, ctx: Context): Decision {
     return { correct: false, undecided: true, reason: "undecided" };
   }
   return { correct: false, reason: "answer_mismatch" };
+}
+
+/**
+ * A hedge is decided against the gold's own count: a bare list that holds every value of a
+ * multi-valued gold and more besides (gold `1, 2`, answer `1, 2, 3`).
+ */
+function moreValuesThanGold(gold: Value, pred: Value, opts: CompareOptions): boolean {
+  if (gold.kind !== "list" || pred.kind !== "list" || pred.open !== "") return false;
+  if (gold.open !== "" && gold.open !== "{") return false;
+  if (pred.items.length <= gold.items.length) return false;
+  return gold.items.every((g) => pred.items.some((p) => compareValues(g, p, opts) !== null));
 }
 
 function singleWord(s: string): boolean {
@@ -208,6 +224,20 @@ function decideBoxes(extraction: Extract<Extraction, { ok: true }>, ctx: Context
   return d.correct ? d : null;
 }
 
+/**
+ * The gold as the verifier compares it: extractGold's answer, and for a chain the value parser cannot
+ * read (`1 = \zzz = x = 0`) its last side. Never throws.
+ */
+export function readGold(raw: string): GoldExtraction {
+  const gold = extractGold(raw);
+  if (!gold.ok || gold.values.length !== 1) return gold;
+  const last = chainLastSide(gold.answer);
+  if (last !== null && parseValue(normalizeAnswer(gold.answer)).kind === "text") {
+    return { ok: true, answer: last, values: [last], via: "chain_last_side" };
+  }
+  return gold;
+}
+
 /** Verifies one response against its gold answer. Never throws. */
 export function verify(input: VerifyInput, options: VerifyOptions = {}): VerifyResult {
   warmUp();
@@ -229,6 +259,10 @@ export function verify(input: VerifyInput, options: VerifyOptions = {}): VerifyR
     if (typeof input.answer !== "string" || input.answer.trim() === "") {
       return result(false, false, null, "invalid_gold", format);
     }
+    // Every gold is read the same way, wherever it comes from (SFT filtering, the RL reward, evaluation).
+    const gold = readGold(input.answer);
+    if (!gold.ok) return result(false, false, null, "gold_unreadable", format);
+    ctx.input = { ...input, answer: gold.answer };
     const extraction = extractAnswer(response, preset);
     if (!extraction.ok) {
       const short = response.trim().length > 0 && response.trim().length < LONG_RESPONSE_CHARS;
