@@ -433,8 +433,22 @@ function clog(z: C): C {
   return { re: Math.log(mod(z)), im: Math.atan2(z.im, z.re) };
 }
 
+/** The odd denominator q (up to 9) of an exponent p/q, with p, when the exponent is such a fraction. */
+function oddFraction(x: number): [number, number] | null {
+  for (let q = 3; q <= 9; q += 2) {
+    const p = Math.round(x * q);
+    if (Math.abs(x * q - p) <= 1e-9 * q) return [p, q];
+  }
+  return null;
+}
+
 function cpow(a: C, b: C): C {
   if (a.im === 0 && b.im === 0 && (a.re >= 0 || Number.isInteger(b.re))) return real(a.re ** b.re);
+  if (a.im === 0 && b.im === 0 && a.re < 0) {
+    // A power p/q with q odd is the real q-th root of a negative base, as \sqrt[q]{x} is: x^{2/3} = \sqrt[3]{x}^2.
+    const frac = oddFraction(b.re);
+    if (frac) return real((frac[0] % 2 === 0 ? 1 : -1) * (-a.re) ** b.re);
+  }
   if (b.im === 0 && Number.isInteger(b.re) && Math.abs(b.re) <= 64) {
     let result = real(1);
     for (let k = 0; k < Math.abs(b.re); k++) result = cmul(result, a);

@@ -59,7 +59,7 @@ const TEXT_COMMANDS = [
 
 /** Spacing and sizing commands; a row break (two backslashes) is matched first so that it is kept whole. */
 const SPACING =
-  /\\\\|\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![A-Za-z])|\\[!,;:> ]|\\q?quad(?![A-Za-z])|\\(?:thinspace|medspace|thickspace|enspace|negthinspace)(?![A-Za-z])|~/g;
+  /\\\\|\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![A-Za-z])|\\[!,;:> ]|\\q?quad|\\(?:thinspace|medspace|thickspace|enspace|negthinspace)(?![A-Za-z])|~/g;
 
 /** A thousands separator written with TeX spacing: `16,\!386.20`, `10\,000`, `1\;000\;000`, `10{,}000`. */
 const SPACED_THOUSANDS = /(\d)(?:,\\!|\{,\}|\\[,;:!]|\\ )\s*(?=\d{3}(?!\d))/g;

@@ -4,7 +4,7 @@
  * exact constants, else pointwise evaluation), intervals, tuples, sets, matrices, equations and
  * inequalities. Text is handled by the caller.
  */
-import type { Budget } from "./budget.ts";
+import { Budget } from "./budget.ts";
 import {
   close,
   comparePointwise,
@@ -133,6 +133,99 @@ const NAME = /^\s*(?:[A-Za-z](?:_\{?\w+\}?)?|[A-Za-z]\s*\(\s*[A-Za-z]\s*\))\s*$/
 const QUANTITY_NAME =
   /^\s*(?:\\(?:angle|triangle|overline|widehat|overarc)\s*)?[(|[]?\s*[A-Za-z](?:_\{?\w+\}?)?(?:\s*[A-Za-z](?:_\{?\w+\}?)?)*(?:\s*[,:]\s*(?:\\angle\s*)?[A-Za-z](?:_\{?\w+\}?)?(?:\s*[A-Za-z](?:_\{?\w+\}?)?)*)*\s*[)|\]]?\s*$/;
 
+/** A ratio of quantity names (`\frac{NO}{BO}`): letters with subscripts only, no digits, no arithmetic. */
+const RATIO_NAME = /^\s*\\frac\{\s*[A-Za-z]+(?:_\{?\w+\}?)?\s*\}\{\s*[A-Za-z]+(?:_\{?\w+\}?)?\s*\}\s*$/;
+
+function isQuantityName(side: string): boolean {
+  return (QUANTITY_NAME.test(side) || RATIO_NAME.test(side)) && !NAME.test(side);
+}
+
+/** `|z|` (the absolute value of one variable): the variable, else null. */
+function absoluteOf(side: string): string | null {
+  const m = /^\s*\|\s*([A-Za-z](?:_\{?\w+\}?)?)\s*\|\s*$/.exec(side);
+  return m ? m[1]! : null;
+}
+
+const ABSOLUTE_BOUND_STEPS = 10_000;
+const isLower = (o: string) => o === "<" || o === "\\le" || o === "<=";
+const isUpper = (o: string) => o === ">" || o === "\\ge" || o === ">=";
+
+function interval(lo: Value, hi: Value, open: string, close: string): Value {
+  return { kind: "list", open, close, items: [lo, hi] };
+}
+
+function negated(text: string): Value | null {
+  const e = parseExpr(`-(${text})`);
+  return e ? { kind: "expr", expr: e } : null;
+}
+
+/**
+ * An inequality on an absolute value, as the set of reals it defines: `1 \le |z| \le \frac32` is
+ * `[-\frac32, -1] \cup [1, \frac32]`, `|x| < 2` is `(-2, 2)`, `|x| > 2` is `(-\infty,-2) \cup (2,\infty)`.
+ * Null when a bound is not a constant or the set is not of these shapes.
+ */
+function absoluteInequality(parts: string[], ops: string[]): Value | null {
+  // Bounds are short constants: a small budget of their own (parsing has no item budget).
+  const budget = new Budget(ABSOLUTE_BOUND_STEPS);
+  const inf = (sign: 1 | -1): Value => numberValue(null, sign * Number.POSITIVE_INFINITY);
+  const constant = (t: string): { value: Value; real: number } | null => {
+    const e = parseExpr(t.trim());
+    if (!e || e.vars.length > 0) return null;
+    const real = realValue(e, budget);
+    return Number.isFinite(real) ? { value: { kind: "expr", expr: e }, real } : null;
+  };
+  const bracket = (o: string, side: "open" | "close") =>
+    o === "<" || o === ">" ? (side === "open" ? "(" : ")") : side === "open" ? "[" : "]";
+  if (ops.length === 1) {
+    // |x| < c, |x| > c, or the same written the other way round.
+    let [side, bound, op] = [parts[0]!, parts[1]!, ops[0]!];
+    if (!absoluteOf(side))
+      [side, bound, op] = [
+        parts[1]!,
+        parts[0]!,
+        isLower(op)
+          ? op.replace("<", ">").replace("\\le", "\\ge")
+          : op.replace(">", "<").replace("\\ge", "\\le"),
+      ];
+    if (!absoluteOf(side)) return null;
+    const c = constant(bound);
+    const minus = negated(bound);
+    if (!c || !minus || c.real <= 0) return null;
+    if (isLower(op)) return interval(minus, c.value, bracket(op, "open"), bracket(op, "close"));
+    if (isUpper(op)) {
+      const inner = op === ">" ? ")" : "]";
+      return {
+        kind: "union",
+        parts: [
+          interval(inf(-1), minus, "(", inner),
+          interval(c.value, inf(1), inner === ")" ? "(" : "[", ")"),
+        ],
+      };
+    }
+    return null;
+  }
+  const [o1, o2] = ops as [string, string];
+  if (!isLower(o1) || !isLower(o2) || !absoluteOf(parts[1]!)) return null;
+  const lo = constant(parts[0]!);
+  const hi = constant(parts[2]!);
+  const minusHi = negated(parts[2]!);
+  const minusLo = negated(parts[0]!);
+  if (!lo || !hi || !minusHi || !minusLo || hi.real <= Math.max(lo.real, 0)) return null;
+  const outerOpen = bracket(o2, "open");
+  const outerClose = bracket(o2, "close");
+  if (lo.real < 0 || (lo.real === 0 && o1 !== "<")) return interval(minusHi, hi.value, outerOpen, outerClose);
+  // lo >= 0 excluded, or lo > 0: two intervals, the inner ends from the first relation.
+  const innerClose = o1 === "<" ? ")" : "]";
+  const innerOpen = o1 === "<" ? "(" : "[";
+  return {
+    kind: "union",
+    parts: [
+      interval(minusHi, minusLo, outerOpen, innerClose),
+      interval(lo.value, hi.value, innerOpen, outerClose),
+    ],
+  };
+}
+
 function parseRelation(s: string, depth: number): Value | null {
   const parts: string[] = [];
   const ops: string[] = [];
@@ -144,7 +237,11 @@ function parseRelation(s: string, depth: number): Value | null {
   }
   parts.push(s.slice(last));
   if (ops.length === 0) return null;
-  if (ops.length === 1 && ops[0] === "=" && QUANTITY_NAME.test(parts[0]!) && !NAME.test(parts[0]!)) {
+  if (ops.length <= 2 && ops.every((o) => o !== "=") && parts.some((p) => absoluteOf(p))) {
+    const set = absoluteInequality(parts, ops);
+    if (set) return set;
+  }
+  if (ops.length === 1 && ops[0] === "=" && isQuantityName(parts[0]!)) {
     const value = parseValue(parts[1]!.trim(), depth + 1);
     return { kind: "named", name: parts[0]!.replace(/\s+/g, ""), value };
   }
@@ -189,7 +286,9 @@ function parseRelation(s: string, depth: number): Value | null {
     rel = op === ">" ? "<" : "<=";
   }
   // `x = 5` (or `f(x) = 2x`, `|AB| = 1`) gives a value to a name: it also compares with a bare `5`.
-  const named = NAME.test(parts[0]!) || (QUANTITY_NAME.test(parts[0]!) && exprs[1]!.vars.length === 0);
+  const named =
+    NAME.test(parts[0]!) ||
+    ((QUANTITY_NAME.test(parts[0]!) || RATIO_NAME.test(parts[0]!)) && exprs[1]!.vars.length === 0);
   const assigned = rel === "=" && named ? parts[1]!.trim() : null;
   return { kind: "relation", op: rel, lhs, rhs, text: s, assigned };
 }
@@ -237,6 +336,32 @@ function bareItems(s: string): string[] {
   return words.length >= 2 ? words : [s];
 }
 
+/**
+ * Solutions given as groups of assignments, `p=5,q=2;p=7,q=2`: one tuple per group, in the order the
+ * names are given (the same names in every group), so the answer compares with `(5,2),(7,2)`.
+ */
+function assignmentGroups(s: string, depth: number): Value | null {
+  const groups = splitTopLevel(s, ";");
+  if (groups.length < 2) return null;
+  let names: string[] | null = null;
+  const tuples: Value[] = [];
+  for (const g of groups) {
+    const pairs = splitTopLevel(g, ",").map((a) => {
+      const m = /^\s*([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^=<>]+)$/.exec(a);
+      return m ? { name: m[1]!.replace(/[{}\s]/g, ""), value: m[2]!.trim() } : null;
+    });
+    if (pairs.length < 2 || pairs.some((p) => p === null)) return null;
+    const these = pairs.map((p) => p!.name);
+    if (new Set(these).size !== these.length) return null;
+    if (names && names.join(",") !== these.join(",")) return null;
+    names = these;
+    const items = pairs.map((p) => parseValue(p!.value, depth + 1));
+    if (items.some((v) => v.kind === "text")) return null;
+    tuples.push({ kind: "list", open: "(", close: ")", items });
+  }
+  return { kind: "list", open: "", close: "", items: tuples };
+}
+
 /** Parses a normalized answer into a structured value. Never throws. */
 export function parseValue(norm: Normalized | string, depth = 0): Value {
   const raw = typeof norm === "string" ? norm : norm.text;
@@ -279,6 +404,10 @@ export function parseValue(norm: Normalized | string, depth = 0): Value {
         items: items.map((p) => parseValue(p, depth + 1)),
       };
     }
+  }
+  if (s.includes(";") && s.includes("=")) {
+    const groups = assignmentGroups(s, depth);
+    if (groups) return groups;
   }
   if (balanced(s)) {
     // A bare list ("-3, 3", "(11,7) or (7,11)", "1; 2") is a list of values; prose with commas stays text.
@@ -432,7 +561,10 @@ export function compareValues(gold: Value, pred: Value, opts: CompareOptions): M
     return compareAssigned(gold, pred, opts);
   }
   if (gold.kind === "text" && pred.kind === "text") {
-    return gold.text.replace(/\s+/g, "") === pred.text.replace(/\s+/g, "") ? "match_text" : null;
+    const same = (a: string, b: string) => a.replace(/\s+/g, "") === b.replace(/\s+/g, "");
+    if (same(gold.text, pred.text)) return "match_text";
+    // Products of indexed symbols commute (`F_k F_{n-k-1}` is `F_{n-k-1} F_k`) in what we cannot evaluate.
+    return same(commuteIndexedProducts(gold.text), commuteIndexedProducts(pred.text)) ? "match_text" : null;
   }
   if (gold.kind === "number" && pred.kind === "number") {
     return numbersEqual(gold, pred, opts) ? "match_numeric" : null;
@@ -503,4 +635,23 @@ function constantNumber(e: Expr, opts: CompareOptions): NumberValue | null {
   if (exact) return numberValue(exact, exact.toNumber());
   const v = realValue(e, opts.budget);
   return Number.isFinite(v) ? numberValue(null, v) : null;
+}
+
+/** An indexed symbol: `F_k`, `F_{n-k-1}`, `a_{12}`. */
+const INDEXED = String.raw`[A-Za-z](?:_\{[^{}]*\}|_[A-Za-z0-9])`;
+/** Two or more indexed symbols multiplied by juxtaposition or `\cdot`, not part of a subscript. */
+const INDEXED_PRODUCT = new RegExp(
+  String.raw`(?<![A-Za-z_^\\])${INDEXED}(?:\s*(?:\\cdot\s*)?${INDEXED})+(?![A-Za-z_^])`,
+  "g",
+);
+
+/** Sorts every product of indexed symbols into one order, so that the order of its factors does not count. */
+export function commuteIndexedProducts(text: string): string {
+  return text.replace(INDEXED_PRODUCT, (run) => {
+    const factors = run.match(new RegExp(INDEXED, "g")) ?? [run];
+    return factors
+      .map((f) => f.replace(/\s+/g, ""))
+      .sort()
+      .join(" ");
+  });
 }
