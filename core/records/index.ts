@@ -33,7 +33,14 @@ export const Question = z.strictObject({
   domain: Domain,
   question: z.string().min(1),
   images: z.array(ImageRef),
+  /** The gold answer as the verifier reads it (core/verify/gold.ts): a solution text's box, several values joined. */
   answer: z.string().min(1),
+  /** How the gold was found in the source's answer field (extractGold's `via`). */
+  answerFoundBy: z
+    .enum(["plain", "boxed", "boxes", "math_segment", "math_segments", "final_answer", "chain_last_side"])
+    .optional(),
+  /** The answer field as the source gave it, when the gold was read out of it (a solution text, boxes). */
+  answerAsGiven: z.string().optional(),
   answerType: AnswerType,
   choices: z.array(z.string()).optional(),
   /** A pass rate the source carries (e.g. ViRL39K's PassRate_32BTrained), in [0, 1]. */

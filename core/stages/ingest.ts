@@ -16,6 +16,7 @@ import {
   userContent,
 } from "../records/index.ts";
 import type { SourceRow } from "../shards/jsonl.ts";
+import { extractGold } from "../verify/gold.ts";
 import { missingColumns, PRESET_COLUMNS, PRESETS } from "./presets.ts";
 import type { ShardRun } from "./stage.ts";
 
@@ -221,11 +222,22 @@ export async function ingestRows(
       continue;
     }
     const rawAnswer = texts[cols.answer]!.text;
-    const answer = rawAnswer === null ? "" : goldAnswer(rawAnswer);
-    if (answer === "") {
+    const given = rawAnswer === null ? "" : goldAnswer(rawAnswer);
+    if (given === "") {
       await run.reject({ reason: "missing_answer", origin: row.origin, record: r });
       continue;
     }
+    // The gold as the verifier will read it; a gold it cannot read costs every trace of the question.
+    const gold = extractGold(given);
+    if (!gold.ok) {
+      await run.reject({
+        reason: "gold_unreadable",
+        origin: row.origin,
+        detail: `${gold.reason}: ${gold.detail}`,
+      });
+      continue;
+    }
+    const answer = gold.answer;
     const choices = choicesOf(r[cols.choices]);
     if (choices === "invalid") {
       await run.reject({ reason: "invalid_choices", origin: row.origin, record: r });
@@ -352,9 +364,11 @@ export async function ingestRows(
       question,
       images: refs,
       answer,
+      answerFoundBy: gold.via,
       answerType: inferAnswerType(answer, choices),
       origin: row.origin,
     };
+    if (answer !== given) q.answerAsGiven = given;
     if (sourcePassRate !== undefined) q.sourcePassRate = sourcePassRate;
     const sourceId = cols.id ? text(r[cols.id]) : null;
     if (sourceId) q.sourceRecordId = sourceId;

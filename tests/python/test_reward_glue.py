@@ -42,6 +42,9 @@ def test_compute_score_is_the_recipe_reward(monkeypatch):
         right = recipe_reward.compute_score("s", "<think>2+2</think><answer>4</answer>", "4", {"index": 0})
         wrong = recipe_reward.compute_score("s", "<think>2+2</think><answer>5</answer>", "4", None)
         unformatted = recipe_reward.compute_score("s", "\\boxed{4}", "4", {})
+        # The gold as a data set gives it (a solution text), read by the verifier's gold extraction.
+        solution_gold = recipe_reward.compute_score("s", "<think>w</think><answer>840</answer>", "so it is \\boxed{840}.\n**Final Answer**\n\\boxed{840}", {})
+        unreadable_gold = recipe_reward.compute_score("s", "<think>w</think><answer>1</answer>", "\\boxed{W(n) = 1", {})
         batch = recipe_reward.compute_score_batch(["s", "s"], ["<answer>B</answer>", "<answer>C</answer>"], ["B", "B"], [{"choices": ["1", "2", "3"]}, {"choices": ["1", "2", "3"]}])
     finally:
         recipe_reward._verifier.close()
@@ -50,6 +53,7 @@ def test_compute_score_is_the_recipe_reward(monkeypatch):
     assert wrong["score"] == pytest.approx(0.1) and wrong["acc"] == 0.0
     assert unformatted["score"] == pytest.approx(0.9)
     assert [b["acc"] for b in batch] == [1.0, 0.0]
+    assert solution_gold["acc"] == 1.0 and unreadable_gold["reason"] == "gold_unreadable"
 
 
 def test_the_glue_restarts_a_crashed_verifier_once():

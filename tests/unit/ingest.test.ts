@@ -168,3 +168,27 @@ describe("ingest: pass rates a source carries", () => {
     expect(questions.map((q) => q.sourcePassRate)).toEqual([0.375, 0.5]);
   });
 });
+
+describe("ingest: gold answers as data sets give them", () => {
+  it("records the gold read from a solution text and how it was found, and rejects a gold it cannot read", async () => {
+    const { questions, rejects } = await ingest([
+      { question: "What is 9 * 4?", answer: "36" },
+      { question: "Which number?", answer: " So the answer is: \\[ \\boxed{11111111100} \\]" },
+      { question: "Which numbers?", answer: "$21,16$ or $11$" },
+      { question: "Solve for n.", answer: "\\boxed{1} and \\boxed{-2}" },
+      { question: "Which W?", answer: "\\boxed{W(n) = 1 \\text{ and } W(n) = -1" },
+      { question: "Which box?", answer: "So it is \\boxed{}." },
+    ]);
+
+    expect(questions.map((q) => [q.answer, q.answerFoundBy, q.answerAsGiven])).toEqual([
+      ["36", "plain", undefined],
+      ["11111111100", "boxed", "So the answer is: \\[ \\boxed{11111111100} \\]"],
+      ["21,16, 11", "math_segments", "$21,16$ or $11$"],
+      ["1, -2", "boxes", "\\boxed{1} and \\boxed{-2}"],
+    ]);
+    expect(rejects).toEqual([
+      ["5", "gold_unreadable", "gold_unclosed_box: a \\boxed{ in the gold is never closed"],
+      ["6", "gold_unreadable", "gold_empty_box: the gold's box is empty"],
+    ]);
+  });
+});
