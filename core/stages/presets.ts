@@ -58,13 +58,6 @@ function tag(text: string, name: string): string | null {
   return m ? m[1]!.trim() : null;
 }
 
-/** A gold answer that may be wrapped in `\boxed{}` (ViRL39K, the RL release). */
-function unboxed(v: unknown): unknown {
-  const s = str(v);
-  if (s === undefined) return v;
-  return lastBoxed(s) ?? s;
-}
-
 /** Options given as a serialized list (`"['1', '2']"` or JSON). */
 export function parseOptionList(v: unknown): string[] | null {
   if (Array.isArray(v)) return v.every((x) => typeof x === "string") ? (v as string[]) : null;
@@ -161,7 +154,8 @@ function verlRow(row: Row): PresetResult {
   const prompt = Array.isArray(row.prompt) ? (row.prompt as Row[]) : [];
   return {
     question: prompt.find((m) => m.role === "user")?.content,
-    answer: unboxed((row.reward_model as Row | undefined)?.ground_truth),
+    // Boxed or not, one box or several: ingest reads the gold (core/verify/gold.ts).
+    answer: (row.reward_model as Row | undefined)?.ground_truth,
     images: row.images,
     passRate: typeof row.avg_reward === "number" ? row.avg_reward : undefined,
   };
@@ -280,7 +274,8 @@ export const PRESETS: Record<string, Preset> = {
       return {
         id: row.qid,
         question: row.question,
-        answer: unboxed(row.answer),
+        // "all answers are with \boxed{}", some with several: ingest reads the gold (core/verify/gold.ts).
+        answer: row.answer,
         images: row.image,
         passRate: typeof rate === "number" && rate < 0 ? null : rate,
       };

@@ -245,12 +245,24 @@ describe("source presets, on records in the real schemas", () => {
             source: "s",
             qid: "q3",
           },
+          {
+            question: "<image>Which two values of x?",
+            answer: "\\boxed{1} and \\boxed{-2}",
+            image: ["images/a.png"],
+            PassRate_32BTrained: 0.5,
+            PassRate_7BBase: -1,
+            category: "c",
+            source: "s",
+            qid: "q4",
+          },
         ],
       ),
     });
     expect(r.q).toEqual([
       { question: "How many bars?", answer: "3", images: 1, passRate: 0.625 },
       { question: "Which chart has more bars?", answer: "A", images: 2, passRate: 0.25 },
+      // Several boxes are one multi-valued gold, not their last box.
+      { question: "Which two values of x?", answer: "1, -2", images: 1, passRate: 0.5 },
     ]);
     expect(r.rejects).toEqual([["missing_pass_rate", 'column "passRate" is empty']]);
   });
