@@ -13,6 +13,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type Preset, verify } from "../../core/verify/index.ts";
 import { BenchReport, fmt, percentile, writeResult } from "../lib/stats.ts";
+import { goldRates, printGoldRates } from "./gold-rate.ts";
+import { agreement, boxedCases, latexCases, loadSuite, runSuite } from "./math-verify-suite.ts";
 import { generateMix, type MixCase } from "./mix.ts";
 
 const { values: args } = parseArgs({
@@ -138,6 +140,37 @@ const report = new BenchReport("verifier", { mix: mix.length, mathVerifySample: 
   .details({
     table: { cases: table.length, ...strip(oursTable) },
     mix: { cases: mix.length, ...strip(oursMix) },
+  });
+
+// Math-Verify's own test suite (issue 28): agreement with its expected verdicts, no false positive.
+const suite = loadSuite();
+const boxedSuite = agreement(runSuite(boxedCases(suite)));
+const latexSuite = agreement(runSuite(latexCases(suite)));
+console.log(
+  `\nMath-Verify's test suite: boxed cases ${boxedSuite.agree}/${boxedSuite.cases} agree (${fmt(100 * boxedSuite.rate)} %), all LaTeX cases ${latexSuite.agree}/${latexSuite.cases}`,
+);
+const rates = goldRates();
+printGoldRates(rates);
+report
+  .figure("Math-Verify suite, boxed cases: agreement", 100 * boxedSuite.rate, "%", { kind: "min", limit: 90 })
+  .figure("Math-Verify suite, all LaTeX cases: agreement", 100 * latexSuite.rate, "%")
+  .figure(
+    "Math-Verify suite: accepted where it expects wrong",
+    boxedSuite.falsePositives.length,
+    "cases (each a policy that accepts)",
+  )
+  .figure(
+    "gold fixtures read to a value",
+    (100 * rates.reduce((n, r) => n + r.value, 0)) / rates.reduce((n, r) => n + r.records - r.noAnswer, 0),
+    "%",
+  )
+  .details({
+    mathVerifySuite: {
+      boxed: { cases: boxedSuite.cases, agree: boxedSuite.agree },
+      latex: { cases: latexSuite.cases, agree: latexSuite.agree },
+      acceptedWhereExpectedWrong: boxedSuite.falsePositives.map((v) => v.id),
+    },
+    goldRates: rates,
   });
 
 const python = args["no-math-verify"] ? null : ensureMathVerify();

@@ -15,7 +15,7 @@ import {
 } from "./budget.ts";
 import { close, warmUp } from "./expr.ts";
 import { type Extraction, extractAnswer, formatScore, LONG_RESPONSE_CHARS, type Preset } from "./extract.ts";
-import { chainLastSide, extractGold, type GoldExtraction } from "./gold.ts";
+import { chainLastSide, extractGold, type GoldExtraction, type GoldProblem, type GoldVia } from "./gold.ts";
 import { normalizeAnswer, textForm } from "./normalize.ts";
 import { Rational } from "./rational.ts";
 import { type CompareOptions, compareValues, isList, parseValue, type Value } from "./value.ts";
@@ -236,6 +236,23 @@ export function readGold(raw: string): GoldExtraction {
     return { ok: true, answer: last, values: [last], via: "chain_last_side" };
   }
   return gold;
+}
+
+/** What a gold reads as: a value the rules compare (number, expression, set, ...), text, or nothing. */
+export type GoldReading =
+  | { kind: "value"; via: GoldVia; value: Value["kind"] | "choice" }
+  | { kind: "text"; via: GoldVia }
+  | { kind: "unreadable"; reason: GoldProblem };
+
+/** How a gold field reads (the gold-parse rate of a source). Never throws. */
+export function readGoldKind(raw: string): GoldReading {
+  const gold = readGold(raw);
+  if (!gold.ok) return { kind: "unreadable", reason: gold.reason };
+  if (/^\(?[A-H]\)?$/.test(gold.answer.trim())) return { kind: "value", via: gold.via, value: "choice" };
+  const value = parseValue(normalizeAnswer(gold.answer));
+  return value.kind === "text"
+    ? { kind: "text", via: gold.via }
+    : { kind: "value", via: gold.via, value: value.kind };
 }
 
 /** Verifies one response against its gold answer. Never throws. */
