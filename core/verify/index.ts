@@ -16,7 +16,7 @@ import {
 import { close, warmUp } from "./expr.ts";
 import { type Extraction, extractAnswer, formatScore, LONG_RESPONSE_CHARS, type Preset } from "./extract.ts";
 import { chainLastSide, extractGold, type GoldExtraction, type GoldProblem, type GoldVia } from "./gold.ts";
-import { normalizeAnswer, textForm } from "./normalize.ts";
+import { type Normalized, normalizeAnswer, textForm } from "./normalize.ts";
 import { Rational } from "./rational.ts";
 import { type CompareOptions, compareValues, isList, parseValue, type Value } from "./value.ts";
 
@@ -104,11 +104,26 @@ interface Context {
   judge: boolean;
   tolerance: number;
   budget: Budget;
+  /** Each side normalized and parsed into a typed value once per verdict, however often it is compared. */
+  read(text: string): { norm: Normalized; value: Value };
+}
+
+function reader(): Context["read"] {
+  const seen = new Map<string, { norm: Normalized; value: Value }>();
+  return (text) => {
+    let r = seen.get(text);
+    if (!r) {
+      const norm = normalizeAnswer(text);
+      r = { norm, value: parseValue(norm) };
+      seen.set(text, r);
+    }
+    return r;
+  };
 }
 
 function equivalent(gold: string, pred: string, ctx: Context): Decision {
-  const gn = normalizeAnswer(gold);
-  const pn = normalizeAnswer(pred);
+  const { norm: gn, value: gv } = ctx.read(gold);
+  const { norm: pn, value: pv } = ctx.read(pred);
   if (gn.text === pn.text || gn.text.replace(/\s+/g, "") === pn.text.replace(/\s+/g, "")) {
     return { correct: true, reason: "match_exact" };
   }
@@ -117,8 +132,6 @@ function equivalent(gold: string, pred: string, ctx: Context): Decision {
     budget: ctx.budget,
     refusal: { refused: false },
   };
-  const gv = parseValue(gn);
-  const pv = parseValue(pn);
   if (!isList(gv) && pv.kind === "list" && pv.open === "") return { correct: false, reason: "hedged_answer" };
   const match = compareValues(gv, pv, opts);
   if (match) return { correct: true, reason: match };
@@ -218,7 +231,7 @@ function decide(pred: string, ctx: Context): Decision {
 function decideBoxes(extraction: Extract<Extraction, { ok: true }>, ctx: Context): Decision | null {
   const boxes = extraction.boxes;
   if (!boxes || boxes.length < 2) return null;
-  const gold = parseValue(normalizeAnswer(ctx.input.answer));
+  const gold = ctx.read(ctx.input.answer).value;
   if (gold.kind !== "list" || gold.open !== "" || gold.items.length !== boxes.length) return null;
   const d = equivalent(ctx.input.answer, boxes.join(", "), ctx);
   return d.correct ? d : null;
@@ -269,6 +282,7 @@ export function verify(input: VerifyInput, options: VerifyOptions = {}): VerifyR
       options.hangGuardMs ?? DEFAULT_HANG_GUARD_MS,
       options.now,
     ),
+    read: reader(),
   };
   try {
     const response = typeof input.response === "string" ? input.response : "";

@@ -40,6 +40,8 @@ export type Value =
       text: string;
       /** The value a name is given (`x = 5`, `f(x) = 2x`, `x = 2+3 = 5`): it also compares with a bare `5`. */
       assigned: string | null;
+      /** `assigned` parsed, on first use (a side is parsed once per verdict). */
+      assignedParsed?: Value;
       /** Every side of a chain of equalities, first to last (only for chains). */
       chain?: Expr[];
     }
@@ -538,8 +540,11 @@ function consistentChain(v: Extract<Value, { kind: "relation" }>, opts: CompareO
 /** The value a relation or named value assigns, for comparing with a bare value; null when it assigns none. */
 function assignedValue(v: Value, opts: CompareOptions): Value | null {
   if (v.kind === "named") return v.value;
-  if (v.kind === "relation" && v.assigned !== null)
-    return consistentChain(v, opts) ? parseValue(v.assigned) : null;
+  if (v.kind === "relation" && v.assigned !== null) {
+    if (!consistentChain(v, opts)) return null;
+    v.assignedParsed ??= parseValue(v.assigned);
+    return v.assignedParsed;
+  }
   return null;
 }
 
