@@ -52,7 +52,7 @@ const FINAL_ANSWER = /final answer/gi;
  * single-backslash command anywhere is left as it is (there `\\` is a row break).
  */
 export function unescapeGold(text: string): string {
-  let s = text.replace(/\\n(?![a-z])/g, "\n");
+  let s = text.replace(/\\n(?![a-zLR])/g, "\n");
   const doubled = s.match(/\\\\(?=[A-Za-z{}$[\]()])/g)?.length ?? 0;
   const single = s.match(/(?<!\\)\\(?=[A-Za-z])/g)?.length ?? 0;
   if (doubled > 0 && single === 0 && !/\\\\\\/.test(s)) s = s.replace(/\\\\/g, "\\");
@@ -93,7 +93,10 @@ function mathSpans(text: string): Span[] {
   return spans;
 }
 
-/** Text between two values that only joins them: punctuation, spacing, list words, a few words. */
+/**
+ * Text between two values that only joins them: punctuation and spacing, or a few words among which
+ * a list word (`\boxed{1} papers and \boxed{2} bins`; not `\boxed{5} then \boxed{7}`).
+ */
 function isJoiner(between: string): boolean {
   const words = between
     .replace(/\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}/g, " $1 ")
@@ -103,7 +106,9 @@ function isJoiner(between: string): boolean {
     .trim();
   if (words === "") return true;
   if (/\d/.test(words)) return false;
-  return words.split(/\s+/).length <= MAX_JOINER_WORDS;
+  const list = words.split(/\s+/);
+  const listWord = /[,;&]/.test(between) || list.some((w) => /^(?:and|or)$/i.test(w));
+  return listWord && list.length <= MAX_JOINER_WORDS;
 }
 
 /** The last run of spans whose gaps are joiners. */
@@ -210,7 +215,10 @@ export function extractGold(raw: string): GoldExtraction {
       if (values.length === 1) return ok(values, "math_segment");
       return ok(values, "math_segments");
     }
-    if (endsWithIt || segments.length === 1) {
+    const proseWords = outside.replace(/[^A-Za-z]+/g, " ").trim();
+    const fewWords = proseWords === "" || proseWords.split(" ").length <= MAX_JOINER_WORDS;
+    // The text ends with its math (`..., so $c = 7$.`), or says little beside it (`Answer: $5$`).
+    if (endsWithIt || (segments.length === 1 && fewWords)) {
       const values = run.map((s) => s.content).filter((v) => v !== "");
       if (values.length === 1) return ok(values, "math_segment");
       if (values.length > 1) return ok(values, "math_segments");

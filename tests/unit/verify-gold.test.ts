@@ -49,6 +49,16 @@ describe("gold extraction", () => {
     expect(read("\\boxed{1} no no no no no \\boxed{2}")).toEqual({ answer: "2", via: "boxed" });
   });
 
+  it("joins boxes only through a list word or punctuation (near-miss: 'then' between two boxes)", () => {
+    expect(read("we get \\boxed{5} then \\boxed{7}")).toEqual({ answer: "7", via: "boxed" });
+  });
+
+  it("does not take a math segment out of prose that goes on after it (near-miss of a math-segment gold)", () => {
+    const prose = "It increases when $x > 0$ and decreases everywhere else on the line";
+    expect(read(prose)).toEqual({ answer: prose, via: "plain" });
+    expect(read("Answer: $5$")).toEqual({ answer: "5", via: "math_segment" });
+  });
+
   it("does not pair dollar signs across a line break (two prices, not math)", () => {
     expect(read("costs $5 each\nand $10 in all")).toEqual({
       answer: "costs $5 each\nand $10 in all",
