@@ -555,81 +555,126 @@ function compareAssigned(gold: Value, pred: Value, opts: CompareOptions): MatchR
   return g.kind === "relation" || p.kind === "relation" ? null : compareValues(g, p, opts);
 }
 
-/** Returns the match reason when gold and pred are equivalent, else null. */
+type Of<K extends Value["kind"]> = Extract<Value, { kind: K }>;
+
+/**
+ * Returns the match reason when gold and pred are equivalent, else null. Each side was parsed once
+ * into a typed value; this picks the one comparison for their pair of kinds: a named value (or an
+ * assignment) stands for its value, an inequality for its interval, a number for an expression.
+ */
 export function compareValues(gold: Value, pred: Value, opts: CompareOptions): MatchReason | null {
   opts.budget.spend(1);
-  const tol = opts.relativeTolerance;
-  if (gold.kind === "named" || pred.kind === "named") {
-    if (gold.kind === "named" && pred.kind === "named") {
-      return gold.name === pred.name ? compareValues(gold.value, pred.value, opts) : null;
-    }
-    return compareAssigned(gold, pred, opts);
+  if (gold.kind === "named" || pred.kind === "named") return compareNamed(gold, pred, opts);
+  if (gold.kind === pred.kind) return compareSameKind(gold, pred, opts);
+  return compareAcrossKinds(gold, pred, opts);
+}
+
+function compareSameKind(gold: Value, pred: Value, opts: CompareOptions): MatchReason | null {
+  switch (gold.kind) {
+    case "text":
+      return compareTexts(gold, pred as Of<"text">);
+    case "number":
+      return numbersEqual(gold, pred as NumberValue, opts) ? "match_numeric" : null;
+    case "matrix":
+      return compareMatrices(gold, pred as Of<"matrix">, opts);
+    case "list":
+      return compareLists(gold, pred as Of<"list">, opts);
+    case "union":
+      return listsEqual(gold.parts, (pred as Of<"union">).parts, false, opts) ? "match_interval" : null;
+    case "relation":
+      return compareRelations(gold, pred as Of<"relation">, opts);
+    case "expr":
+      return compareExpressions(gold, pred, opts);
+    case "named":
+      return compareNamed(gold, pred, opts);
   }
-  if (gold.kind === "text" && pred.kind === "text") {
-    const same = (a: string, b: string) => a.replace(/\s+/g, "") === b.replace(/\s+/g, "");
-    if (same(gold.text, pred.text)) return "match_text";
-    // Products of indexed symbols commute (`F_k F_{n-k-1}` is `F_{n-k-1} F_k`) in what we cannot evaluate.
-    return same(commuteIndexedProducts(gold.text), commuteIndexedProducts(pred.text)) ? "match_text" : null;
-  }
-  if (gold.kind === "number" && pred.kind === "number") {
-    return numbersEqual(gold, pred, opts) ? "match_numeric" : null;
-  }
-  if (gold.kind === "matrix" || pred.kind === "matrix") {
-    if (gold.kind !== "matrix" || pred.kind !== "matrix" || gold.determinant !== pred.determinant)
-      return null;
-    if (gold.rows.length !== pred.rows.length) return null;
-    const same = gold.rows.every((row, i) => listsEqual(row, pred.rows[i]!, true, opts));
-    return same ? "match_matrix" : null;
-  }
-  if (gold.kind === "list" || pred.kind === "list") {
+}
+
+function compareAcrossKinds(gold: Value, pred: Value, opts: CompareOptions): MatchReason | null {
+  const has = (k: Value["kind"]) => gold.kind === k || pred.kind === k;
+  if (has("matrix") || (has("text") && !has("relation"))) return null;
+  if (has("list")) {
+    // An inequality stands for its interval: `x < 2` is `(-\infty, 2)`.
     const g = gold.kind === "list" ? gold : relationAsInterval(gold);
     const p = pred.kind === "list" ? pred : relationAsInterval(pred);
-    if (!g || !p || g.kind !== "list" || p.kind !== "list") return null;
-    const unordered = (v: Extract<Value, { kind: "list" }>) => v.open === "{" || v.open === "";
-    if (unordered(g) || unordered(p)) {
-      if (!(unordered(g) && unordered(p))) return null;
-      return listsEqual(g.items, p.items, false, opts) ? "match_set" : null;
-    }
-    if (g.open !== p.open || g.close !== p.close) return null;
-    if (!listsEqual(g.items, p.items, true, opts)) return null;
-    const infinite = g.items.some((v) => v.kind === "number" && !Number.isFinite(v.approx));
-    const interval = g.items.length === 2 && (g.open !== "(" || g.close !== ")" || infinite);
-    return interval ? "match_interval" : "match_tuple";
+    return g?.kind === "list" && p?.kind === "list" ? compareLists(g, p, opts) : null;
   }
-  if (gold.kind === "union" || pred.kind === "union") {
-    if (gold.kind !== "union" || pred.kind !== "union") return null;
-    return listsEqual(gold.parts, pred.parts, false, opts) ? "match_interval" : null;
+  if (has("union")) return null;
+  if (has("relation")) return compareAssigned(gold, pred, opts);
+  return compareExpressions(gold, pred, opts);
+}
+
+function compareNamed(gold: Value, pred: Value, opts: CompareOptions): MatchReason | null {
+  if (gold.kind === "named" && pred.kind === "named") {
+    return gold.name === pred.name ? compareValues(gold.value, pred.value, opts) : null;
   }
-  if (gold.kind === "relation" || pred.kind === "relation") {
-    if (gold.kind !== "relation" || pred.kind !== "relation") return compareAssigned(gold, pred, opts);
-    if (gold.op !== pred.op) return null;
-    if (!consistentChain(gold, opts) || !consistentChain(pred, opts)) return null;
-    const dg = diffExpr(gold.lhs, gold.rhs);
-    const dp = diffExpr(pred.lhs, pred.rhs);
-    const mode = gold.op === "=" || gold.op === "!=" ? "proportional" : "positive-proportional";
-    if (!comparePointwise(dg, dp, 1e-7, mode, opts.budget).equal) return null;
-    return mode === "proportional" ? "match_equation" : "match_inequality";
+  return compareAssigned(gold, pred, opts);
+}
+
+function compareTexts(gold: Of<"text">, pred: Of<"text">): MatchReason | null {
+  const same = (a: string, b: string) => a.replace(/\s+/g, "") === b.replace(/\s+/g, "");
+  if (same(gold.text, pred.text)) return "match_text";
+  // Products of indexed symbols commute (`F_k F_{n-k-1}` is `F_{n-k-1} F_k`) in what we cannot evaluate.
+  return same(commuteIndexedProducts(gold.text), commuteIndexedProducts(pred.text)) ? "match_text" : null;
+}
+
+/** Entry by entry, each with the comparison of its own kinds; a determinant only matches a determinant. */
+function compareMatrices(gold: Of<"matrix">, pred: Of<"matrix">, opts: CompareOptions): MatchReason | null {
+  if (gold.determinant !== pred.determinant || gold.rows.length !== pred.rows.length) return null;
+  const same = gold.rows.every((row, i) => listsEqual(row, pred.rows[i]!, true, opts));
+  return same ? "match_matrix" : null;
+}
+
+/** Sets and bare lists as sets; tuples and intervals item by item with the same brackets. */
+function compareLists(g: Of<"list">, p: Of<"list">, opts: CompareOptions): MatchReason | null {
+  const unordered = (v: Of<"list">) => v.open === "{" || v.open === "";
+  if (unordered(g) || unordered(p)) {
+    if (!(unordered(g) && unordered(p))) return null;
+    return listsEqual(g.items, p.items, false, opts) ? "match_set" : null;
   }
+  if (g.open !== p.open || g.close !== p.close) return null;
+  if (!listsEqual(g.items, p.items, true, opts)) return null;
+  const infinite = g.items.some((v) => v.kind === "number" && !Number.isFinite(v.approx));
+  const interval = g.items.length === 2 && (g.open !== "(" || g.close !== ")" || infinite);
+  return interval ? "match_interval" : "match_tuple";
+}
+
+/** Equations up to a nonzero factor, inequalities up to a positive one; chains must be consistent. */
+function compareRelations(
+  gold: Of<"relation">,
+  pred: Of<"relation">,
+  opts: CompareOptions,
+): MatchReason | null {
+  if (gold.op !== pred.op) return null;
+  if (!consistentChain(gold, opts) || !consistentChain(pred, opts)) return null;
+  const dg = diffExpr(gold.lhs, gold.rhs);
+  const dp = diffExpr(pred.lhs, pred.rhs);
+  const mode = gold.op === "=" || gold.op === "!=" ? "proportional" : "positive-proportional";
+  if (!comparePointwise(dg, dp, 1e-7, mode, opts.budget).equal) return null;
+  return mode === "proportional" ? "match_equation" : "match_inequality";
+}
+
+/** Numbers and expressions: exact when both are exact constants, else pointwise; a decimal side within the tolerance. */
+function compareExpressions(gold: Value, pred: Value, opts: CompareOptions): MatchReason | null {
   const ge = asExpr(gold);
   const pe = asExpr(pred);
-  if (ge && pe) {
-    const decimalSide =
-      (gold.kind === "number" && gold.decimals !== null) ||
-      (pred.kind === "number" && pred.decimals !== null) ||
-      (gold.kind === "expr" && DECIMAL_LITERAL.test(gold.expr.text)) ||
-      (pred.kind === "expr" && DECIMAL_LITERAL.test(pred.expr.text));
-    // A decimal side is an approximation: compared within the tolerance, never exactly.
-    const pointwise = decimalSide
-      ? comparePointwise(ge, pe, tol, "equal", opts.budget, false)
-      : comparePointwise(ge, pe, SYMBOLIC_TOLERANCE, "equal", opts.budget);
-    if (pointwise.equal) return "match_symbolic";
-    if (pointwise.refused && opts.refusal) opts.refusal.refused = true;
-    if (ge.vars.length === 0 && pe.vars.length === 0 && decimalSide) {
-      // A decimal that correctly rounds an exact value (1.414 for \sqrt{2}) is a numeric match.
-      const gv = gold.kind === "number" ? gold : constantNumber(ge, opts);
-      const pv = pred.kind === "number" ? pred : constantNumber(pe, opts);
-      if (gv && pv && (roundsTo(pv, gv) || roundsTo(gv, pv))) return "match_numeric";
-    }
+  if (!ge || !pe) return null;
+  const decimalSide =
+    (gold.kind === "number" && gold.decimals !== null) ||
+    (pred.kind === "number" && pred.decimals !== null) ||
+    (gold.kind === "expr" && DECIMAL_LITERAL.test(gold.expr.text)) ||
+    (pred.kind === "expr" && DECIMAL_LITERAL.test(pred.expr.text));
+  // A decimal side is an approximation: compared within the tolerance, never exactly.
+  const pointwise = decimalSide
+    ? comparePointwise(ge, pe, opts.relativeTolerance, "equal", opts.budget, false)
+    : comparePointwise(ge, pe, SYMBOLIC_TOLERANCE, "equal", opts.budget);
+  if (pointwise.equal) return "match_symbolic";
+  if (pointwise.refused && opts.refusal) opts.refusal.refused = true;
+  if (ge.vars.length === 0 && pe.vars.length === 0 && decimalSide) {
+    // A decimal that correctly rounds an exact value (1.414 for \sqrt{2}) is a numeric match.
+    const gv = gold.kind === "number" ? gold : constantNumber(ge, opts);
+    const pv = pred.kind === "number" ? pred : constantNumber(pe, opts);
+    if (gv && pv && (roundsTo(pv, gv) || roundsTo(gv, pv))) return "match_numeric";
   }
   return null;
 }
