@@ -78,6 +78,7 @@ describe("verifier regression table", () => {
       "match_text",
       "match_relaxed",
       "answer_mismatch",
+      "gold_unreadable",
       "hedged_answer",
       "no_boxed_answer",
       "empty_answer",
