@@ -19,6 +19,7 @@ console.log(
     lossMode: parsed.config.training.lossMode,
     lossAggMode: parsed.config.training.lossAggMode,
     training: parsed.config.training,
+    verifyPreset: parsed.config.verification.extractionPreset,
     overrides: verlOverrides(
       parsed.config,
       {
