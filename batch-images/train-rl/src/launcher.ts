@@ -248,8 +248,8 @@ async function restoreNewest(o: LauncherOptions, checkpointDir: string): Promise
  * sample: core/train/validation.ts), written in verl's schema next to them. Every node computes the
  * same split.
  */
-async function splitValidation(
-  o: LauncherOptions,
+export async function splitValidation(
+  o: Pick<LauncherOptions, "out">,
   dataDir: string,
   names: string[],
   t: { validationPrompts: number; validationSeed: number },
