@@ -480,7 +480,20 @@ export const Training = z
       ),
     totalSteps: positiveInt.default(1500).describe("verl `trainer.total_training_steps`."),
     saveFreq: positiveInt.default(16).describe("Checkpoint every N steps."),
-    testFreq: positiveInt.default(16).describe("Validate every N steps."),
+    testFreq: positiveInt
+      .default(16)
+      .describe("verl `trainer.test_freq`: validate on the held-out prompts every N steps."),
+    validationPrompts: positiveInt
+      .default(256)
+      .describe(
+        "Prompts of the RL set held out for validation (a seeded sample, never trained on; at most a tenth of the set, so a small set still trains). verl `data.val_files`.",
+      ),
+    validationSeed: z.number().int().min(0).default(42).describe("Seed of the held-out sample."),
+    validationBatchSize: positiveInt
+      .default(64)
+      .describe(
+        "verl `data.val_batch_size`: held-out prompts decoded per batch (verl's default null sends the whole set at once).",
+      ),
     maxCheckpointsToKeep: positiveInt
       .default(2)
       .describe(

@@ -8,6 +8,28 @@
 import { InputContractError } from "../errors.ts";
 import { keys } from "../layout/index.ts";
 
+/**
+ * The network interfaces NCCL and Gloo may use between nodes: anything but loopback, Docker's bridge
+ * and ECS's `ecs-eth0` (169.254.172.x, the task metadata link, which NCCL has been seen choosing and
+ * then getting "Connection refused": NVIDIA/nccl issue 859). The multi-node job definition sets it; a
+ * value already in the job's environment (a submission's container override) wins.
+ */
+export const DEFAULT_SOCKET_IFNAME = "^lo,docker,ecs";
+
+/**
+ * The environment every process of a training job needs, on every node: `ray start` (whose Ray
+ * workers inherit it), verl's driver, and verl's `ray.init` runtime environment. Ray workers do not
+ * inherit the driver's environment, so the run's settings (the verifier preset the reward reads) must
+ * travel here, not only in the driver's.
+ */
+export function trainingEnv(env: NodeJS.ProcessEnv, run: { verifyPreset: string }): Record<string, string> {
+  return {
+    NCCL_SOCKET_IFNAME: env.NCCL_SOCKET_IFNAME || DEFAULT_SOCKET_IFNAME,
+    GLOO_SOCKET_IFNAME: env.GLOO_SOCKET_IFNAME || DEFAULT_SOCKET_IFNAME,
+    RECIPE_VERIFY_PRESET: run.verifyPreset,
+  };
+}
+
 /** The Ray head's port (Ray's default GCS port). */
 export const RAY_PORT = 6379;
 

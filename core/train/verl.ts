@@ -6,13 +6,27 @@ import type { RunConfig } from "../config/schema.ts";
 
 export interface VerlPaths {
   trainFiles: string[];
-  valFiles?: string[];
+  /** The held-out validation split (core/train/validation.ts), never a training part. */
+  valFiles: string[];
   checkpointDir: string;
   rewardPath: string;
   modelPath: string;
 }
 
-export function verlOverrides(config: RunConfig, paths: VerlPaths): string[] {
+/** A Hydra override value: quoted when Hydra's grammar would read it as anything but one string. */
+function hydraValue(v: string): string {
+  return /^[\w./-]+$/.test(v) ? v : `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+/**
+ * verl's Hydra overrides. `workerEnv` (core/train/cluster.ts trainingEnv) goes to verl's
+ * `ray_kwargs.ray_init.runtime_env.env_vars`, which Ray applies to every worker on every node.
+ */
+export function verlOverrides(
+  config: RunConfig,
+  paths: VerlPaths,
+  workerEnv: Record<string, string> = {},
+): string[] {
   const t = config.training;
   const list = (xs: string[]) => `[${xs.join(",")}]`;
   const maxTokens = t.maxPromptLength + t.maxResponseLength;
@@ -21,7 +35,7 @@ export function verlOverrides(config: RunConfig, paths: VerlPaths): string[] {
     `actor_rollout_ref.actor.policy_loss.loss_mode=${t.lossMode}`,
     `actor_rollout_ref.actor.loss_agg_mode=${t.lossAggMode}`,
     `data.train_files=${list(paths.trainFiles)}`,
-    `data.val_files=${list(paths.valFiles ?? paths.trainFiles.slice(0, 1))}`,
+    `data.val_files=${list(paths.valFiles)}`,
     "data.prompt_key=prompt",
     "data.image_key=images",
     "data.return_multi_modal_inputs=True",
@@ -29,6 +43,7 @@ export function verlOverrides(config: RunConfig, paths: VerlPaths): string[] {
     "data.truncation=error",
     "data.shuffle=True",
     `data.train_batch_size=${t.trainBatchSize}`,
+    `data.val_batch_size=${t.validationBatchSize}`,
     `data.max_prompt_length=${t.maxPromptLength}`,
     `data.max_response_length=${t.maxResponseLength}`,
     `actor_rollout_ref.model.path=${paths.modelPath}`,
@@ -84,11 +99,18 @@ export function verlOverrides(config: RunConfig, paths: VerlPaths): string[] {
     `trainer.project_name=recipe-pipeline`,
     `trainer.experiment_name=${config.runId}`,
     "trainer.logger=[console]",
+    ...Object.entries(workerEnv).map(
+      ([k, v]) => `+ray_kwargs.ray_init.runtime_env.env_vars.${k}=${hydraValue(v)}`,
+    ),
   ];
 }
 
-export function verlCommand(config: RunConfig, paths: VerlPaths): string[] {
-  return ["python3", "-m", "verl.trainer.main_ppo", ...verlOverrides(config, paths)];
+export function verlCommand(
+  config: RunConfig,
+  paths: VerlPaths,
+  workerEnv: Record<string, string> = {},
+): string[] {
+  return ["python3", "-m", "verl.trainer.main_ppo", ...verlOverrides(config, paths, workerEnv)];
 }
 
 /** verl writes `global_step_<n>` folders and a tracker file; the newest step to resume from. */

@@ -14,6 +14,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as secrets from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
+import { DEFAULT_SOCKET_IFNAME } from "../../core/train/cluster.ts";
 
 export interface GpuBatchProps {
   readonly bucket: s3.IBucket;
@@ -237,6 +238,7 @@ export class GpuBatch extends Construct {
       gpu: number,
       memoryGiB: number,
       shmGiB: number,
+      extraEnvironment: Record<string, string> = {},
     ) =>
       new batch.EcsEc2ContainerDefinition(this, `${name}Container`, {
         image,
@@ -251,6 +253,7 @@ export class GpuBatch extends Construct {
         environment: {
           RECIPE_BUCKET: props.bucket.bucketName,
           AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+          ...extraEnvironment,
         },
         secrets: apiKey,
         readonlyRootFilesystem: false,
@@ -275,7 +278,15 @@ export class GpuBatch extends Construct {
     this.trainMultiNodeJob = new batch.MultiNodeJobDefinition(this, "TrainRlMultiNode", {
       jobDefinitionName: names.trainMultiNode,
       containers: [
-        { startNode: 0, endNode: 1, container: container("TrainRlNode", props.trainImage, 8, 900, 256) },
+        {
+          startNode: 0,
+          endNode: 1,
+          // NCCL and Gloo between nodes: not lo, Docker's bridge or ECS's ecs-eth0 (core/train/cluster.ts).
+          container: container("TrainRlNode", props.trainImage, 8, 900, 256, {
+            NCCL_SOCKET_IFNAME: DEFAULT_SOCKET_IFNAME,
+            GLOO_SOCKET_IFNAME: DEFAULT_SOCKET_IFNAME,
+          }),
+        },
       ],
       mainNode: 0,
       retryAttempts: 10,

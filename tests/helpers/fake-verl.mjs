@@ -15,4 +15,21 @@ const arg = (key) => process.argv.find((a) => a.startsWith(`${key}=`))?.slice(ke
 const model = arg("actor_rollout_ref.model.path");
 // verl loads a model id or a local folder: a staged start model must be a folder with its config.
 if (model?.startsWith("/") && !existsSync(join(model, "config.json"))) process.exit(8);
-console.log(JSON.stringify({ resumedFrom: from, step, model, nnodes: Number(arg("trainer.nnodes")) }));
+const runtimeEnv = Object.fromEntries(
+  process.argv
+    .filter((a) => a.startsWith("+ray_kwargs.ray_init.runtime_env.env_vars."))
+    .map((a) => a.slice("+ray_kwargs.ray_init.runtime_env.env_vars.".length).split(/=(.*)/s).slice(0, 2)),
+);
+const { NCCL_SOCKET_IFNAME, GLOO_SOCKET_IFNAME, RECIPE_VERIFY_PRESET } = process.env;
+console.log(
+  JSON.stringify({
+    resumedFrom: from,
+    step,
+    model,
+    nnodes: Number(arg("trainer.nnodes")),
+    trainFiles: arg("data.train_files"),
+    valFiles: arg("data.val_files"),
+    runtimeEnv,
+    env: { NCCL_SOCKET_IFNAME, GLOO_SOCKET_IFNAME, RECIPE_VERIFY_PRESET },
+  }),
+);

@@ -1,6 +1,7 @@
 // Stands in for `vllm serve` in entrypoint tests: the same CLI shape, /health, and an OpenAI chat
-// endpoint on --port. Records its arguments to $FAKE_VLLM_ARGS.
-import { writeFileSync } from "node:fs";
+// endpoint on --port. Records its arguments to $FAKE_VLLM_ARGS and each chat request's body, one JSON a
+// line, to $FAKE_VLLM_REQUESTS (tests/images validates them with vLLM's own request model).
+import { appendFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 
 const args = process.argv.slice(2);
@@ -13,6 +14,8 @@ const server = createServer((req, res) => {
   req.on("data", (c) => (body += c));
   req.on("end", () => {
     const p = JSON.parse(body || "{}");
+    if (process.env.FAKE_VLLM_REQUESTS && req.url?.endsWith("/chat/completions"))
+      appendFileSync(process.env.FAKE_VLLM_REQUESTS, `${JSON.stringify(p)}\n`);
     res.writeHead(200, { "content-type": "application/json" });
     res.end(
       JSON.stringify({

@@ -356,6 +356,22 @@ describe("first deploy on a new account (issue 12)", () => {
     for (const id of batchIds) expect(resources).not.toContain(`"${id}"`);
   });
 
+  it("tells NCCL and Gloo in the multi-node job to use no loopback, Docker or ECS interface (ecs-eth0 refuses NCCL's connections)", () => {
+    const [mnp] = Object.values(json.Resources).filter(
+      (r) => r.Type === "AWS::Batch::JobDefinition" && r.Properties?.Type === "multinode",
+    );
+    const container = (
+      mnp!.Properties!.NodeProperties as {
+        NodeRangeProperties: { Container: { Environment: { Name: string; Value: string }[] } }[];
+      }
+    ).NodeRangeProperties[0]!.Container;
+
+    const env = Object.fromEntries(container.Environment.map((e) => [e.Name, e.Value]));
+
+    expect(env.NCCL_SOCKET_IFNAME).toBe("^lo,docker,ecs");
+    expect(env.GLOO_SOCKET_IFNAME).toBe("^lo,docker,ecs");
+  });
+
   it("trains on several nodes as a multi-node parallel job, on on-demand hosts in one placement group that reach each other", () => {
     const [mnp] = Object.values(json.Resources).filter(
       (r) => r.Type === "AWS::Batch::JobDefinition" && r.Properties?.Type === "multinode",

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseRunConfigText } from "../../core/config/index.ts";
+import { trainingEnv } from "../../core/train/cluster.ts";
 import { verlOverrides } from "../../core/train/verl.ts";
 
 const file = process.argv[2];
@@ -18,11 +19,20 @@ console.log(
     lossMode: parsed.config.training.lossMode,
     lossAggMode: parsed.config.training.lossAggMode,
     training: parsed.config.training,
-    overrides: verlOverrides(parsed.config, {
-      trainFiles: ["/workspace/data/rl-00000.parquet", "/workspace/data/rl-00001.parquet"],
-      checkpointDir: "/workspace/checkpoints",
-      rewardPath: "/opt/recipe/recipe_reward.py",
-      modelPath: "/workspace/model",
-    }),
+    verifyPreset: parsed.config.verification.extractionPreset,
+    overrides: verlOverrides(
+      parsed.config,
+      {
+        trainFiles: [
+          "/workspace/data/split/train-00000.parquet",
+          "/workspace/data/split/train-00001.parquet",
+        ],
+        valFiles: ["/workspace/data/split/val-00000.parquet"],
+        checkpointDir: "/workspace/checkpoints",
+        rewardPath: "/opt/recipe/recipe_reward.py",
+        modelPath: "/workspace/model",
+      },
+      trainingEnv({}, { verifyPreset: parsed.config.verification.extractionPreset }),
+    ),
   }),
 );

@@ -20,6 +20,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "batch-images" / "train-rl" / "Dockerfile"
+LOCK = ROOT / "batch-images" / "train-rl" / "requirements.lock"
 
 
 def verl_root() -> Path:
@@ -73,8 +74,9 @@ def loss_agg_modes() -> set[str]:
 
 
 def test_the_image_installs_the_verl_this_check_uses():
-    pins = re.findall(r"verl==([0-9.]+)", DOCKERFILE.read_text())
-    assert pins, "the train-rl Dockerfile does not install a pinned verl"
+    pins = re.findall(r"^verl==([0-9.]+)", LOCK.read_text(), re.M)
+    assert pins, "the train-rl lock does not pin verl"
+    assert "requirements.lock" in DOCKERFILE.read_text(), "the train-rl Dockerfile does not install its lock"
     assert set(pins) == {installed_verl_version()}
 
 
@@ -98,7 +100,19 @@ def test_rendered_overrides_compose_against_verls_own_config(run_json: str):
     assert cfg.trainer.max_actor_ckpt_to_keep == r["training"]["maxCheckpointsToKeep"]
     assert cfg.trainer.nnodes == r["training"]["nodes"]
     assert cfg.data.image_key == "images"
-    assert list(cfg.data.train_files) == ["/workspace/data/rl-00000.parquet", "/workspace/data/rl-00001.parquet"]
+    assert list(cfg.data.train_files) == [
+        "/workspace/data/split/train-00000.parquet",
+        "/workspace/data/split/train-00001.parquet",
+    ]
+    # Validation: the held-out split, in batches, every testFreq steps (never the first training part).
+    assert list(cfg.data.val_files) == ["/workspace/data/split/val-00000.parquet"]
+    assert cfg.data.val_batch_size == r["training"]["validationBatchSize"]
+    assert cfg.trainer.test_freq == r["training"]["testFreq"]
+    # Ray workers (the reward runs in them) get the run's verifier preset and NCCL/Gloo's interfaces.
+    env_vars = cfg.ray_kwargs.ray_init.runtime_env.env_vars
+    assert env_vars.RECIPE_VERIFY_PRESET == r["verifyPreset"]
+    assert env_vars.NCCL_SOCKET_IFNAME == "^lo,docker,ecs"
+    assert env_vars.GLOO_SOCKET_IFNAME == "^lo,docker,ecs"
 
 
 def test_the_batch_reward_manager_is_registered_and_calls_the_glue_with_names_it_accepts():

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -7,13 +7,16 @@ import { resolveRunConfig } from "../../core/config/index.ts";
 import { keys } from "../../core/layout/index.ts";
 import { validateConfig } from "../../core/pipeline/steps.ts";
 import { listAll } from "../../core/shards/byte-store.ts";
-import type { FsStore } from "../../core/shards/fs-store.ts";
+import { FsStore } from "../../core/shards/fs-store.ts";
+import { readParquetRows } from "../../core/shards/parquet.ts";
+import { heldOutRows, validationCount } from "../../core/train/validation.ts";
 import { verlOverrides } from "../../core/train/verl.ts";
 import { runDirect } from "../../local/direct-run.ts";
 import { fakeGenerate, sampleContext } from "../helpers/pipeline.ts";
 
-async function runWithRlDataset(training: Record<string, unknown> = {}) {
+async function runWithRlDataset(training: Record<string, unknown> = {}, more: Record<string, unknown> = {}) {
   const ctx = await sampleContext({
+    ...more,
     rl: { passRateBand: { enabled: false } },
     // The sample's RL set is 7 prompts: batches of 2 give verl steps to take.
     training: { enabled: true, trainBatchSize: 2, ppoMiniBatchSize: 2, ...training },
@@ -47,6 +50,7 @@ describe("verl GSPO configuration", () => {
 
     const o = verlOverrides(config, {
       trainFiles: ["/d/a.parquet"],
+      valFiles: ["/d/val.parquet"],
       checkpointDir: "/ck",
       rewardPath: "/r.py",
       modelPath: "m",
@@ -66,6 +70,8 @@ describe("verl GSPO configuration", () => {
         "actor_rollout_ref.actor.use_kl_loss=False",
         "algorithm.use_kl_in_reward=False",
         "data.train_batch_size=128",
+        "data.val_files=[/d/val.parquet]",
+        "data.val_batch_size=64",
         "actor_rollout_ref.actor.ppo_mini_batch_size=128",
         "data.max_prompt_length=4096",
         "data.max_response_length=28696",
@@ -170,6 +176,52 @@ describe("train-rl launcher", () => {
   });
 });
 
+describe("the validation split", () => {
+  it("holds out a seeded sample: the same seed picks the same prompts, another seed others", () => {
+    const a = heldOutRows(5000, validationCount(5000, 256), 42);
+    const b = heldOutRows(5000, validationCount(5000, 256), 42);
+    const c = heldOutRows(5000, validationCount(5000, 256), 7);
+
+    expect(a.size).toBe(256);
+    expect([...a].sort()).toEqual([...b].sort());
+    expect([...a].sort()).not.toEqual([...c].sort());
+    expect([...a].every((i) => i >= 0 && i < 5000)).toBe(true);
+  });
+
+  it("holds out at most a tenth of a small set, so it still trains", () => {
+    expect(validationCount(40, 256)).toBe(4);
+    expect(validationCount(7, 256)).toBe(1);
+    expect(validationCount(1, 256)).toBe(0);
+  });
+
+  async function rlRows(file: string) {
+    const ids: string[] = [];
+    for await (const row of readParquetRows(new FsStore("/"), file.slice(1)))
+      ids.push((row.extra_info as { question_id: string }).question_id);
+    return ids;
+  }
+
+  it("validates verl on held-out prompts of the RL set, never on the prompts it trains on", async () => {
+    const ctx = await runWithRlDataset();
+    const fakeVerl = { RECIPE_VERL_CMD: `${process.execPath} ${resolve("tests/helpers/fake-verl.mjs")}` };
+
+    const r = launch(ctx.store as FsStore, ctx.runId, [], fakeVerl);
+
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain("validation: 1 of 7 prompts held out (seed 42), 6 to train on");
+    const verl = JSON.parse(r.stdout.split("\n").find((l) => l.startsWith('{"resumedFrom"'))!) as {
+      trainFiles: string;
+      valFiles: string;
+    };
+    const files = (list: string) => list.slice(1, -1).split(",");
+    const train = (await Promise.all(files(verl.trainFiles).map(rlRows))).flat();
+    const val = (await Promise.all(files(verl.valFiles).map(rlRows))).flat();
+    expect(val).toHaveLength(1);
+    expect(train).toHaveLength(6);
+    expect(train).not.toContain(val[0]);
+  });
+});
+
 describe("multi-node training (an AWS Batch multi-node parallel job)", () => {
   /** One node of a job: the launcher as a child process with the environment Batch gives that node. */
   function node(store: FsStore, runId: string, index: number, nodes: number, args: string[], extra = {}) {
@@ -264,5 +316,74 @@ describe("multi-node training (an AWS Batch multi-node parallel job)", () => {
         `${prefix}_COMPLETE`,
       ]),
     );
+  }, 60_000);
+  it("every node's `ray start` and verl's Ray workers get the run's verifier preset and NCCL's and Gloo's interfaces", async () => {
+    const ctx = await runWithRlDataset({ nodes: 2 }, { verification: { extractionPreset: "recipe" } });
+    const record = join(mkdtempSync(join(tmpdir(), "ray-")), "ray.jsonl");
+    const ray = {
+      RECIPE_RAY_CMD: `${process.execPath} ${resolve("tests/helpers/record-ray.mjs")}`,
+      RECIPE_RAY_RECORD: record,
+      RECIPE_CLUSTER_JOIN_TIMEOUT_S: "40",
+      // The job's own value (a submission's container override) wins over the default.
+      NCCL_SOCKET_IFNAME: "eth0",
+      GLOO_SOCKET_IFNAME: "",
+    };
+    const fakeVerl = { RECIPE_VERL_CMD: `${process.execPath} ${resolve("tests/helpers/fake-verl.mjs")}` };
+
+    const [main, worker] = await Promise.all([
+      node(ctx.store as FsStore, ctx.runId, 0, 2, [], { ...fakeVerl, ...ray }),
+      node(ctx.store as FsStore, ctx.runId, 1, 2, [], ray),
+    ]);
+
+    expect(main.code, main.out).toBe(0);
+    expect(worker.code, worker.out).toBe(0);
+    const starts = readFileSync(record, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(starts.map((s) => s.argv[1])).toEqual(
+      expect.arrayContaining(["--head", "--address=10.0.0.5:6379"]),
+    );
+    for (const s of starts)
+      expect(s.env).toEqual({
+        NCCL_SOCKET_IFNAME: "eth0",
+        GLOO_SOCKET_IFNAME: "^lo,docker,ecs",
+        RECIPE_VERIFY_PRESET: "recipe",
+      });
+    const verl = JSON.parse(main.out.split("\n").find((l) => l.startsWith('{"resumedFrom"'))!);
+    expect(verl.env.RECIPE_VERIFY_PRESET).toBe("recipe");
+    expect(verl.runtimeEnv).toEqual({
+      NCCL_SOCKET_IFNAME: "eth0",
+      GLOO_SOCKET_IFNAME: '"^lo,docker,ecs"',
+      RECIPE_VERIFY_PRESET: "recipe",
+    });
+  }, 60_000);
+
+  it("every node keeps at most training.maxCheckpointsToKeep checkpoints on its disk; S3 has them all", async () => {
+    const ctx = await runWithRlDataset({ nodes: 2, maxCheckpointsToKeep: 1 });
+    const fakeVerl = { RECIPE_VERL_CMD: `${process.execPath} ${resolve("tests/helpers/fake-verl.mjs")}` };
+    const noRay = { RECIPE_RAY_CMD: `${process.execPath} -e 0`, RECIPE_CLUSTER_JOIN_TIMEOUT_S: "40" };
+    // Three saves' shards on node 1's own disk (verl deletes old ones on rank 0, node 0, only).
+    const workerDir = mkdtempSync(join(tmpdir(), "train-node1-"));
+    for (const step of [16, 32, 48]) {
+      mkdirSync(join(workerDir, "checkpoints", `global_step_${step}`, "actor"), { recursive: true });
+      writeFileSync(join(workerDir, "checkpoints", `global_step_${step}`, "actor", "rank_8.pt"), `${step}`);
+    }
+
+    const [main, worker] = await Promise.all([
+      node(ctx.store as FsStore, ctx.runId, 0, 2, [], { ...fakeVerl, ...noRay }),
+      node(ctx.store as FsStore, ctx.runId, 1, 2, [], { RECIPE_WORKDIR: workerDir, ...noRay }),
+    ]);
+
+    expect(main.code, main.out).toBe(0);
+    expect(worker.code, worker.out).toBe(0);
+    expect(readdirSync(join(workerDir, "checkpoints")).filter((d) => d.startsWith("global_step_"))).toEqual([
+      "global_step_48",
+    ]);
+    const saved = await listAll(ctx.store, `${keys.stagePrefix(ctx.runId, "train-rl")}checkpoints/`);
+    for (const step of [16, 32, 48])
+      expect(saved).toContain(
+        `${keys.stagePrefix(ctx.runId, "train-rl")}checkpoints/global_step_${step}/actor/rank_8.pt`,
+      );
   }, 60_000);
 });

@@ -81,7 +81,13 @@ describe("the vLLM engine arguments the train-rl launcher hands verl", () => {
       sources: { rl: [{ name: "a", uri: "a.jsonl", format: "jsonl", domain: "chart", license: "x" }] },
       training: { enabled: true },
     });
-    const paths = { trainFiles: ["/d/a.parquet"], checkpointDir: "/c", rewardPath: "/r.py", modelPath: "/m" };
+    const paths = {
+      trainFiles: ["/d/a.parquet"],
+      valFiles: ["/d/v.parquet"],
+      checkpointDir: "/c",
+      rewardPath: "/r.py",
+      modelPath: "/m",
+    };
     const engine = verlOverrides(config, paths)
       .map((o) => /^\+?actor_rollout_ref\.rollout\.engine_kwargs\.vllm\.([a-z_]+)=/.exec(o)?.[1])
       .filter((k): k is string => k !== undefined);

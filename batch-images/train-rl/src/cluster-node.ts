@@ -29,6 +29,8 @@ export interface ClusterOptions {
   out: (line: string) => void;
   /** Replaces the `ray` executable (tests: a command that only exits 0). */
   rayCommand?: string[];
+  /** Added to `ray start`'s environment, which every Ray worker on this node inherits (trainingEnv). */
+  env: Record<string, string>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -39,7 +41,7 @@ function ray(o: ClusterOptions, argv: string[]): void {
   const [cmd, ...args] = [...(o.rayCommand ?? [argv[0]!]), ...argv.slice(1)];
   const r = spawnSync(cmd!, args, {
     stdio: "inherit",
-    env: { ...process.env, RAY_USAGE_STATS_ENABLED: "0" },
+    env: { ...process.env, ...o.env, RAY_USAGE_STATS_ENABLED: "0" },
   });
   if (r.status !== 0)
     throw new TransientError(

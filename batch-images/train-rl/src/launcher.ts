@@ -9,9 +9,10 @@
  * config, without a GPU. Exit codes: 0 done, 3 bad input, 75 transient (Batch retries; we resume).
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
+import { ParquetParts, VERL_SCHEMA } from "../../../core/datasets/index.ts";
 import { EXIT_BAD_INPUT, EXIT_OK, EXIT_TRANSIENT, InputContractError } from "../../../core/errors.ts";
 import { keys } from "../../../core/layout/index.ts";
 import { s3Folder, stageModelFolder } from "../../../core/models/stage.ts";
@@ -20,7 +21,8 @@ import { type ByteStore, listAll, readJson, writeJson } from "../../../core/shar
 import { FsStore } from "../../../core/shards/fs-store.ts";
 import { parquetRowCount, readParquetRows } from "../../../core/shards/parquet.ts";
 import { stageSummary } from "../../../core/stages/stage.ts";
-import { checkNodeCount, type NodeRole, nodeRole } from "../../../core/train/cluster.ts";
+import { checkNodeCount, type NodeRole, nodeRole, trainingEnv } from "../../../core/train/cluster.ts";
+import { heldOutRows, validationCount } from "../../../core/train/validation.ts";
 import {
   newestCheckpoint,
   VERL_TRACKER_FILE,
@@ -148,6 +150,7 @@ async function syncUp(
   checkpointDir: string,
   uploaded: Set<string>,
   role: NodeRole,
+  keep: number,
   final = false,
 ): Promise<number> {
   let steps = 0;
@@ -182,7 +185,21 @@ async function syncUp(
     steps++;
   }
   if (role.isMain) await completeSteps(o, role, uploaded, final);
+  pruneLocal(checkpointDir, entries, uploaded, keep);
   return steps;
+}
+
+/**
+ * Keeps at most `keep` checkpoint folders on this node's disk. verl deletes old checkpoints on rank 0
+ * only (it assumes a shared filesystem), so without this every other node keeps all of them (about
+ * 12 GB a save, a full root volume within the run). Only folders already in S3 are deleted.
+ */
+function pruneLocal(checkpointDir: string, entries: string[], uploaded: Set<string>, keep: number) {
+  const stepOf = (d: string) => Number(d.slice("global_step_".length));
+  const newestFirst = [...entries].sort((a, b) => stepOf(b) - stepOf(a));
+  for (const dir of newestFirst.slice(keep)) {
+    if (uploaded.has(dir)) rmSync(join(checkpointDir, dir), { recursive: true, force: true });
+  }
 }
 
 /**
@@ -224,6 +241,52 @@ async function restoreNewest(o: LauncherOptions, checkpointDir: string): Promise
   }
   writeFileSync(join(checkpointDir, VERL_TRACKER_FILE), String(step));
   return step;
+}
+
+/**
+ * Splits the downloaded RL parts into training parts and a held-out validation part (a seeded
+ * sample: core/train/validation.ts), written in verl's schema next to them. Every node computes the
+ * same split.
+ */
+export async function splitValidation(
+  o: Pick<LauncherOptions, "out">,
+  dataDir: string,
+  names: string[],
+  t: { validationPrompts: number; validationSeed: number },
+): Promise<{ dir: string; trainFiles: string[]; valFiles: string[]; trainPrompts: number }> {
+  const local = new FsStore(dataDir);
+  let total = 0;
+  for (const n of names) total += await parquetRowCount(local, n);
+  const held = heldOutRows(total, validationCount(total, t.validationPrompts), t.validationSeed);
+  const dir = join(dataDir, "split");
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const out = new FsStore(dir);
+  const pad = (n: number) => String(n).padStart(5, "0");
+  const train = new ParquetParts(out, (part) => `train-${pad(part)}.parquet`, VERL_SCHEMA);
+  const val = new ParquetParts(out, (part) => `val-${pad(part)}.parquet`, VERL_SCHEMA);
+  let at = 0;
+  for (const n of names) {
+    for await (const row of readParquetRows(local, n)) {
+      const images = (row.images as { bytes?: Uint8Array | null }[] | null) ?? [];
+      const bytes = images.reduce((sum, im) => sum + (im.bytes?.length ?? 0), 1024);
+      await (held.has(at) ? val : train).add(row, bytes);
+      at++;
+    }
+  }
+  await train.flush();
+  if (held.size > 0) await val.flush();
+  const trainFiles = train.parts.map((p) => join(dir, p.key));
+  o.out(
+    `validation: ${held.size} of ${total} prompts held out (seed ${t.validationSeed}), ${total - held.size} to train on`,
+  );
+  return {
+    dir,
+    trainFiles,
+    // A one-prompt set has nothing to hold out (and trains 0 steps, which is refused).
+    valFiles: held.size > 0 ? val.parts.map((p) => join(dir, p.key)) : trainFiles,
+    trainPrompts: total - held.size,
+  };
 }
 
 /**
@@ -283,8 +346,9 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
     }
     const role = nodeRole(o.env ?? process.env);
     if (role.nodes > 1) checkNodeCount(role, config.training.nodes);
-    let prompts = 0;
-    for (const n of names) prompts += await parquetRowCount(local, n);
+    const keep = config.training.maxCheckpointsToKeep;
+    const split = await splitValidation(o, dataDir, names, config.training);
+    const prompts = split.trainPrompts;
     const plan = plannedSteps(config.training, prompts);
     o.out(
       plan.endedBy === "epochs"
@@ -297,12 +361,17 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
         : null;
     if (noSteps && !o.dryRun) throw new InputContractError(noSteps);
     const paths: VerlPaths = {
-      trainFiles: names.map((n) => join(dataDir, n)),
+      trainFiles: split.trainFiles,
+      valFiles: split.valFiles,
       checkpointDir,
       rewardPath: o.rewardPath,
       modelPath: await stageStartModel(o, config.training.startModel, join(o.workdir, "model")),
     };
-    const command = verlCommand(config, paths);
+    // The run's settings and the network interfaces, for verl's driver and every Ray worker.
+    const workerEnv = trainingEnv(o.env ?? process.env, {
+      verifyPreset: config.verification.extractionPreset,
+    });
+    const command = verlCommand(config, paths, workerEnv);
     const cluster: ClusterOptions = {
       store: o.store,
       runId: o.runId,
@@ -313,20 +382,25 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
       pollMs: o.pollMs ?? 5_000,
       out: o.out,
       rayCommand: o.rayCommand,
+      env: workerEnv,
     };
     if (role.nodes > 1 && !role.isMain) {
       // Another node: its GPUs join the head; its shards of each checkpoint go to S3 from here.
       const resumed = o.dryRun ? null : await restoreNewest(o, checkpointDir);
       const uploaded = new Set<string>(resumed === null ? [] : [`global_step_${resumed}`]);
       const status = await joinCluster(cluster, async (final) => {
-        if (!o.dryRun) await syncUp(o, checkpointDir, uploaded, role, final);
+        if (!o.dryRun) await syncUp(o, checkpointDir, uploaded, role, keep, final);
       });
       o.out(`node ${role.index}: the main node reports training ${status}; leaving`);
       return EXIT_OK;
     }
     if (role.nodes > 1) await startHead(cluster);
     if (o.dryRun) {
-      const { problems, sample } = await validateDataset(dataDir, names, o.rows);
+      const { problems, sample } = await validateDataset(
+        split.dir,
+        split.trainFiles.map((f) => f.slice(split.dir.length + 1)),
+        o.rows,
+      );
       if (noSteps) problems.push(noSteps);
       if (problems.length === 0) problems.push(...checkReward(o, sample));
       o.out(`dataset: ${names.length} file(s), ${sample.length} row(s) checked`);
@@ -347,7 +421,7 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
       stdio: "inherit",
       env: {
         ...process.env,
-        RECIPE_VERIFY_PRESET: config.verification.extractionPreset,
+        ...workerEnv,
         // verl's ray.init() joins the cluster this node's head runs (multi-node) instead of its own.
         ...(role.nodes > 1 ? { RAY_ADDRESS: "auto" } : {}),
       },
@@ -359,7 +433,7 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
     };
     process.once("SIGTERM", onTerm);
     const timer = setInterval(() => {
-      syncUp(o, checkpointDir, uploaded, role).catch((err) =>
+      syncUp(o, checkpointDir, uploaded, role, keep).catch((err) =>
         o.out(`checkpoint sync failed (will retry): ${(err as Error).message}`),
       );
     }, config.training.checkpointSyncMinutes * 60_000);
@@ -367,7 +441,7 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
     clearInterval(timer);
     process.removeListener("SIGTERM", onTerm);
     if (role.nodes > 1) await finishCluster(cluster, code === 0 && !stopping ? "succeeded" : "failed");
-    await syncUp(o, checkpointDir, uploaded, role, true);
+    await syncUp(o, checkpointDir, uploaded, role, keep, true);
     if (code !== 0 || stopping) {
       o.out(`verl exited with ${code}; checkpoints are in S3, a retry resumes from the newest`);
       return EXIT_TRANSIENT;
