@@ -171,8 +171,17 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
         `  --fresh: removed run ${config.runId} (${removed} objects); other runs and the generation cache are kept\n`,
       );
     }
-    const sources = [...config.sources.sft, ...config.sources.rl].map((s) => s.uri);
-    await uploadSources(rt.s3, file, sources);
+    // The files each source names, never the folder around them: the data directory is often in it.
+    await uploadSources(
+      rt.s3,
+      file,
+      [
+        ...config.sources.sft,
+        ...config.sources.rl,
+        ...config.dedup.decontamination.benchmarks.map((b) => ({ ...b, tablesOnly: true })),
+      ],
+      [dataDir],
+    );
     const started = Date.now();
     // The upload is the trigger, as in AWS: start-run decides (start, start again after a failure, or
     // nothing), and names the execution to follow.

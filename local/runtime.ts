@@ -3,8 +3,8 @@
  * run in process, and a teacher (the bundled replay server unless one is given). A put of
  * runs/<id>/run.json starts the execution through the same start-run code as in AWS.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { dirname, join, relative, resolve } from "node:path";
+import { mkdirSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { isAttemptOf, runIdFromConfigKey, runPrefix } from "../core/layout/index.ts";
 import { listAll } from "../core/shards/byte-store.ts";
@@ -18,6 +18,7 @@ import { EMULATOR_CREDENTIALS, type S3Emulator, startS3Emulator } from "./s3-emu
 import { type Execution, type SfnApi, startSfnApi } from "./sfn-api.ts";
 
 export { LOCAL_BUCKET } from "./definition.ts";
+export { type UploadSource, uploadSources } from "./source-upload.ts";
 /** The local stack is always named RecipePipeline (local/runner.ts synthesizes it under that name). */
 export const STATE_MACHINE_ARN = `arn:aws:states:us-east-1:000000000000:stateMachine:${stateMachineName("RecipePipeline")}`;
 
@@ -207,25 +208,6 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
       }
     },
   };
-}
-
-/** Uploads the folders that hold a run's relative-path sources to sources/ in the emulator. */
-export async function uploadSources(s3: S3Emulator, runJsonPath: string, uris: string[]): Promise<number> {
-  const base = dirname(resolve(runJsonPath));
-  const folders = new Set(uris.filter((u) => !/^[a-z0-9]+:\/\//.test(u)).map((u) => dirname(join(base, u))));
-  let n = 0;
-  for (const folder of folders) {
-    const walk = (dir: string): string[] =>
-      readdirSync(dir).flatMap((e) =>
-        statSync(join(dir, e)).isDirectory() ? walk(join(dir, e)) : [join(dir, e)],
-      );
-    for (const file of walk(folder)) {
-      if (/\.(ts|md)$/.test(file)) continue;
-      await s3.store.write(`sources/${relative(base, file).split("\\").join("/")}`, readFileSync(file));
-      n++;
-    }
-  }
-  return n;
 }
 
 /**

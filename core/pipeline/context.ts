@@ -43,6 +43,13 @@ const FORMATS: Record<string, RegExp> = {
   parquet: /\.parquet$/,
 };
 
+/** The table format a file name has (`.jsonl`, `.jsonl.gz`, `.parquet`), or null. */
+export function sourceFileFormat(name: string): "jsonl" | "parquet" | null {
+  if (FORMATS.jsonl!.test(name)) return "jsonl";
+  if (FORMATS.parquet!.test(name)) return "parquet";
+  return null;
+}
+
 /** The files of a source, in key order: the key itself when it names a file, else every matching file below it. */
 export async function sourceFiles(location: SourceLocation, format: "jsonl" | "parquet"): Promise<string[]> {
   if (FORMATS[format]!.test(location.key)) return [location.key];

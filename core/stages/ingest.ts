@@ -117,6 +117,29 @@ function imageEntries(v: unknown): (Uint8Array | string)[] | "invalid" {
   return out;
 }
 
+/**
+ * The image paths a source row refers to (relative to its table, as ingest reads them), after the
+ * source's preset reads it: what a local upload must carry besides the table. URLs and embedded
+ * bytes are left out; a row a preset rejects refers to nothing.
+ */
+export function rowImagePaths(source: Source, raw: unknown): string[] {
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) return [];
+  const preset = source.preset ? PRESETS[source.preset]! : null;
+  let r = raw as Record<string, unknown>;
+  if (preset) {
+    if (missingColumns(preset, r).length > 0) return [];
+    const read = preset.read(r);
+    if ("reject" in read) return [];
+    r = read as Record<string, unknown>;
+  }
+  const column = preset ? PRESET_COLUMNS.images : source.columns.images;
+  const entries = imageEntries(r[column]);
+  if (entries === "invalid") return [];
+  return entries.filter(
+    (e): e is string => typeof e === "string" && !/^[a-z][a-z0-9+.-]*:/i.test(e) && e !== "",
+  );
+}
+
 function choicesOf(v: unknown): string[] | undefined | "invalid" {
   if (v === null || v === undefined) return undefined;
   if (!Array.isArray(v)) return "invalid";

@@ -1,0 +1,114 @@
+/**
+ * A newcomer's first hour (issue 27), as the README's "Bring your own data" lays it out: their own
+ * JSON-lines file next to run.json, `.recipe/` created in the same folder, `recipe run` again and
+ * again.
+ */
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { listAll } from "../../core/shards/byte-store.ts";
+
+/** Some of the sample's text questions (the replay teacher has recordings for them). */
+function sampleRows(n: number): string[] {
+  return readFileSync("examples/sample/sft-text-math.jsonl", "utf8").trim().split("\n").slice(0, n);
+}
+
+/** A folder as the README lays it out: mymath.jsonl and run.json side by side. */
+function ownFolder(runId: string, rows = sampleRows(6), extra: Record<string, unknown> = {}) {
+  const work = mkdtempSync(join(tmpdir(), "recipe-own-"));
+  writeFileSync(join(work, "mymath.jsonl"), `${rows.join("\n")}\n`);
+  const config = {
+    runId,
+    sources: {
+      sft: [{ name: "mine", uri: "mymath.jsonl", format: "jsonl", domain: "text_math", license: "CC0-1.0" }],
+    },
+    teacher: { model: "sample-teacher", samplesPerQuestion: 2 },
+    verification: { judge: { enabled: false } },
+    rl: { enabled: false },
+    ...extra,
+  };
+  const file = join(work, "run.json");
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return { work, file, dataDir: join(work, ".recipe") };
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
+}
+
+async function run(file: string, dataDir: string, extra: Record<string, unknown> = {}) {
+  const { runCommand } = await import("../../cli/run.ts");
+  let out = "";
+  const code = await runCommand(
+    file,
+    { dataDir, parallelism: "2", ...extra },
+    (t) => (out += t),
+    (t) => (out += t),
+  );
+  return { code, out };
+}
+
+async function emulatorKeys(dataDir: string): Promise<string[]> {
+  const { startS3Emulator } = await import("../../local/s3-emulator.ts");
+  const { LOCAL_BUCKET } = await import("../../local/runtime.ts");
+  const s3 = await startS3Emulator(LOCAL_BUCKET, join(dataDir, "s3"));
+  try {
+    return await listAll(s3.store, "");
+  } finally {
+    await s3.stop();
+  }
+}
+
+describe("data next to run.json, .recipe/ in the same folder", () => {
+  it("five reruns of an unchanged config keep the object count and the data folder flat", async () => {
+    const { file, dataDir } = ownFolder("flat");
+    const first = await run(file, dataDir);
+    expect(first.code, first.out).toBe(0);
+    const counts: { objects: number; files: number }[] = [];
+    for (let i = 0; i < 5; i++) {
+      const again = await run(file, dataDir);
+      expect(again.code, again.out).toBe(0);
+      expect(again.out).toContain("already succeeded with this run.json");
+      counts.push({ objects: (await emulatorKeys(dataDir)).length, files: filesUnder(dataDir).length });
+    }
+
+    const keys = await emulatorKeys(dataDir);
+    expect(keys.filter((k) => k.startsWith("sources/"))).toEqual(["sources/mymath.jsonl"]);
+    expect(new Set(counts.map((c) => c.objects)).size, JSON.stringify(counts)).toBe(1);
+    expect(new Set(counts.map((c) => c.files)).size, JSON.stringify(counts)).toBe(1);
+  }, 400_000);
+
+  it("uploads the images the rows name and nothing else of the folder", async () => {
+    const { uploadSources } = await import("../../local/runtime.ts");
+    const { startS3Emulator } = await import("../../local/s3-emulator.ts");
+    const work = mkdtempSync(join(tmpdir(), "recipe-own-img-"));
+    mkdirSync(join(work, "pics"));
+    mkdirSync(join(work, ".recipe", "s3"), { recursive: true });
+    writeFileSync(join(work, ".recipe", "s3", "old.jsonl"), "{}\n");
+    writeFileSync(join(work, "pics", "a.png"), readFileSync("examples/sample/images/bar-0.png"));
+    writeFileSync(join(work, "pics", "unused.png"), readFileSync("examples/sample/images/bar-1.png"));
+    writeFileSync(join(work, "notes.txt"), "mine");
+    writeFileSync(
+      join(work, "q.jsonl"),
+      `${JSON.stringify({ question: "<image>Which bar is tallest?", answer: "A", images: ["pics/a.png"] })}\n`,
+    );
+    writeFileSync(join(work, "run.json"), "{}");
+    const s3 = await startS3Emulator("recipe-local");
+    try {
+      const first = await uploadSources(s3, join(work, "run.json"), ["."], [join(work, ".recipe")]);
+      const second = await uploadSources(s3, join(work, "run.json"), ["."], [join(work, ".recipe")]);
+      appendFileSync(join(work, "q.jsonl"), `${JSON.stringify({ question: "1+1?", answer: "2" })}\n`);
+      const third = await uploadSources(s3, join(work, "run.json"), ["."], [join(work, ".recipe")]);
+
+      expect(await listAll(s3.store, "")).toEqual(["sources/pics/a.png", "sources/q.jsonl"]);
+      expect(first).toEqual({ uploaded: 2, unchanged: 0, removed: 0 });
+      expect(second).toEqual({ uploaded: 0, unchanged: 2, removed: 0 });
+      expect(third).toEqual({ uploaded: 1, unchanged: 1, removed: 0 });
+    } finally {
+      await s3.stop();
+    }
+  }, 60_000);
+});
