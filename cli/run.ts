@@ -223,6 +223,10 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       out(
         `  run.json changed: a new revision of run ${config.runId} (${executionName}); stages whose inputs changed are recomputed, the others kept\n`,
       );
+    if (trigger.outcome === "data_changed")
+      out(
+        `  a source file changed since the last run: a new revision of run ${config.runId} (${executionName}); the stages that read it are recomputed, the others kept\n`,
+      );
     if (trigger.outcome === "already_started" && recorded?.status === "SUCCEEDED")
       out(`  run ${config.runId} already succeeded with this run.json: nothing to compute\n`);
     const expected = STAGES.length;

@@ -47,6 +47,8 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
     ],
     deletes: ["runs/*/*/*"],
     timeout: Duration.minutes(15),
+    // Lists the sources (sizes and ETags, no download): the data is an input of the fingerprints.
+    sources: true,
   },
   "plan-ingest": {
     reads: ["runs/*/config.json"],
@@ -194,7 +196,8 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
   },
   "run-failure": { reads: ["runs/*/failure.json"], writes: ["runs/*/failure.json"] },
   // start-run hashes the uploaded run.json (an SSE-KMS ETag is not an MD5 of the content).
-  "start-run": { reads: ["runs/*/run.json"], writes: ["runs/*/upload-conflict.json"] },
+  // It lists the run's sources too: the same run.json over changed data starts a new revision.
+  "start-run": { reads: ["runs/*/run.json"], writes: ["runs/*/upload-conflict.json"], sources: true },
 };
 
 export class RecipePipelineStack extends Stack {

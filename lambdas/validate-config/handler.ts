@@ -7,9 +7,10 @@ import { z } from "zod";
 import { ConfigError } from "../../core/errors.ts";
 import { attemptOf, keys } from "../../core/layout/index.ts";
 import { applyRevision } from "../../core/pipeline/revision.ts";
+import { sourceIdentity } from "../../core/pipeline/source-identity.ts";
 import { validateConfig } from "../../core/pipeline/steps.ts";
 import { writeJson } from "../../core/shards/byte-store.ts";
-import { handler, logger, runStore } from "../shared/runtime.ts";
+import { handler, logger, resolveSource, runStore } from "../shared/runtime.ts";
 
 export const Event = z.object({ runId: z.string(), execution: z.string().optional() });
 
@@ -28,7 +29,10 @@ export const handle = handler("validate-config", Event, async ({ runId, executio
     throw new ConfigError(outcome.problems);
   }
   const c = outcome.config;
-  const revision = await applyRevision(store, runId, c, attemptOf(runId, execution));
+  // The data the sources name, by a listing (size and ETag of every object): a changed source file
+  // recomputes the stages that read it, however the run.json reads.
+  const data = await sourceIdentity(c, resolveSource);
+  const revision = await applyRevision(store, runId, c, attemptOf(runId, execution), data);
   logger.info("revision", {
     runId,
     attempt: revision.attempt,

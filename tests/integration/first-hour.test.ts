@@ -112,3 +112,25 @@ describe("data next to run.json, .recipe/ in the same folder", () => {
     }
   }, 60_000);
 });
+
+describe("a source file changed under the same name", () => {
+  it("recomputes ingest and what follows, and says which file changed; unchanged, it is skipped", async () => {
+    const { file, work, dataDir } = ownFolder("fixed", sampleRows(5));
+    const first = await run(file, dataDir);
+    appendFileSync(join(work, "mymath.jsonl"), `${sampleRows(6)[5]}\n`);
+    const second = await run(file, dataDir);
+    const third = await run(file, dataDir);
+
+    expect(first.code, first.out).toBe(0);
+    expect(first.out).toMatch(/ingest-sft\s+5\s+5/);
+    expect(second.code, second.out).toBe(0);
+    expect(second.out).toContain("a source file changed since the last run");
+    expect(second.out).toMatch(
+      /ingest-sft: recomputed \(s3:\/\/recipe-local\/sources\/mymath\.jsonl changed\)/,
+    );
+    expect(second.out).toMatch(/distill: recomputed \(plan-distill recomputed\)/);
+    expect(second.out).toMatch(/ingest-sft\s+6\s+6/);
+    expect(third.out).toContain("already succeeded with this run.json");
+    expect(third.out).toMatch(/ingest-sft\s+6\s+6/);
+  }, 300_000);
+});
