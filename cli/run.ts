@@ -282,9 +282,12 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     const rows = await stageSummaries(rt.s3.store, config.runId);
     out(`\n${summaryTable(rows)}\n${rejectsHint(config.runId, rows, "")}\n`);
     if (result.status !== "SUCCEEDED") {
-      const failure = await readJson<Record<string, unknown>>(rt.s3.store, keys.failure(config.runId));
+      // The cause of the attempt that just ran, never one an earlier attempt left.
+      const found = await readJson<Record<string, unknown>>(rt.s3.store, keys.failure(config.runId));
+      const attempt = attemptOf(config.runId, executionName);
+      const failure = found && failureOfAttempt(found, attempt, result.status) ? found : null;
       err(
-        `run ${config.runId} ${result.status}: ${result.error ?? ""}\n${JSON.stringify(failure ?? result.cause, null, 2)}\n`,
+        `run ${config.runId} ${result.status} (attempt ${attempt}): ${result.error ?? ""}\n${JSON.stringify(failure ?? result.cause, null, 2)}\n`,
       );
       return 1;
     }
@@ -307,6 +310,19 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
   } finally {
     await rt.stop();
   }
+}
+
+/**
+ * Whether a failure.json belongs to the attempt at hand: its own attempt number says so; one written
+ * before failures named their attempt counts only while the execution shown ended unsuccessfully.
+ */
+export function failureOfAttempt(
+  failure: Record<string, unknown>,
+  attempt: number | null,
+  status: string | undefined,
+): boolean {
+  if (typeof failure.attempt === "number" && attempt !== null) return failure.attempt === attempt;
+  return status === undefined || CLOSED_UNSUCCESSFULLY.has(status);
 }
 
 /** The store a run lives in: the deployed bucket (--bucket), or the local runtime's emulator. */
@@ -349,10 +365,13 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
     stopDate?: Date | number;
     error?: string;
   } | null = null;
+  let attempt: number | null = null;
   if (opts.bucket && opts.stateMachineArn) {
     const { latestExecution } = await import("../lambdas/start-run/handler.ts");
     const sfn = new SFNClient({});
-    execution = (await latestExecution(sfn, opts.stateMachineArn, runId))?.execution ?? null;
+    const latest = await latestExecution(sfn, opts.stateMachineArn, runId);
+    execution = latest?.execution ?? null;
+    attempt = latest?.attempt ?? null;
   } else if (local) {
     try {
       const all = JSON.parse(readFileSync(join(resolve(opts.dataDir), "executions.json"), "utf8")) as {
@@ -363,7 +382,9 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
       }[];
       // The newest attempt of the run (a failed run started again is `<run-id>.2`, ...).
       const attempts = all.filter((e) => isAttemptOf(e.name, runId));
-      execution = attempts.sort((a, b) => b.startDate - a.startDate)[0] ?? null;
+      const latest = attempts.sort((a, b) => b.startDate - a.startDate)[0] ?? null;
+      execution = latest;
+      attempt = latest ? attemptOf(runId, latest.name) : null;
     } catch {
       execution = null;
     }
@@ -377,8 +398,14 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
     out(
       `run ${runId}: ${execution?.status ?? "unknown execution state"}${execution?.error ? ` (${execution.error})` : ""}\n\n${summaryTable(rows)}\n${rejectsHint(runId, rows, opts.bucket ? ` --bucket ${opts.bucket}` : "")}`,
     );
-    const failure = await readJson<Record<string, unknown>>(store, keys.failure(runId));
-    if (failure) out(`\nfailure.json:\n${JSON.stringify(failure, null, 2)}\n`);
+    // failure.json speaks of one attempt: shown only when it is the attempt shown above (a run that
+    // failed and then succeeded is not failed).
+    const found = await readJson<Record<string, unknown>>(store, keys.failure(runId));
+    const failure = found && failureOfAttempt(found, attempt, execution?.status) ? found : null;
+    if (failure)
+      out(
+        `\nfailure.json${typeof failure.attempt === "number" ? ` (attempt ${failure.attempt})` : ""}:\n${JSON.stringify(failure, null, 2)}\n`,
+      );
     // A script waiting on a run can tell a failed one from a finished one by the exit code.
     return failure || CLOSED_UNSUCCESSFULLY.has(execution?.status ?? "") ? 1 : 0;
   } finally {

@@ -134,3 +134,33 @@ describe("a source file changed under the same name", () => {
     expect(third.out).toMatch(/ingest-sft\s+6\s+6/);
   }, 300_000);
 });
+
+describe("a failed run that is fixed", () => {
+  it("succeeds, and recipe status shows that attempt's outcome without the old failure", async () => {
+    const rows = sampleRows(4);
+    const renamed = rows.map((r) => {
+      const { question, ...rest } = JSON.parse(r) as { question: string };
+      return JSON.stringify({ ...rest, problem: question });
+    });
+    const { file, work, dataDir } = ownFolder("fixme", renamed);
+    const { statusCommand } = await import("../../cli/run.ts");
+    const failed = await run(file, dataDir);
+    writeFileSync(join(work, "mymath.jsonl"), `${rows.join("\n")}\n`);
+    const fixed = await run(file, dataDir);
+    let status = "";
+    const code = await statusCommand(
+      "fixme",
+      { dataDir },
+      (t) => (status += t),
+      (t) => (status += t),
+    );
+
+    expect(failed.code, failed.out).toBe(1);
+    expect(fixed.code, fixed.out).toBe(0);
+    expect(code, status).toBe(0);
+    expect(status).toMatch(/^run fixme: SUCCEEDED/);
+    expect(status).not.toContain("failure.json");
+    expect(await emulatorKeys(dataDir)).toContain("runs/fixme/attempts/1/failure.json");
+    expect(await emulatorKeys(dataDir)).not.toContain("runs/fixme/failure.json");
+  }, 300_000);
+});
