@@ -146,6 +146,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
   const { startLocalRuntime, uploadSources, clearRun } = await import("../local/runtime.ts");
   const dataDir = resolve(opts.dataDir);
   const logs: string[] = [];
+  let stopOnInterrupt = async () => false;
   const rt = await startLocalRuntime({
     dataDir,
     teacherUrl: opts.teacherUrl,
@@ -244,7 +245,32 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       done = true;
       return e;
     });
-    while (!done) {
+    // Ctrl-C: stop cleanly (the terminal's cursor back, one line on what is kept); a second one
+    // exits at once.
+    let interrupted = false;
+    const onInterrupt = () => {
+      if (interrupted) {
+        process.stderr.write("\x1b[?25h\n");
+        process.exit(130);
+      }
+      interrupted = true;
+      bar?.stop();
+      err(
+        `\ninterrupted: run ${config.runId} stopped; its ${seen.size} finished stage(s), finished shards and cached teacher answers are kept in ${dataDir}. Run the same command to resume (Ctrl-C again exits at once)\n`,
+      );
+    };
+    process.on("SIGINT", onInterrupt);
+    let aborted = false;
+    stopOnInterrupt = async () => {
+      process.off("SIGINT", onInterrupt);
+      if (!interrupted) return false;
+      if (aborted) return true;
+      aborted = true;
+      // The execution ends as Step Functions' StopExecution would leave it: the next run starts it again.
+      rt.sfn.finish(arn, { status: "ABORTED", error: "Interrupted", cause: "Ctrl-C in recipe run" });
+      return true;
+    };
+    while (!done && !interrupted) {
       await new Promise((r) => setTimeout(r, 300));
       if (!revisionShown) {
         // What the execution's first step decided: which stages are kept, which are recomputed and why.
@@ -271,6 +297,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
         else out(`  done  ${s.stage.padEnd(20)} in ${s.in}, out ${s.out}, rejected ${s.rejected}\n`);
       }
     }
+    if (await stopOnInterrupt()) return 130;
     const result = await execution;
     bar?.stop();
     if (rt.replay && rt.replay.misses > 0) {
@@ -308,7 +335,10 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     );
     return 0;
   } finally {
+    const wasInterrupted = await stopOnInterrupt();
     await rt.stop();
+    // The in-process state machine of the stopped execution has nothing left to finish for.
+    if (wasInterrupted) process.exit(130);
   }
 }
 

@@ -164,3 +164,47 @@ describe("a failed run that is fixed", () => {
     expect(await emulatorKeys(dataDir)).not.toContain("runs/fixme/failure.json");
   }, 300_000);
 });
+
+describe("Ctrl-C in recipe run, at a terminal", () => {
+  /** `recipe run` under a pseudo-terminal, Ctrl-C pressed once the output matches each of `waits`. */
+  async function underTerminal(file: string, dataDir: string, waits: string[]) {
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const { resolve } = await import("node:path");
+    const helper = resolve("tests/helpers/pty-run.py");
+    const cli = resolve("bin/recipe.mjs");
+    const { stdout } = await promisify(execFile)(
+      "python3",
+      [helper, ...waits, "--", process.execPath, cli, "run", file, "--data-dir", dataDir],
+      { maxBuffer: 64 << 20, timeout: 600_000 },
+    );
+    return JSON.parse(stdout) as { code: number; pressed: number; output: string };
+  }
+  const HIDE = "\x1b[?25l";
+  const SHOW = "\x1b[?25h";
+
+  it("stops cleanly: the cursor comes back, one line says what is kept, and the same command resumes", async () => {
+    const { file, dataDir } = ownFolder("ctrlc");
+    const stopped = await underTerminal(file, dataDir, ["\\d+/\\d+ stages"]);
+    const resumed = await run(file, dataDir);
+
+    expect(stopped.pressed).toBe(1);
+    expect(stopped.code, stopped.output).toBe(130);
+    expect(stopped.output.lastIndexOf(SHOW)).toBeGreaterThan(stopped.output.lastIndexOf(HIDE));
+    const lines = stopped.output.split(/\r?\n/).filter((l) => l.startsWith("interrupted:"));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`are kept in ${dataDir}`);
+    expect(lines[0]).toContain("Run the same command to resume");
+    expect(resumed.code, resumed.out).toBe(0);
+    expect(resumed.out).toContain("starting run ctrlc again");
+  }, 300_000);
+
+  it("exits at once on a second Ctrl-C, the cursor restored", async () => {
+    const { file, dataDir } = ownFolder("ctrlc2");
+    const stopped = await underTerminal(file, dataDir, ["\\d+/\\d+ stages", "interrupted:"]);
+
+    expect(stopped.pressed).toBe(2);
+    expect(stopped.code, stopped.output).toBe(130);
+    expect(stopped.output.lastIndexOf(SHOW)).toBeGreaterThan(stopped.output.lastIndexOf(HIDE));
+  }, 300_000);
+});
