@@ -6,6 +6,7 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { SFNClient } from "@aws-sdk/client-sfn";
+import { InputContractError } from "../core/errors.ts";
 import { isAttemptOf, runIdFromConfigKey, runPrefix } from "../core/layout/index.ts";
 import { listAll } from "../core/shards/byte-store.ts";
 import { stateMachineName } from "../infra/constructs/gpu-batch.ts";
@@ -57,6 +58,10 @@ export interface LocalRuntime {
 }
 
 export async function startLocalRuntime(options: LocalOptions = {}): Promise<LocalRuntime> {
+  const p = options.batchParallelism;
+  // Zero children at once would run no child and leave every shard without a result.
+  if (p !== undefined && !(Number.isInteger(p) && p >= 1))
+    throw new InputContractError(`batch parallelism must be a whole number of at least 1, not ${p}`);
   const dataDir = resolve(options.dataDir ?? ".recipe");
   mkdirSync(dataDir, { recursive: true });
   const template = synthesizeTemplate();
