@@ -40,9 +40,14 @@ async function validateCommand(
     return EXIT_INVALID;
   }
   const result = parseRunConfigText(text);
+  const local = result.ok && !opts.remote ? sourceProblems(result.config, file) : [];
   const problems = result.ok
     ? [
-        ...(opts.remote ? [] : sourceProblems(result.config, file)),
+        ...local,
+        // The first rows' image paths, once every local source exists.
+        ...(result.ok && !opts.remote && local.length === 0
+          ? await (await import("./source-images.ts")).sourceImageProblems(result.config, file)
+          : []),
         ...(opts.instanceType ? modelFitProblems(result.config, opts.instanceType) : []),
       ]
     : result.problems;

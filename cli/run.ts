@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import cliProgress from "cli-progress";
-import { formatProblems, parseRunConfigText } from "../core/config/index.ts";
+import { type ConfigProblem, formatProblems, parseRunConfigText } from "../core/config/index.ts";
 import { Rl, Teacher } from "../core/config/schema.ts";
 import { probeEndpoint } from "../core/generate/probe.ts";
 import {
@@ -118,11 +118,16 @@ async function exportOutputs(store: ByteStore, runId: string, to: string): Promi
 export async function runCommand(file: string, opts: RunCommandOptions, out: Out, err: Out): Promise<number> {
   const text = readFileSync(file, "utf8");
   const parsed = parseRunConfigText(text);
-  const problems = parsed.ok ? sourceProblems(parsed.config, file) : parsed.problems;
+  let problems = parsed.ok ? sourceProblems(parsed.config, file) : parsed.problems;
+  if (parsed.ok && problems.length === 0)
+    problems = await (await import("./source-images.ts")).sourceImageProblems(parsed.config, file);
   if (!parsed.ok || problems.length > 0) {
     err(`${file}: INVALID, ${problems.length} problem(s)\n${formatProblems(problems)}\n`);
     return 2;
   }
+  // What `recipe validate` warns about, before anything starts.
+  for (const w of await (await import("./source-columns.ts")).sourceColumnWarnings(parsed.config, file))
+    err(`warning: ${w}\n`);
   const effective = effectiveRunConfig(text, opts);
   const config = parsed.config;
   if (opts.teacherUrl) {
@@ -314,7 +319,9 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       const attempt = attemptOf(config.runId, executionName);
       const failure = found && failureOfAttempt(found, attempt, result.status) ? found : null;
       err(
-        `run ${config.runId} ${result.status} (attempt ${attempt}): ${result.error ?? ""}\n${JSON.stringify(failure ?? result.cause, null, 2)}\n`,
+        failure
+          ? `run ${config.runId} ${result.status} ${describeFailure(failure)}`
+          : `run ${config.runId} ${result.status} (attempt ${attempt}): ${result.error ?? ""}\n  ${result.cause ?? ""}\n`,
       );
       return 1;
     }
@@ -353,6 +360,22 @@ export function failureOfAttempt(
 ): boolean {
   if (typeof failure.attempt === "number" && attempt !== null) return failure.attempt === attempt;
   return status === undefined || CLOSED_UNSUCCESSFULLY.has(status);
+}
+
+/** A failure.json as a person reads it: where, what, the cause in its own words, what to do. */
+export function describeFailure(f: Record<string, unknown>): string {
+  const cause = f.cause as { errorMessage?: string } | string | undefined;
+  const text =
+    typeof cause === "string"
+      ? cause
+      : (cause?.errorMessage ?? (cause === undefined ? "" : JSON.stringify(cause, null, 2)));
+  const problems = Array.isArray(f.problems) ? formatProblems(f.problems as ConfigProblem[]) : "";
+  return [
+    `${typeof f.attempt === "number" ? `(attempt ${f.attempt}) ` : ""}at ${String(f.state ?? "?")}: ${String(f.error ?? "")}\n`,
+    text ? `  ${text}\n` : "",
+    problems ? `${problems}\n` : "",
+    f.whatToDo ? `  what to do: ${String(f.whatToDo)}\n` : "",
+  ].join("");
 }
 
 /** The store a run lives in: the deployed bucket (--bucket), or the local runtime's emulator. */

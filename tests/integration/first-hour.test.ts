@@ -208,3 +208,50 @@ describe("Ctrl-C in recipe run, at a terminal", () => {
     expect(stopped.output.lastIndexOf(SHOW)).toBeGreaterThan(stopped.output.lastIndexOf(HIDE));
   }, 300_000);
 });
+
+describe("a wrong column name", () => {
+  it("is warned about before the run starts, and the run fails at ingest naming the reason and the column", async () => {
+    const renamed = sampleRows(4).map((r) => {
+      const { question, ...rest } = JSON.parse(r) as { question: string };
+      return JSON.stringify({ ...rest, problem: question });
+    });
+    const { file, dataDir } = ownFolder("wrongcol", renamed);
+
+    const r = await run(file, dataDir);
+
+    expect(r.code, r.out).toBe(1);
+    const warning = r.out.indexOf('has no column "question" (columns.question) but has "problem"');
+    expect(warning).toBeGreaterThan(-1);
+    expect(warning).toBeLessThan(r.out.indexOf("on the embedded runtime"));
+    expect(r.out).toContain("FAILED (attempt 1) at FinishIngestSft: InputContractError");
+    expect(r.out).toContain(
+      'ingest-sft: source mine: all 4 row(s) were rejected at ingest (missing_question 4): no question in column "question"',
+    );
+    expect(r.out).not.toContain("SFT set is empty");
+  }, 300_000);
+});
+
+describe("recipe validate", () => {
+  it("refuses a source whose first rows name image files that do not exist", async () => {
+    const { main } = await import("../../cli/main.ts");
+    const rows = [
+      JSON.stringify({
+        question: "<image>Which fruit sold the most?",
+        answer: "fig",
+        images: ["pics/fruit.png"],
+      }),
+      JSON.stringify({ question: "2+2?", answer: "4" }),
+    ];
+    const { file } = ownFolder("noimage", rows);
+    let err = "";
+
+    const code = await main(["node", "recipe", "validate", file, "-q"], {
+      out: () => undefined,
+      err: (t) => (err += t),
+    });
+
+    expect(code).toBe(2);
+    expect(err).toContain("$.sources.sft[0].columns.images");
+    expect(err).toContain('row 1: "pics/fruit.png"');
+  }, 60_000);
+});
