@@ -162,6 +162,14 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       "model id that --teacher-url serves (written into the run's config as teacher.model, and rl.policyModel: locally one endpoint answers both)",
     )
     .option("--api-key-env <name>", "environment variable holding the endpoint's API key")
+    .addOption(
+      new Option(
+        "--teacher <kind>",
+        "without --teacher-url, the bundled teacher: replay (recorded answers to the sample's questions) or synthetic (answers your own questions from their gold answers, a seeded mix of right and wrong; not for training)",
+      )
+        .choices(["replay", "synthetic"])
+        .conflicts("teacherUrl"),
+    )
     .option("--data-dir <dir>", "where the emulator keeps its data", ".recipe")
     .option(
       "--parallelism <n>",

@@ -24,6 +24,7 @@ import { type ByteStore, listAll, readJson } from "../core/shards/byte-store.ts"
 import { createS3Client, S3Store } from "../core/shards/s3-store.ts";
 import { STAGE_UNITS, type StageSummary, stageSummaries } from "../core/stages/stage.ts";
 import { UsageError } from "./errors.ts";
+import type { LocalQuestion } from "./source-questions.ts";
 import { sourceProblems } from "./sources.ts";
 
 type Out = (text: string) => void;
@@ -32,6 +33,8 @@ export interface RunCommandOptions {
   teacherUrl?: string;
   teacherModel?: string;
   apiKeyEnv?: string;
+  /** Without --teacher-url: the bundled replay teacher (default) or the synthetic one. */
+  teacher?: "replay" | "synthetic";
   dataDir: string;
   parallelism: string;
   fresh?: boolean;
@@ -47,7 +50,7 @@ export interface RunCommandOptions {
  */
 export function effectiveRunConfig(
   text: string,
-  opts: Pick<RunCommandOptions, "teacherUrl" | "teacherModel">,
+  opts: Pick<RunCommandOptions, "teacherUrl" | "teacherModel" | "teacher">,
 ): string {
   const config = JSON.parse(text) as Record<string, Record<string, unknown> | undefined>;
   const teacher = { ...(config.teacher ?? {}) };
@@ -60,9 +63,11 @@ export function effectiveRunConfig(
       rl.policyModel = opts.teacherModel;
     }
   } else {
+    // The synthetic teacher's answers are its own too: synthetic/<model>.
+    const prefix = opts.teacher === "synthetic" ? "synthetic/" : "replay/";
     const replay = (m: unknown, fallback: string) => {
-      const id = typeof m === "string" ? m : fallback;
-      return id.startsWith("replay/") ? id : `replay/${id}`;
+      const id = (typeof m === "string" ? m : fallback).replace(/^(replay|synthetic)\//, "");
+      return `${prefix}${id}`;
     };
     teacher.model = replay(teacher.model, Teacher.parse({}).model);
     rl.policyModel = replay(rl.policyModel, Rl.parse({}).policyModel);
@@ -144,6 +149,29 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       return 1;
     }
   }
+  if (opts.teacher === "synthetic" && opts.teacherUrl)
+    throw new UsageError("--teacher synthetic and --teacher-url name two teachers: give one");
+  // Without an endpoint, a bundled teacher answers: say before anything runs what it can answer.
+  let syntheticQuestions: LocalQuestion[] | undefined;
+  if (!opts.teacherUrl) {
+    const { localQuestions } = await import("./source-questions.ts");
+    const { questions } = await localQuestions(config, file);
+    if (opts.teacher === "synthetic") {
+      syntheticQuestions = questions;
+      out(
+        `  teacher: the synthetic teacher answers your ${questions.length} question(s) from their gold answers (a seeded mix of right, wrong, unformatted, looping and truncated answers); the datasets are not for training\n`,
+      );
+    } else {
+      const { findRecording, loadRecordings } = await import("../local/replay-server.ts");
+      const { questionWithOptions } = await import("../core/records/index.ts");
+      const recordings = loadRecordings();
+      const missing = questions.filter((q) => !findRecording(recordings, questionWithOptions(q))).length;
+      if (missing > 0)
+        err(
+          `NOTE: the replay teacher has no recording for ${missing} of ${questions.length} question(s) in your sources (it knows only the sample's, examples/sample/replay.jsonl): their answers would be placeholders and rejected. To try the whole funnel on your own data: --teacher synthetic; for real answers: --teacher-url URL --teacher-model ID\n`,
+        );
+    }
+  }
   // Something on the screen from the first second: loading and synthesizing the stack take a while.
   out(`recipe-pipeline: run ${config.runId} on the embedded runtime\n`);
   out("  starting: synthesizing the stack (cdk synth), the S3 emulator, the local Step Functions API ...\n");
@@ -157,19 +185,25 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     teacherUrl: opts.teacherUrl,
     teacherModel: opts.teacherModel,
     apiKeyEnv: opts.apiKeyEnv,
+    teacher: opts.teacher,
+    syntheticQuestions,
     batchParallelism: Number(opts.parallelism),
     log: (l) => logs.push(l),
   });
   try {
     const teacher = rt.replay
-      ? `replay teacher (recorded sample responses) at ${rt.replay.url}`
+      ? opts.teacher === "synthetic"
+        ? `synthetic teacher (answers made from the gold answers) at ${rt.replay.url}`
+        : `replay teacher (recorded sample responses) at ${rt.replay.url}`
       : `${opts.teacherUrl}`;
     out(
       `  ready in ${((Date.now() - startedRuntime) / 1000).toFixed(1)} s: S3 emulator ${rt.s3.endpoint}, data in ${dataDir}\n  teacher: ${teacher}\n`,
     );
     if (rt.replay)
       out(
-        "  NOTE: the replay teacher answers from recordings; the datasets exercise the pipeline and are not for training.\n",
+        opts.teacher === "synthetic"
+          ? "  NOTE: the synthetic teacher makes its answers from the gold answers; the datasets exercise the pipeline and are not for training.\n"
+          : "  NOTE: the replay teacher answers from recordings; the datasets exercise the pipeline and are not for training.\n",
       );
     if (opts.fresh) {
       const removed = await clearRun(rt, dataDir, config.runId);
@@ -305,7 +339,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     if (await stopOnInterrupt()) return 130;
     const result = await execution;
     bar?.stop();
-    if (rt.replay && rt.replay.misses > 0) {
+    if (rt.replay && opts.teacher !== "synthetic" && rt.replay.misses > 0) {
       // Said once, with counts: an empty or tiny SFT set from a replay run is this, not a pipeline bug.
       err(
         `NOTE: the replay teacher had no recording for ${rt.replay.misses} of ${rt.replay.requests} requests (it only knows the sample's questions, examples/sample/replay.jsonl); those answers are placeholders and are rejected. Use a real teacher: --teacher-url URL --teacher-model ID\n`,

@@ -7,6 +7,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { InputContractError } from "../core/errors.ts";
+import { syntheticResponses } from "../core/generate/synthetic.ts";
 import { isAttemptOf, runIdFromConfigKey, runPrefix } from "../core/layout/index.ts";
 import { listAll } from "../core/shards/byte-store.ts";
 import { stateMachineName } from "../infra/constructs/gpu-batch.ts";
@@ -28,6 +29,13 @@ export interface LocalOptions {
   dataDir?: string;
   teacherUrl?: string;
   teacherModel?: string;
+  /**
+   * Without teacherUrl, which bundled teacher answers: the replay server (recorded sample answers)
+   * or the synthetic teacher, which answers these questions from their gold answers in a seeded mix
+   * of right and wrong (core/generate/synthetic.ts). @default "replay"
+   */
+  teacher?: "replay" | "synthetic";
+  syntheticQuestions?: readonly { question: string; answer: string; choices?: string[] }[];
   apiKeyEnv?: string;
   batchParallelism?: number;
   /** Delay of each replay answer (tests). @default 0 */
@@ -70,9 +78,22 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
   // call against the template's IAM as AWS would.
   const account = new LocalAccount(template);
   const s3 = await startS3Emulator(LOCAL_BUCKET, join(dataDir, "s3"), { account });
+  const synthetic = !options.teacherUrl && options.teacher === "synthetic";
   const replay = options.teacherUrl
     ? null
-    : await startReplayServer(undefined, options.teacherDelayMs ?? 0, options.teacherHold);
+    : await startReplayServer(
+        undefined,
+        options.teacherDelayMs ?? 0,
+        options.teacherHold,
+        synthetic
+          ? (options.syntheticQuestions ?? []).map((q) => ({
+              question: q.question,
+              responses: syntheticResponses(q.question, q.answer, q.choices),
+            }))
+          : undefined,
+      );
+  // What the data cards and the report say answered: "1" the replay server, "synthetic" the other.
+  const bundled = replay ? (synthetic ? "synthetic" : "1") : "";
   const teacherUrl = options.teacherUrl ?? replay!.url;
   // What runs in this process (the CLI's reads, uploads as the user) uses the emulator's own
   // credentials, like a user's admin credentials; stop() puts back what was there before, so nothing
@@ -91,7 +112,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     AWS_REGION: "us-east-1",
     RECIPE_BUCKET: LOCAL_BUCKET,
     RECIPE_SOURCE_ROOT: `s3://${LOCAL_BUCKET}/sources/`,
-    RECIPE_REPLAY_TEACHER: replay ? "1" : "",
+    RECIPE_REPLAY_TEACHER: bundled,
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "SILENT",
     POWERTOOLS_METRICS_DISABLED: "true",
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
@@ -144,7 +165,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     lambdaEnv: () => ({
       AWS_ENDPOINT_URL: s3.endpoint,
       AWS_ENDPOINT_URL_SFN: sfn.endpoint,
-      RECIPE_REPLAY_TEACHER: replay ? "1" : "",
+      RECIPE_REPLAY_TEACHER: bundled,
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "SILENT",
       POWERTOOLS_METRICS_DISABLED: "true",
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",

@@ -27,6 +27,8 @@ export interface RunContext {
   judge?: Judge;
   /** Set when the teacher is the bundled replay server; said in the data card and report. */
   replayTeacher?: boolean;
+  /** Which bundled teacher it was when replayTeacher is set: the synthetic one says so. */
+  teacherKind?: "replay" | "synthetic";
 }
 
 export async function loadConfig(store: ByteStore, runId: string): Promise<RunConfig> {

@@ -184,6 +184,8 @@ export function servingOf(config: RunConfig, stage: OutputStage): string | null 
     // recipe run names the bundled replay server's models replay/<model> (cli/run.ts).
     if (t.model.startsWith("replay/"))
       return `teacher ${t.model} via the bundled replay server (recorded responses)`;
+    if (t.model.startsWith("synthetic/"))
+      return `teacher ${t.model} via the bundled synthetic teacher (answers made from the gold answers; not for training)`;
     return `teacher ${t.model} via ${t.serving === "endpoint" && t.endpoint ? publicUrl(t.endpoint.url) : inJob}`;
   }
   if (stage === "verify-traces" || stage === "filter-rl") {

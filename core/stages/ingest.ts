@@ -140,6 +140,35 @@ export function rowImagePaths(source: Source, raw: unknown): string[] {
   );
 }
 
+/**
+ * The question, gold answer and options of a source row as ingest reads them (after the preset),
+ * or null when ingest would reject it for a missing one: what the bundled local teachers need to
+ * know about a user's own data before the run.
+ */
+export function rowQuestion(
+  source: Source,
+  raw: unknown,
+): { question: string; answer: string; choices?: string[] } | null {
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) return null;
+  const preset = source.preset ? PRESETS[source.preset]! : null;
+  let r = raw as Record<string, unknown>;
+  if (preset) {
+    if (missingColumns(preset, r).length > 0) return null;
+    const read = preset.read(r);
+    if ("reject" in read) return null;
+    r = read as Record<string, unknown>;
+  }
+  const cols = preset ? PRESET_COLUMNS : source.columns;
+  const q = field(r, cols.question).text;
+  const a = field(r, cols.answer).text;
+  if (!q || !a) return null;
+  const question = normalizeQuestionText(q);
+  const answer = goldAnswer(a);
+  if (!question || !answer) return null;
+  const choices = choicesOf(r[cols.choices]);
+  return { question, answer, ...(Array.isArray(choices) ? { choices } : {}) };
+}
+
 function choicesOf(v: unknown): string[] | undefined | "invalid" {
   if (v === null || v === undefined) return undefined;
   if (!Array.isArray(v)) return "invalid";

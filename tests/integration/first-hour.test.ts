@@ -255,3 +255,46 @@ describe("recipe validate", () => {
     expect(err).toContain('row 1: "pics/fruit.png"');
   }, 60_000);
 });
+
+describe("your own questions without a GPU or an endpoint", () => {
+  const own = Array.from({ length: 8 }, (_, i) =>
+    JSON.stringify({
+      question: `A box holds ${i + 3} rows of ${i + 11} pencils. How many pencils?`,
+      answer: String((i + 3) * (i + 11)),
+    }),
+  );
+
+  it("says before the run how many questions the replay teacher has no recording for", async () => {
+    const { file, dataDir } = ownFolder("unrecorded", own);
+
+    const r = await run(file, dataDir);
+
+    const note = r.out.indexOf("the replay teacher has no recording for 8 of 8 question(s) in your sources");
+    expect(note, r.out).toBeGreaterThan(-1);
+    expect(note).toBeLessThan(r.out.indexOf("on the embedded runtime"));
+    expect(r.out).toContain("--teacher synthetic");
+  }, 300_000);
+
+  it("--teacher synthetic runs the whole funnel on them, every filter acting, labelled not for training", async () => {
+    const { file, dataDir } = ownFolder("synthetic", own, {
+      teacher: { model: "my-teacher", samplesPerQuestion: 4 },
+    });
+
+    const r = await run(file, dataDir, { teacher: "synthetic" });
+
+    expect(r.code, r.out).toBe(0);
+    const verify = /verify-traces\s+(\d+)\s+(\d+)\s+(\d+)\s+traces\s+(.*)/.exec(r.out);
+    expect(verify, r.out).not.toBeNull();
+    expect(Number(verify![1])).toBe(32);
+    expect(Number(verify![2])).toBeGreaterThan(0);
+    expect(verify![4]).toContain("answer_mismatch");
+    expect(verify![4]).toMatch(/bad_format|repetitive_response|truncated/);
+    expect(r.out).toContain("synthetic teacher");
+    const card = readFileSync(join(dataDir, "runs", "synthetic", "datasets", "sft", "README.md"), "utf8");
+    const report = readFileSync(join(dataDir, "runs", "synthetic", "report", "report.html"), "utf8");
+    expect(card).toContain("Synthetic teacher");
+    expect(card).toContain("do not train on it");
+    expect(report).toContain("Synthetic teacher");
+    expect(report).toContain("not for training");
+  }, 300_000);
+});
