@@ -1,6 +1,6 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { formatProblems, parseRunConfigText } from "../core/config/index.ts";
 import { PROJECT_ROOT } from "../infra/root.ts";
 import { debugRequested, describeError } from "./errors.ts";
@@ -40,9 +40,14 @@ async function validateCommand(
     return EXIT_INVALID;
   }
   const result = parseRunConfigText(text);
+  const local = result.ok && !opts.remote ? sourceProblems(result.config, file) : [];
   const problems = result.ok
     ? [
-        ...(opts.remote ? [] : sourceProblems(result.config, file)),
+        ...local,
+        // The first rows' image paths, once every local source exists.
+        ...(result.ok && !opts.remote && local.length === 0
+          ? await (await import("./source-images.ts")).sourceImageProblems(result.config, file)
+          : []),
         ...(opts.instanceType ? modelFitProblems(result.config, opts.instanceType) : []),
       ]
     : result.problems;
@@ -71,6 +76,24 @@ async function docsCommand(opts: { write?: boolean }, io: Io): Promise<number> {
   }
   return EXIT_OK;
 }
+
+/**
+ * A numeric option's parser: refuses (one line, exit 2) anything but a number within its bounds,
+ * whole where it counts something; returns the value as given, which the command reads.
+ */
+export function numberIn(min: number, max: number, whole = true): (value: string) => string {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n) || (whole && !Number.isInteger(n)) || n < min || n > max)
+      throw new InvalidArgumentError(
+        `expected a ${whole ? "whole number" : "number"} from ${min.toLocaleString("en-US")} to ${max.toLocaleString("en-US")}.`,
+      );
+    return value.trim();
+  };
+}
+
+/** Batch array children one machine runs at once. */
+export const MAX_PARALLELISM = 64;
 
 export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   const program = new Command("recipe")
@@ -139,8 +162,21 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       "model id that --teacher-url serves (written into the run's config as teacher.model, and rl.policyModel: locally one endpoint answers both)",
     )
     .option("--api-key-env <name>", "environment variable holding the endpoint's API key")
+    .addOption(
+      new Option(
+        "--teacher <kind>",
+        "without --teacher-url, the bundled teacher: replay (recorded answers to the sample's questions) or synthetic (answers your own questions from their gold answers, a seeded mix of right and wrong; not for training)",
+      )
+        .choices(["replay", "synthetic"])
+        .conflicts("teacherUrl"),
+    )
     .option("--data-dir <dir>", "where the emulator keeps its data", ".recipe")
-    .option("--parallelism <n>", "Batch array children run at once", "2")
+    .option(
+      "--parallelism <n>",
+      `Batch array children run at once (1 to ${MAX_PARALLELISM})`,
+      numberIn(1, MAX_PARALLELISM),
+      "2",
+    )
     .option(
       "--fresh",
       "forget this run first (its outputs and execution); other runs and the generation cache are kept. Not needed after a change: stages whose inputs changed are recomputed anyway",
@@ -166,7 +202,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .argument("<run-id>")
     .option("--stage <stage>", "only this stage's rejects")
     .option("--reason <code>", "only rejects with this reason code")
-    .option("--limit <n>", "print at most this many", "100")
+    .option("--limit <n>", "print at most this many", numberIn(1, 1_000_000), "100")
     .option("--bucket <name>", "the deployed pipeline bucket (AWS)")
     .option("--data-dir <dir>", "the local runtime's data directory", ".recipe")
     .action(async (runId: string, opts: RejectsOptions) =>
@@ -193,16 +229,30 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option(
       "--sft-questions <n>",
       "SFT questions sent to the teacher (default: counted in the sources' files)",
+      numberIn(0, 1e9),
     )
-    .option("--rl-questions <n>", "RL questions given rollouts (default: counted in the sources' files)")
-    .option("--teacher-tokens <n>", "average teacher response tokens", "2000")
-    .option("--rollout-tokens <n>", "average rollout tokens", "1500")
-    .option("--tokens-per-second <n>", "output tokens per second one generate job sustains")
+    .option(
+      "--rl-questions <n>",
+      "RL questions given rollouts (default: counted in the sources' files)",
+      numberIn(0, 1e9),
+    )
+    .option("--teacher-tokens <n>", "average teacher response tokens", numberIn(1, 1e6), "2000")
+    .option("--rollout-tokens <n>", "average rollout tokens", numberIn(1, 1e6), "1500")
+    .option(
+      "--tokens-per-second <n>",
+      "output tokens per second one generate job sustains",
+      numberIn(0.001, 1e7, false),
+    )
     .option(
       "--instance-type <type>",
       "the deployed instance type the generate jobs run on (default p5.48xlarge, the one of the stack's defaults that holds the default teacher)",
     )
-    .option("--capacity <c>", "spot, on-demand or spot-then-on-demand (default; priced on demand)")
+    .addOption(
+      new Option(
+        "--capacity <c>",
+        "spot-then-on-demand (default; priced on demand), spot or on-demand",
+      ).choices(["spot", "on-demand", "spot-then-on-demand"]),
+    )
     .option("--json", "print the estimate as JSON")
     .action(async (file: string, opts: EstimateOptions) =>
       setCode(await (await import("./estimate.ts")).estimateCommand(file, opts, io.out, io.err)),

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import cliProgress from "cli-progress";
-import { formatProblems, parseRunConfigText } from "../core/config/index.ts";
+import { type ConfigProblem, formatProblems, parseRunConfigText } from "../core/config/index.ts";
 import { Rl, Teacher } from "../core/config/schema.ts";
 import { probeEndpoint } from "../core/generate/probe.ts";
 import {
@@ -24,6 +24,7 @@ import { type ByteStore, listAll, readJson } from "../core/shards/byte-store.ts"
 import { createS3Client, S3Store } from "../core/shards/s3-store.ts";
 import { STAGE_UNITS, type StageSummary, stageSummaries } from "../core/stages/stage.ts";
 import { UsageError } from "./errors.ts";
+import type { LocalQuestion } from "./source-questions.ts";
 import { sourceProblems } from "./sources.ts";
 
 type Out = (text: string) => void;
@@ -32,6 +33,8 @@ export interface RunCommandOptions {
   teacherUrl?: string;
   teacherModel?: string;
   apiKeyEnv?: string;
+  /** Without --teacher-url: the bundled replay teacher (default) or the synthetic one. */
+  teacher?: "replay" | "synthetic";
   dataDir: string;
   parallelism: string;
   fresh?: boolean;
@@ -47,7 +50,7 @@ export interface RunCommandOptions {
  */
 export function effectiveRunConfig(
   text: string,
-  opts: Pick<RunCommandOptions, "teacherUrl" | "teacherModel">,
+  opts: Pick<RunCommandOptions, "teacherUrl" | "teacherModel" | "teacher">,
 ): string {
   const config = JSON.parse(text) as Record<string, Record<string, unknown> | undefined>;
   const teacher = { ...(config.teacher ?? {}) };
@@ -60,9 +63,11 @@ export function effectiveRunConfig(
       rl.policyModel = opts.teacherModel;
     }
   } else {
+    // The synthetic teacher's answers are its own too: synthetic/<model>.
+    const prefix = opts.teacher === "synthetic" ? "synthetic/" : "replay/";
     const replay = (m: unknown, fallback: string) => {
-      const id = typeof m === "string" ? m : fallback;
-      return id.startsWith("replay/") ? id : `replay/${id}`;
+      const id = (typeof m === "string" ? m : fallback).replace(/^(replay|synthetic)\//, "");
+      return `${prefix}${id}`;
     };
     teacher.model = replay(teacher.model, Teacher.parse({}).model);
     rl.policyModel = replay(rl.policyModel, Rl.parse({}).policyModel);
@@ -118,11 +123,16 @@ async function exportOutputs(store: ByteStore, runId: string, to: string): Promi
 export async function runCommand(file: string, opts: RunCommandOptions, out: Out, err: Out): Promise<number> {
   const text = readFileSync(file, "utf8");
   const parsed = parseRunConfigText(text);
-  const problems = parsed.ok ? sourceProblems(parsed.config, file) : parsed.problems;
+  let problems = parsed.ok ? sourceProblems(parsed.config, file) : parsed.problems;
+  if (parsed.ok && problems.length === 0)
+    problems = await (await import("./source-images.ts")).sourceImageProblems(parsed.config, file);
   if (!parsed.ok || problems.length > 0) {
     err(`${file}: INVALID, ${problems.length} problem(s)\n${formatProblems(problems)}\n`);
     return 2;
   }
+  // What `recipe validate` warns about, before anything starts.
+  for (const w of await (await import("./source-columns.ts")).sourceColumnWarnings(parsed.config, file))
+    err(`warning: ${w}\n`);
   const effective = effectiveRunConfig(text, opts);
   const config = parsed.config;
   if (opts.teacherUrl) {
@@ -139,6 +149,29 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       return 1;
     }
   }
+  if (opts.teacher === "synthetic" && opts.teacherUrl)
+    throw new UsageError("--teacher synthetic and --teacher-url name two teachers: give one");
+  // Without an endpoint, a bundled teacher answers: say before anything runs what it can answer.
+  let syntheticQuestions: LocalQuestion[] | undefined;
+  if (!opts.teacherUrl) {
+    const { localQuestions } = await import("./source-questions.ts");
+    const { questions } = await localQuestions(config, file);
+    if (opts.teacher === "synthetic") {
+      syntheticQuestions = questions;
+      out(
+        `  teacher: the synthetic teacher answers your ${questions.length} question(s) from their gold answers (a seeded mix of right, wrong, unformatted, looping and truncated answers); the datasets are not for training\n`,
+      );
+    } else {
+      const { findRecording, loadRecordings } = await import("../local/replay-server.ts");
+      const { questionWithOptions } = await import("../core/records/index.ts");
+      const recordings = loadRecordings();
+      const missing = questions.filter((q) => !findRecording(recordings, questionWithOptions(q))).length;
+      if (missing > 0)
+        err(
+          `NOTE: the replay teacher has no recording for ${missing} of ${questions.length} question(s) in your sources (it knows only the sample's, examples/sample/replay.jsonl): their answers would be placeholders and rejected. To try the whole funnel on your own data: --teacher synthetic; for real answers: --teacher-url URL --teacher-model ID\n`,
+        );
+    }
+  }
   // Something on the screen from the first second: loading and synthesizing the stack take a while.
   out(`recipe-pipeline: run ${config.runId} on the embedded runtime\n`);
   out("  starting: synthesizing the stack (cdk synth), the S3 emulator, the local Step Functions API ...\n");
@@ -146,24 +179,31 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
   const { startLocalRuntime, uploadSources, clearRun } = await import("../local/runtime.ts");
   const dataDir = resolve(opts.dataDir);
   const logs: string[] = [];
+  let stopOnInterrupt = async () => false;
   const rt = await startLocalRuntime({
     dataDir,
     teacherUrl: opts.teacherUrl,
     teacherModel: opts.teacherModel,
     apiKeyEnv: opts.apiKeyEnv,
+    teacher: opts.teacher,
+    syntheticQuestions,
     batchParallelism: Number(opts.parallelism),
     log: (l) => logs.push(l),
   });
   try {
     const teacher = rt.replay
-      ? `replay teacher (recorded sample responses) at ${rt.replay.url}`
+      ? opts.teacher === "synthetic"
+        ? `synthetic teacher (answers made from the gold answers) at ${rt.replay.url}`
+        : `replay teacher (recorded sample responses) at ${rt.replay.url}`
       : `${opts.teacherUrl}`;
     out(
       `  ready in ${((Date.now() - startedRuntime) / 1000).toFixed(1)} s: S3 emulator ${rt.s3.endpoint}, data in ${dataDir}\n  teacher: ${teacher}\n`,
     );
     if (rt.replay)
       out(
-        "  NOTE: the replay teacher answers from recordings; the datasets exercise the pipeline and are not for training.\n",
+        opts.teacher === "synthetic"
+          ? "  NOTE: the synthetic teacher makes its answers from the gold answers; the datasets exercise the pipeline and are not for training.\n"
+          : "  NOTE: the replay teacher answers from recordings; the datasets exercise the pipeline and are not for training.\n",
       );
     if (opts.fresh) {
       const removed = await clearRun(rt, dataDir, config.runId);
@@ -171,8 +211,17 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
         `  --fresh: removed run ${config.runId} (${removed} objects); other runs and the generation cache are kept\n`,
       );
     }
-    const sources = [...config.sources.sft, ...config.sources.rl].map((s) => s.uri);
-    await uploadSources(rt.s3, file, sources);
+    // The files each source names, never the folder around them: the data directory is often in it.
+    await uploadSources(
+      rt.s3,
+      file,
+      [
+        ...config.sources.sft,
+        ...config.sources.rl,
+        ...config.dedup.decontamination.benchmarks.map((b) => ({ ...b, tablesOnly: true })),
+      ],
+      [dataDir],
+    );
     const started = Date.now();
     // The upload is the trigger, as in AWS: start-run decides (start, start again after a failure, or
     // nothing), and names the execution to follow.
@@ -214,6 +263,10 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       out(
         `  run.json changed: a new revision of run ${config.runId} (${executionName}); stages whose inputs changed are recomputed, the others kept\n`,
       );
+    if (trigger.outcome === "data_changed")
+      out(
+        `  a source file changed since the last run: a new revision of run ${config.runId} (${executionName}); the stages that read it are recomputed, the others kept\n`,
+      );
     if (trigger.outcome === "already_started" && recorded?.status === "SUCCEEDED")
       out(`  run ${config.runId} already succeeded with this run.json: nothing to compute\n`);
     const expected = STAGES.length;
@@ -231,7 +284,32 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       done = true;
       return e;
     });
-    while (!done) {
+    // Ctrl-C: stop cleanly (the terminal's cursor back, one line on what is kept); a second one
+    // exits at once.
+    let interrupted = false;
+    const onInterrupt = () => {
+      if (interrupted) {
+        process.stderr.write("\x1b[?25h\n");
+        process.exit(130);
+      }
+      interrupted = true;
+      bar?.stop();
+      err(
+        `\ninterrupted: run ${config.runId} stopped; its ${seen.size} finished stage(s), finished shards and cached teacher answers are kept in ${dataDir}. Run the same command to resume (Ctrl-C again exits at once)\n`,
+      );
+    };
+    process.on("SIGINT", onInterrupt);
+    let aborted = false;
+    stopOnInterrupt = async () => {
+      process.off("SIGINT", onInterrupt);
+      if (!interrupted) return false;
+      if (aborted) return true;
+      aborted = true;
+      // The execution ends as Step Functions' StopExecution would leave it: the next run starts it again.
+      rt.sfn.finish(arn, { status: "ABORTED", error: "Interrupted", cause: "Ctrl-C in recipe run" });
+      return true;
+    };
+    while (!done && !interrupted) {
       await new Promise((r) => setTimeout(r, 300));
       if (!revisionShown) {
         // What the execution's first step decided: which stages are kept, which are recomputed and why.
@@ -258,9 +336,10 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
         else out(`  done  ${s.stage.padEnd(20)} in ${s.in}, out ${s.out}, rejected ${s.rejected}\n`);
       }
     }
+    if (await stopOnInterrupt()) return 130;
     const result = await execution;
     bar?.stop();
-    if (rt.replay && rt.replay.misses > 0) {
+    if (rt.replay && opts.teacher !== "synthetic" && rt.replay.misses > 0) {
       // Said once, with counts: an empty or tiny SFT set from a replay run is this, not a pipeline bug.
       err(
         `NOTE: the replay teacher had no recording for ${rt.replay.misses} of ${rt.replay.requests} requests (it only knows the sample's questions, examples/sample/replay.jsonl); those answers are placeholders and are rejected. Use a real teacher: --teacher-url URL --teacher-model ID\n`,
@@ -269,9 +348,14 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     const rows = await stageSummaries(rt.s3.store, config.runId);
     out(`\n${summaryTable(rows)}\n${rejectsHint(config.runId, rows, "")}\n`);
     if (result.status !== "SUCCEEDED") {
-      const failure = await readJson<Record<string, unknown>>(rt.s3.store, keys.failure(config.runId));
+      // The cause of the attempt that just ran, never one an earlier attempt left.
+      const found = await readJson<Record<string, unknown>>(rt.s3.store, keys.failure(config.runId));
+      const attempt = attemptOf(config.runId, executionName);
+      const failure = found && failureOfAttempt(found, attempt, result.status) ? found : null;
       err(
-        `run ${config.runId} ${result.status}: ${result.error ?? ""}\n${JSON.stringify(failure ?? result.cause, null, 2)}\n`,
+        failure
+          ? `run ${config.runId} ${result.status} ${describeFailure(failure)}`
+          : `run ${config.runId} ${result.status} (attempt ${attempt}): ${result.error ?? ""}\n  ${result.cause ?? ""}\n`,
       );
       return 1;
     }
@@ -292,8 +376,40 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     );
     return 0;
   } finally {
+    const wasInterrupted = await stopOnInterrupt();
     await rt.stop();
+    // The in-process state machine of the stopped execution has nothing left to finish for.
+    if (wasInterrupted) process.exit(130);
   }
+}
+
+/**
+ * Whether a failure.json belongs to the attempt at hand: its own attempt number says so; one written
+ * before failures named their attempt counts only while the execution shown ended unsuccessfully.
+ */
+export function failureOfAttempt(
+  failure: Record<string, unknown>,
+  attempt: number | null,
+  status: string | undefined,
+): boolean {
+  if (typeof failure.attempt === "number" && attempt !== null) return failure.attempt === attempt;
+  return status === undefined || CLOSED_UNSUCCESSFULLY.has(status);
+}
+
+/** A failure.json as a person reads it: where, what, the cause in its own words, what to do. */
+export function describeFailure(f: Record<string, unknown>): string {
+  const cause = f.cause as { errorMessage?: string } | string | undefined;
+  const text =
+    typeof cause === "string"
+      ? cause
+      : (cause?.errorMessage ?? (cause === undefined ? "" : JSON.stringify(cause, null, 2)));
+  const problems = Array.isArray(f.problems) ? formatProblems(f.problems as ConfigProblem[]) : "";
+  return [
+    `${typeof f.attempt === "number" ? `(attempt ${f.attempt}) ` : ""}at ${String(f.state ?? "?")}: ${String(f.error ?? "")}\n`,
+    text ? `  ${text}\n` : "",
+    problems ? `${problems}\n` : "",
+    f.whatToDo ? `  what to do: ${String(f.whatToDo)}\n` : "",
+  ].join("");
 }
 
 /** The store a run lives in: the deployed bucket (--bucket), or the local runtime's emulator. */
@@ -336,10 +452,13 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
     stopDate?: Date | number;
     error?: string;
   } | null = null;
+  let attempt: number | null = null;
   if (opts.bucket && opts.stateMachineArn) {
     const { latestExecution } = await import("../lambdas/start-run/handler.ts");
     const sfn = new SFNClient({});
-    execution = (await latestExecution(sfn, opts.stateMachineArn, runId))?.execution ?? null;
+    const latest = await latestExecution(sfn, opts.stateMachineArn, runId);
+    execution = latest?.execution ?? null;
+    attempt = latest?.attempt ?? null;
   } else if (local) {
     try {
       const all = JSON.parse(readFileSync(join(resolve(opts.dataDir), "executions.json"), "utf8")) as {
@@ -350,7 +469,9 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
       }[];
       // The newest attempt of the run (a failed run started again is `<run-id>.2`, ...).
       const attempts = all.filter((e) => isAttemptOf(e.name, runId));
-      execution = attempts.sort((a, b) => b.startDate - a.startDate)[0] ?? null;
+      const latest = attempts.sort((a, b) => b.startDate - a.startDate)[0] ?? null;
+      execution = latest;
+      attempt = latest ? attemptOf(runId, latest.name) : null;
     } catch {
       execution = null;
     }
@@ -364,8 +485,14 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
     out(
       `run ${runId}: ${execution?.status ?? "unknown execution state"}${execution?.error ? ` (${execution.error})` : ""}\n\n${summaryTable(rows)}\n${rejectsHint(runId, rows, opts.bucket ? ` --bucket ${opts.bucket}` : "")}`,
     );
-    const failure = await readJson<Record<string, unknown>>(store, keys.failure(runId));
-    if (failure) out(`\nfailure.json:\n${JSON.stringify(failure, null, 2)}\n`);
+    // failure.json speaks of one attempt: shown only when it is the attempt shown above (a run that
+    // failed and then succeeded is not failed).
+    const found = await readJson<Record<string, unknown>>(store, keys.failure(runId));
+    const failure = found && failureOfAttempt(found, attempt, execution?.status) ? found : null;
+    if (failure)
+      out(
+        `\nfailure.json${typeof failure.attempt === "number" ? ` (attempt ${failure.attempt})` : ""}:\n${JSON.stringify(failure, null, 2)}\n`,
+      );
     // A script waiting on a run can tell a failed one from a finished one by the exit code.
     return failure || CLOSED_UNSUCCESSFULLY.has(execution?.status ?? "") ? 1 : 0;
   } finally {

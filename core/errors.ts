@@ -38,7 +38,7 @@ export class StageIncompleteError extends Error {
     const shown =
       missing.slice(0, 20).join(", ") + (missing.length > 20 ? `, ... (${missing.length - 20} more)` : "");
     super(
-      `${stage}: ${missing.length} of ${expected} shards have no result (shards ${shown}); their Map children failed within orchestration.toleratedFailurePercentage. Their errors are in the Map's results under tmp/map-results/. Fix the cause and start the run again: only these shards are computed.`,
+      `${stage}: ${missing.length} of ${expected} shards have no result (shards ${shown}); their children failed within orchestration.toleratedFailurePercentage, or never ran. In AWS a Map child's error is in the Map's results (tmp/map-results/ in the pipeline bucket) and a GPU job child's in its Batch job log; the embedded runtime fails at a child's first error and shows it. Fix the cause and start the run again: only these shards are computed.`,
     );
   }
 }

@@ -38,15 +38,19 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
   // fingerprint changed (the only step that deletes: keys below a run's stage or dataset folders,
   // never run.json or config.json) and records the new fingerprints.
   "validate-config": {
-    reads: ["runs/*/run.json", "runs/*/*/fingerprint.json", "runs/*/*/_SUCCESS"],
+    reads: ["runs/*/run.json", "runs/*/failure.json", "runs/*/*/fingerprint.json", "runs/*/*/_SUCCESS"],
     writes: [
       "runs/*/config.json",
       "runs/*/failure.json",
+      "runs/*/attempts/*",
       "runs/*/revision.json",
       "runs/*/*/fingerprint.json",
     ],
-    deletes: ["runs/*/*/*"],
+    // Also an earlier attempt's failure.json, once it is kept under attempts/.
+    deletes: ["runs/*/*/*", "runs/*/failure.json"],
     timeout: Duration.minutes(15),
+    // Lists the sources (sizes and ETags, no download): the data is an input of the fingerprints.
+    sources: true,
   },
   "plan-ingest": {
     reads: ["runs/*/config.json"],
@@ -192,9 +196,10 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
     ],
     writes: ["runs/*/report/*", "runs/*/report/_SUCCESS"],
   },
-  "run-failure": { reads: ["runs/*/failure.json"], writes: ["runs/*/failure.json"] },
+  "run-failure": { reads: ["runs/*/failure.json"], writes: ["runs/*/failure.json", "runs/*/attempts/*"] },
   // start-run hashes the uploaded run.json (an SSE-KMS ETag is not an MD5 of the content).
-  "start-run": { reads: ["runs/*/run.json"], writes: ["runs/*/upload-conflict.json"] },
+  // It lists the run's sources too: the same run.json over changed data starts a new revision.
+  "start-run": { reads: ["runs/*/run.json"], writes: ["runs/*/upload-conflict.json"], sources: true },
 };
 
 export class RecipePipelineStack extends Stack {

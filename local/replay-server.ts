@@ -29,9 +29,33 @@ export interface Hold {
   count: number;
 }
 
-interface Recording {
+export interface Recording {
   question: string;
   responses: { content: string; finish_reason: string }[];
+}
+
+export const REPLAY_FILE = join(PROJECT_ROOT, "examples", "sample", "replay.jsonl");
+
+/** The recordings of a replay file, by normalized question. */
+export function loadRecordings(file = REPLAY_FILE): Map<string, Recording> {
+  const recordings = new Map<string, Recording>();
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line) as Recording;
+    recordings.set(normalizeQuestionText(r.question), r);
+  }
+  return recordings;
+}
+
+/** The recording that answers a prompt's text (its first line, or a question it starts with). */
+export function findRecording(recordings: Map<string, Recording>, text: string): Recording | undefined {
+  const question = normalizeQuestionText(text.split("\n")[0] ?? "");
+  return (
+    recordings.get(question) ??
+    [...recordings.values()].find((r) =>
+      normalizeQuestionText(text).startsWith(normalizeQuestionText(r.question)),
+    )
+  );
 }
 
 const UNKNOWN = {
@@ -39,17 +63,19 @@ const UNKNOWN = {
   finish_reason: "stop",
 };
 
+/**
+ * Starts the server over a replay file's recordings or, when `made` is given, over those recordings
+ * instead (the synthetic teacher's, core/generate/synthetic.ts).
+ */
 export async function startReplayServer(
-  file = join(PROJECT_ROOT, "examples", "sample", "replay.jsonl"),
+  file = REPLAY_FILE,
   delayMs = 0,
   hold?: Hold,
+  made?: readonly Recording[],
 ): Promise<ReplayServer> {
-  const recordings = new Map<string, Recording>();
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    if (!line.trim()) continue;
-    const r = JSON.parse(line) as Recording;
-    recordings.set(normalizeQuestionText(r.question), r);
-  }
+  const recordings = made
+    ? new Map(made.map((r) => [normalizeQuestionText(r.question), r] as const))
+    : loadRecordings(file);
   const state = {
     requests: 0,
     misses: 0,
@@ -92,12 +118,7 @@ export async function startReplayServer(
             .map((p) => p.text ?? "")
             .join("\n")
         : String(user?.content ?? "");
-      const question = normalizeQuestionText(text.split("\n")[0] ?? "");
-      const rec =
-        recordings.get(question) ??
-        [...recordings.values()].find((r) =>
-          normalizeQuestionText(text).startsWith(normalizeQuestionText(r.question)),
-        );
+      const rec = findRecording(recordings, text);
       if (!rec) state.misses++;
       const choice = rec ? rec.responses[Math.abs(payload.seed ?? 0) % rec.responses.length]! : UNKNOWN;
       res.writeHead(200, { "content-type": "application/json" });

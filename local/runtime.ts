@@ -3,9 +3,11 @@
  * run in process, and a teacher (the bundled replay server unless one is given). A put of
  * runs/<id>/run.json starts the execution through the same start-run code as in AWS.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { dirname, join, relative, resolve } from "node:path";
+import { mkdirSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { SFNClient } from "@aws-sdk/client-sfn";
+import { InputContractError } from "../core/errors.ts";
+import { syntheticResponses } from "../core/generate/synthetic.ts";
 import { isAttemptOf, runIdFromConfigKey, runPrefix } from "../core/layout/index.ts";
 import { listAll } from "../core/shards/byte-store.ts";
 import { stateMachineName } from "../infra/constructs/gpu-batch.ts";
@@ -18,6 +20,7 @@ import { EMULATOR_CREDENTIALS, type S3Emulator, startS3Emulator } from "./s3-emu
 import { type Execution, type SfnApi, startSfnApi } from "./sfn-api.ts";
 
 export { LOCAL_BUCKET } from "./definition.ts";
+export { type UploadSource, uploadSources } from "./source-upload.ts";
 /** The local stack is always named RecipePipeline (local/runner.ts synthesizes it under that name). */
 export const STATE_MACHINE_ARN = `arn:aws:states:us-east-1:000000000000:stateMachine:${stateMachineName("RecipePipeline")}`;
 
@@ -26,6 +29,13 @@ export interface LocalOptions {
   dataDir?: string;
   teacherUrl?: string;
   teacherModel?: string;
+  /**
+   * Without teacherUrl, which bundled teacher answers: the replay server (recorded sample answers)
+   * or the synthetic teacher, which answers these questions from their gold answers in a seeded mix
+   * of right and wrong (core/generate/synthetic.ts). @default "replay"
+   */
+  teacher?: "replay" | "synthetic";
+  syntheticQuestions?: readonly { question: string; answer: string; choices?: string[] }[];
   apiKeyEnv?: string;
   batchParallelism?: number;
   /** Delay of each replay answer (tests). @default 0 */
@@ -56,6 +66,10 @@ export interface LocalRuntime {
 }
 
 export async function startLocalRuntime(options: LocalOptions = {}): Promise<LocalRuntime> {
+  const p = options.batchParallelism;
+  // Zero children at once would run no child and leave every shard without a result.
+  if (p !== undefined && !(Number.isInteger(p) && p >= 1))
+    throw new InputContractError(`batch parallelism must be a whole number of at least 1, not ${p}`);
   const dataDir = resolve(options.dataDir ?? ".recipe");
   mkdirSync(dataDir, { recursive: true });
   const template = synthesizeTemplate();
@@ -64,9 +78,22 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
   // call against the template's IAM as AWS would.
   const account = new LocalAccount(template);
   const s3 = await startS3Emulator(LOCAL_BUCKET, join(dataDir, "s3"), { account });
+  const synthetic = !options.teacherUrl && options.teacher === "synthetic";
   const replay = options.teacherUrl
     ? null
-    : await startReplayServer(undefined, options.teacherDelayMs ?? 0, options.teacherHold);
+    : await startReplayServer(
+        undefined,
+        options.teacherDelayMs ?? 0,
+        options.teacherHold,
+        synthetic
+          ? (options.syntheticQuestions ?? []).map((q) => ({
+              question: q.question,
+              responses: syntheticResponses(q.question, q.answer, q.choices),
+            }))
+          : undefined,
+      );
+  // What the data cards and the report say answered: "1" the replay server, "synthetic" the other.
+  const bundled = replay ? (synthetic ? "synthetic" : "1") : "";
   const teacherUrl = options.teacherUrl ?? replay!.url;
   // What runs in this process (the CLI's reads, uploads as the user) uses the emulator's own
   // credentials, like a user's admin credentials; stop() puts back what was there before, so nothing
@@ -85,7 +112,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     AWS_REGION: "us-east-1",
     RECIPE_BUCKET: LOCAL_BUCKET,
     RECIPE_SOURCE_ROOT: `s3://${LOCAL_BUCKET}/sources/`,
-    RECIPE_REPLAY_TEACHER: replay ? "1" : "",
+    RECIPE_REPLAY_TEACHER: bundled,
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "SILENT",
     POWERTOOLS_METRICS_DISABLED: "true",
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
@@ -138,7 +165,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     lambdaEnv: () => ({
       AWS_ENDPOINT_URL: s3.endpoint,
       AWS_ENDPOINT_URL_SFN: sfn.endpoint,
-      RECIPE_REPLAY_TEACHER: replay ? "1" : "",
+      RECIPE_REPLAY_TEACHER: bundled,
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "SILENT",
       POWERTOOLS_METRICS_DISABLED: "true",
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
@@ -207,25 +234,6 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
       }
     },
   };
-}
-
-/** Uploads the folders that hold a run's relative-path sources to sources/ in the emulator. */
-export async function uploadSources(s3: S3Emulator, runJsonPath: string, uris: string[]): Promise<number> {
-  const base = dirname(resolve(runJsonPath));
-  const folders = new Set(uris.filter((u) => !/^[a-z0-9]+:\/\//.test(u)).map((u) => dirname(join(base, u))));
-  let n = 0;
-  for (const folder of folders) {
-    const walk = (dir: string): string[] =>
-      readdirSync(dir).flatMap((e) =>
-        statSync(join(dir, e)).isDirectory() ? walk(join(dir, e)) : [join(dir, e)],
-      );
-    for (const file of walk(folder)) {
-      if (/\.(ts|md)$/.test(file)) continue;
-      await s3.store.write(`sources/${relative(base, file).split("\\").join("/")}`, readFileSync(file));
-      n++;
-    }
-  }
-  return n;
 }
 
 /**

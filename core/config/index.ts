@@ -94,8 +94,31 @@ export function validateRunConfig(input: unknown): ValidationResult {
     ...presetConflicts(input),
     ...(result.success ? [] : problemsFromIssues(result.error.issues)),
   ];
+  // The schema says a missing format only of a source that is otherwise valid: said of every one.
+  for (const p of missingFormats(input)) if (!problems.some((q) => q.path === p.path)) problems.push(p);
   if (result.success && problems.length === 0) return { ok: true, config: result.data };
   return { ok: false, problems };
+}
+
+/** Sources with neither a `format` nor a `preset` that implies one. */
+function missingFormats(input: unknown): ConfigProblem[] {
+  const sources = (input as { sources?: Record<string, unknown> } | null)?.sources;
+  if (!sources || typeof sources !== "object") return [];
+  const out: ConfigProblem[] = [];
+  for (const branch of ["sft", "rl"]) {
+    const list = (sources as Record<string, unknown>)[branch];
+    if (!Array.isArray(list)) continue;
+    list.forEach((s, i) => {
+      if (s && typeof s === "object" && !("format" in s) && !("preset" in s))
+        out.push({
+          path: `$.sources.${branch}[${i}].format`,
+          expected: '"jsonl" | "parquet"',
+          found: "undefined",
+          message: 'required: "jsonl" or "parquet" (only a preset implies it)',
+        });
+    });
+  }
+  return out;
 }
 
 /** A source with a preset reads the preset's columns: a `columns` mapping beside it is a mistake. */

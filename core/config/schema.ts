@@ -6,7 +6,7 @@
  * Descriptions on each field are the source of docs/run-config.md (`npm run docs`).
  */
 import { z } from "zod";
-import { PRESET_NAMES } from "../stages/presets.ts";
+import { PRESET_NAMES, PRESETS } from "../stages/presets.ts";
 
 /** The recipe's domains (RECIPE.md "final mix"); a source belongs to exactly one. */
 export const DOMAINS = [
@@ -71,7 +71,10 @@ export const Source = z
       .describe(
         "Where the source lives: `s3://bucket/prefix/` (all shards below it) or a path relative to run.json for local runs.",
       ),
-    format: z.enum(["jsonl", "parquet"]).describe("File format of the source shards."),
+    format: z
+      .enum(["jsonl", "parquet"])
+      .optional()
+      .describe("File format of the source shards. A `preset` implies it; required otherwise."),
     kind: z
       .enum(["questions", "traces"])
       .default("questions")
@@ -92,6 +95,19 @@ export const Source = z
         "Keep at most this many questions from the source: the first ones, in file order, that survive dedup and decontamination.",
       ),
     columns: ColumnMapping.prefault({}),
+  })
+  .transform((source, ctx) => {
+    // A preset knows its data set's format; a source without one must say it.
+    const format = source.format ?? (source.preset ? PRESETS[source.preset]!.format : undefined);
+    if (format) return { ...source, format };
+    ctx.addIssue({
+      code: "custom",
+      path: ["format"],
+      message: 'required: "jsonl" or "parquet" (only a preset implies it)',
+      params: { expected: '"jsonl" | "parquet"' },
+      input: undefined,
+    });
+    return z.NEVER;
   })
   .describe("One input data set.");
 export type Source = z.infer<typeof Source>;

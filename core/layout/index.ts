@@ -86,6 +86,8 @@ export const keys = {
   runConfig: (runId: string) => `${runPrefix(runId)}run.json`,
   resolvedConfig: (runId: string) => `${runPrefix(runId)}config.json`,
   failure: (runId: string) => `${runPrefix(runId)}failure.json`,
+  /** Where an attempt's failure.json is kept once a later attempt starts (and as it is written). */
+  attemptFailure: (runId: string, attempt: number) => `${runPrefix(runId)}attempts/${attempt}/failure.json`,
   stagePrefix(runId: string, stage: Stage): string {
     assertStage(stage);
     return `${runPrefix(runId)}${stage}/`;

@@ -27,6 +27,8 @@ export interface RunContext {
   judge?: Judge;
   /** Set when the teacher is the bundled replay server; said in the data card and report. */
   replayTeacher?: boolean;
+  /** Which bundled teacher it was when replayTeacher is set: the synthetic one says so. */
+  teacherKind?: "replay" | "synthetic";
 }
 
 export async function loadConfig(store: ByteStore, runId: string): Promise<RunConfig> {
@@ -42,6 +44,13 @@ const FORMATS: Record<string, RegExp> = {
   jsonl: /\.jsonl(?:\.gz)?$/,
   parquet: /\.parquet$/,
 };
+
+/** The table format a file name has (`.jsonl`, `.jsonl.gz`, `.parquet`), or null. */
+export function sourceFileFormat(name: string): "jsonl" | "parquet" | null {
+  if (FORMATS.jsonl!.test(name)) return "jsonl";
+  if (FORMATS.parquet!.test(name)) return "parquet";
+  return null;
+}
 
 /** The files of a source, in key order: the key itself when it names a file, else every matching file below it. */
 export async function sourceFiles(location: SourceLocation, format: "jsonl" | "parquet"): Promise<string[]> {

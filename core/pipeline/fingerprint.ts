@@ -151,6 +151,11 @@ export interface StageFingerprint {
   /** The fingerprints of the stages it reads from. */
   after: Record<string, string>;
   /**
+   * The source objects it reads, as a listing gives them (`s3://bucket/key` -> `<size> <etag>`;
+   * source-identity.ts): absent for a stage that reads no source data.
+   */
+  data?: Record<string, string>;
+  /**
    * Who answered the stage's model requests (not part of the fingerprint: the cache key leaves the
    * endpoint out too): every model and endpoint that served its kept outputs, oldest first.
    */
@@ -179,6 +184,8 @@ export function servingOf(config: RunConfig, stage: OutputStage): string | null 
     // recipe run names the bundled replay server's models replay/<model> (cli/run.ts).
     if (t.model.startsWith("replay/"))
       return `teacher ${t.model} via the bundled replay server (recorded responses)`;
+    if (t.model.startsWith("synthetic/"))
+      return `teacher ${t.model} via the bundled synthetic teacher (answers made from the gold answers; not for training)`;
     return `teacher ${t.model} via ${t.serving === "endpoint" && t.endpoint ? publicUrl(t.endpoint.url) : inJob}`;
   }
   if (stage === "verify-traces" || stage === "filter-rl") {
@@ -213,8 +220,14 @@ export function configLeaves(config: RunConfig): Record<string, unknown> {
   return out;
 }
 
-/** Every stage's fingerprint for a resolved config. */
-export function stageFingerprints(config: RunConfig): Record<OutputStage, StageFingerprint> {
+/**
+ * Every stage's fingerprint for a resolved config and, when given, the identity of the source data
+ * each stage reads (a changed, added or removed source file changes the stages that read it).
+ */
+export function stageFingerprints(
+  config: RunConfig,
+  data: Partial<Record<OutputStage, Record<string, string>>> = {},
+): Record<OutputStage, StageFingerprint> {
   const leaves = configLeaves(config);
   const out = {} as Record<OutputStage, StageFingerprint>;
   for (const stage of OUTPUT_STAGES) {
@@ -224,7 +237,10 @@ export function stageFingerprints(config: RunConfig): Record<OutputStage, StageF
       if (spec.reads.some((p) => isUnder(path, p))) reads[path] = value;
     const after: Record<string, string> = {};
     for (const s of spec.after) after[s] = out[s].fingerprint;
-    const fingerprint = sha256Hex(canonicalJson({ logic: spec.logic, reads, after }));
+    const files = data[stage];
+    const fingerprint = sha256Hex(
+      canonicalJson({ logic: spec.logic, reads, after, ...(files ? { data: files } : {}) }),
+    );
     const serving = servingOf(config, stage);
     out[stage] = {
       stage,
@@ -232,6 +248,7 @@ export function stageFingerprints(config: RunConfig): Record<OutputStage, StageF
       logic: spec.logic,
       reads,
       after,
+      ...(files ? { data: files } : {}),
       ...(serving ? { servedBy: [serving] } : {}),
     };
   }
@@ -249,6 +266,17 @@ function reasons(now: StageFingerprint, before: StageFingerprint, recomputed: Re
   const paths = new Set([...Object.keys(now.reads), ...Object.keys(before.reads)]);
   for (const p of [...paths].sort())
     if (canonicalJson(now.reads[p]) !== canonicalJson(before.reads[p])) why.push(`${p} changed`);
+  const files = new Set([...Object.keys(now.data ?? {}), ...Object.keys(before.data ?? {})]);
+  const fileWhy: string[] = [];
+  for (const f of [...files].sort()) {
+    const a = before.data?.[f];
+    const b = now.data?.[f];
+    if (a === b) continue;
+    fileWhy.push(`${f} ${a === undefined ? "added" : b === undefined ? "removed" : "changed"}`);
+  }
+  // A log line, not a listing: a source of thousands of files says how many more.
+  why.push(...fileWhy.slice(0, 3));
+  if (fileWhy.length > 3) why.push(`${fileWhy.length - 3} more source files changed`);
   for (const s of Object.keys(now.after))
     if (now.after[s] !== before.after?.[s]) why.push(recomputed.has(s) ? `${s} recomputed` : `${s} changed`);
   if (now.logic !== before.logic)

@@ -66,7 +66,14 @@ function dataCard(ctx: RunContext, title: string, body: string[], summaries: Sta
     `Config hash (sha256 of the resolved run.json): \`${configHash(c)}\``,
     "",
   ];
-  if (ctx.replayTeacher) {
+  if (ctx.replayTeacher && ctx.teacherKind === "synthetic") {
+    lines.push(
+      "> **Synthetic teacher.** The responses in this set were made by the bundled synthetic teacher from the",
+      "> gold answers (a seeded mix of right, wrong, unformatted, looping and truncated ones), not by a",
+      "> teacher model. It exists to try the pipeline on your own data; do not train on it.",
+      "",
+    );
+  } else if (ctx.replayTeacher) {
     lines.push(
       "> **Replay teacher.** The responses in this set were served by the bundled replay server from recorded",
       "> sample responses, not by a live teacher model. It exists to exercise the pipeline; do not train on it.",

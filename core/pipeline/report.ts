@@ -107,7 +107,9 @@ export async function writeReport(ctx: RunContext) {
     runId: ctx.runId,
     configHash: configHash(ctx.config),
     teacher: ctx.replayTeacher
-      ? `replay (recorded sample responses, not a live model): ${ctx.config.teacher.model}`
+      ? ctx.teacherKind === "synthetic"
+        ? `synthetic (answers made from the gold answers, not a model; not for training): ${ctx.config.teacher.model}`
+        : `replay (recorded sample responses, not a live model): ${ctx.config.teacher.model}`
       : ctx.config.teacher.model,
     // The models and endpoints that really answered (recorded by the stages that asked them).
     servedBy: {
@@ -138,7 +140,7 @@ export async function writeReport(ctx: RunContext) {
 <p>Config hash <code>${report.configHash}</code>. Teacher: ${esc(report.teacher)}.</p>
 <ul>${[...report.servedBy.distill, ...report.servedBy.verifyTraces, ...report.servedBy.filterRl].map((s) => `<li>${esc(s)}</li>`).join("")}<li>teacher answers: ${report.generation.asked} asked in this run, ${report.generation.fromCache} from the generation cache</li></ul>
 ${revisionHtml(report.revision)}
-${ctx.replayTeacher ? '<p class="warn"><b>Replay teacher:</b> responses came from the bundled replay server (recorded sample responses). This run exercises the pipeline; its data is not for training.</p>' : ""}
+${ctx.replayTeacher ? (ctx.teacherKind === "synthetic" ? '<p class="warn"><b>Synthetic teacher:</b> responses were made from the gold answers by the bundled synthetic teacher (a seeded mix of right, wrong, unformatted, looping and truncated). This run tries the pipeline on your data; its data is not for training.</p>' : '<p class="warn"><b>Replay teacher:</b> responses came from the bundled replay server (recorded sample responses). This run exercises the pipeline; its data is not for training.</p>') : ""}
 <h2>Funnel</h2><table><tr><th>stage</th><th>in</th><th>out</th><th>rejected</th><th>unit</th><th>seconds</th></tr>${funnel}</table>
 ${barChart(
   "Reject reasons",

@@ -21,6 +21,7 @@ import {
   type StageFingerprint,
   stageFingerprints,
 } from "./fingerprint.ts";
+import type { SourceIdentity } from "./source-identity.ts";
 
 /** The folders a stage writes, below the run's prefix. */
 function outputFolders(stage: OutputStage): string[] {
@@ -63,9 +64,10 @@ export async function applyRevision(
   runId: string,
   config: RunConfig,
   attempt: number,
+  data: SourceIdentity = {},
 ): Promise<Revision> {
   const prefix = runPrefix(runId);
-  const current = stageFingerprints(config);
+  const current = stageFingerprints(config, data);
   const folders = (stage: OutputStage) => outputFolders(stage).map((f) => `${prefix}${f}`);
   const limit = pLimit(CONCURRENCY);
   const found = await Promise.all(

@@ -8,12 +8,12 @@ import { InputContractError } from "../errors.ts";
 import { ZipArchive } from "../images/zip-archive.ts";
 import { type Branch, DEDUP_STAGE, INGEST_STAGE, keys, type Stage } from "../layout/index.ts";
 import type { ImageRef } from "../records/index.ts";
-import { type ByteStore, writeJson } from "../shards/byte-store.ts";
+import { type ByteStore, readJson, writeJson } from "../shards/byte-store.ts";
 import { type SourceRow, shardRows } from "../shards/jsonl.ts";
 import { readParquetRows } from "../shards/parquet.ts";
 import { ingestRows } from "../stages/ingest.ts";
 
-import { runShard } from "../stages/stage.ts";
+import { runShard, type ShardStats } from "../stages/stage.ts";
 import { type RunContext, ratedBySource, readManifest, sourceFiles, writeManifest } from "./context.ts";
 import { type GenerateItem, loadQuestionSlice } from "./slices.ts";
 
@@ -62,6 +62,63 @@ export interface IngestItem {
   sourceIndex: number;
   source: string;
   file: string;
+  /** The columns the source reads (its mapping; absent for a preset): named when all its rows fail. */
+  columns?: Record<string, string>;
+}
+
+/** The mapped column a reject reason is about, by reason, and what is wrong with it. */
+const COLUMN_OF: Record<string, [field: string, problem: string]> = {
+  missing_question: ["question", "no question in column"],
+  missing_answer: ["answer", "no gold answer in column"],
+  missing_response: ["response", "no response in column"],
+  missing_pass_rate: ["passRate", "no pass rate in column"],
+  invalid_pass_rate: ["passRate", "no pass rate from 0 to 1 in column"],
+  image_not_found: ["images", "the image paths in column"],
+  missing_image: ["images", "no images in column"],
+};
+
+/**
+ * At the end of an ingest stage: a source whose every row was rejected fails the run here, naming
+ * the reason and the column to map, instead of reaching the end of the run as an empty dataset
+ * with the advice to look at a later stage. Rows past a source's sample cap do not count.
+ */
+export async function checkIngestYield(store: ByteStore, runId: string, stage: Stage, manifestKey: string) {
+  const items = await readJson<IngestItem[]>(store, manifestKey);
+  if (!items) return;
+  const bySource = new Map<
+    string,
+    { items: IngestItem[]; in: number; out: number; reasons: Record<string, number> }
+  >();
+  for (const item of items) {
+    const stats = await readJson<ShardStats>(store, keys.stats(runId, stage, item.shard));
+    if (!stats) continue;
+    const s = bySource.get(item.source) ?? { items: [], in: 0, out: 0, reasons: {} };
+    s.items.push(item);
+    s.in += stats.in;
+    s.out += stats.out;
+    for (const [r, n] of Object.entries(stats.reasons)) s.reasons[r] = (s.reasons[r] ?? 0) + n;
+    bySource.set(item.source, s);
+  }
+  const problems: string[] = [];
+  for (const [name, s] of bySource) {
+    const counted = s.in - (s.reasons.over_sample_cap ?? 0);
+    if (counted <= 0 || s.out > 0) continue;
+    const reasons = Object.entries(s.reasons)
+      .filter(([r]) => r !== "over_sample_cap")
+      .sort((a, b) => b[1] - a[1]);
+    const [top] = reasons[0] ?? ["unknown"];
+    const hint = COLUMN_OF[top];
+    const columns = s.items[0]?.columns;
+    const what = hint
+      ? columns
+        ? `${hint[1]} "${columns[hint[0]]}": map the source's own column with "columns": {"${hint[0]}": "<its name>"} (recipe validate names look-alike columns)`
+        : `${hint[1]} "${hint[0]}" that its preset reads: check that the files are the data set the preset names`
+      : "see each reject with recipe rejects";
+    problems.push(
+      `source ${name}: all ${counted} row(s) were rejected at ingest (${reasons.map(([r, n]) => `${r} ${n}`).join(", ")}): ${what}`,
+    );
+  }
+  if (problems.length > 0) throw new InputContractError(`${stage}: ${problems.join("; ")}`);
 }
 
 /** Lists every source file of a branch in source order; item i becomes ingest shard i. */
@@ -73,8 +130,16 @@ export async function planIngest(
   const sources = ctx.config.sources[branch];
   for (const [sourceIndex, source] of sources.entries()) {
     const files = await sourceFiles(ctx.sources(source.uri), source.format);
+    const columns = source.preset ? undefined : { ...source.columns };
     for (const file of files)
-      items.push({ branch, shard: items.length, sourceIndex, source: source.name, file });
+      items.push({
+        branch,
+        shard: items.length,
+        sourceIndex,
+        source: source.name,
+        file,
+        ...(columns ? { columns: columns as Record<string, string> } : {}),
+      });
   }
   const manifest = keys.manifest(ctx.runId, INGEST_STAGE[branch]);
   await writeManifest(ctx.store, manifest, items);

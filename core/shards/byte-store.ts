@@ -25,7 +25,20 @@ export interface ByteStore {
   readRange(key: string, start: number, end: number): Promise<Buffer>;
   /** Keys under a prefix, in lexicographic order. */
   list(prefix: string): AsyncIterable<string>;
+  /**
+   * Keys under a prefix with what identifies their content without reading it (a listing, not a
+   * download): the size and S3's ETag, or for local files a content hash.
+   */
+  listDetailed?(prefix: string): AsyncIterable<ObjectVersion>;
   delete(key: string): Promise<void>;
+}
+
+/** An object as a listing describes it. */
+export interface ObjectVersion {
+  key: string;
+  size: number;
+  /** S3's ETag (quotes removed) or, for a local file, `sha256:<hex>` of its bytes. */
+  etag: string;
 }
 
 export interface WriteOptions {

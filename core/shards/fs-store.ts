@@ -1,11 +1,11 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, statSync } from "node:fs";
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { InvariantError } from "../errors.ts";
-import { type Body, type ByteStore, NotFoundError } from "./byte-store.ts";
+import { type Body, type ByteStore, NotFoundError, type ObjectVersion } from "./byte-store.ts";
 
 const TMP_MARK = ".tmp-";
 
@@ -114,6 +114,19 @@ export class FsStore implements ByteStore {
       return buffer.subarray(0, bytesRead);
     } finally {
       await handle.close();
+    }
+  }
+
+  /** Local files are identified by a content hash (a local file has no ETag). */
+  async *listDetailed(prefix: string): AsyncIterable<ObjectVersion> {
+    for await (const key of this.list(prefix)) {
+      const hash = createHash("sha256");
+      let size = 0;
+      for await (const chunk of createReadStream(this.path(key)) as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        size += chunk.length;
+      }
+      yield { key, size, etag: `sha256:${hash.digest("hex")}` };
     }
   }
 

@@ -14,7 +14,13 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { type Body, type ByteStore, NotFoundError, type WriteOptions } from "./byte-store.ts";
+import {
+  type Body,
+  type ByteStore,
+  NotFoundError,
+  type ObjectVersion,
+  type WriteOptions,
+} from "./byte-store.ts";
 
 /** Multipart part size for streamed writes; memory per upload is about partSize x queueSize. */
 const PART_SIZE = 8 * 1024 * 1024;
@@ -153,6 +159,18 @@ export class S3Store implements ByteStore {
         new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
       );
       for (const obj of out.Contents ?? []) if (obj.Key) yield obj.Key;
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async *listDetailed(prefix: string): AsyncIterable<ObjectVersion> {
+    let token: string | undefined;
+    do {
+      const out = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const obj of out.Contents ?? [])
+        if (obj.Key) yield { key: obj.Key, size: obj.Size ?? 0, etag: (obj.ETag ?? "").replace(/"/g, "") };
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
   }

@@ -118,6 +118,58 @@ function imageEntries(v: unknown): (Uint8Array | string)[] | "invalid" {
   return out;
 }
 
+/**
+ * The image paths a source row refers to (relative to its table, as ingest reads them), after the
+ * source's preset reads it: what a local upload must carry besides the table. URLs and embedded
+ * bytes are left out; a row a preset rejects refers to nothing.
+ */
+export function rowImagePaths(source: Source, raw: unknown): string[] {
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) return [];
+  const preset = source.preset ? PRESETS[source.preset]! : null;
+  let r = raw as Record<string, unknown>;
+  if (preset) {
+    if (missingColumns(preset, r).length > 0) return [];
+    const read = preset.read(r);
+    if ("reject" in read) return [];
+    r = read as Record<string, unknown>;
+  }
+  const column = preset ? PRESET_COLUMNS.images : source.columns.images;
+  const entries = imageEntries(r[column]);
+  if (entries === "invalid") return [];
+  return entries.filter(
+    (e): e is string => typeof e === "string" && !/^[a-z][a-z0-9+.-]*:/i.test(e) && e !== "",
+  );
+}
+
+/**
+ * The question, gold answer and options of a source row as ingest reads them (after the preset),
+ * or null when ingest would reject it for a missing one: what the bundled local teachers need to
+ * know about a user's own data before the run.
+ */
+export function rowQuestion(
+  source: Source,
+  raw: unknown,
+): { question: string; answer: string; choices?: string[] } | null {
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) return null;
+  const preset = source.preset ? PRESETS[source.preset]! : null;
+  let r = raw as Record<string, unknown>;
+  if (preset) {
+    if (missingColumns(preset, r).length > 0) return null;
+    const read = preset.read(r);
+    if ("reject" in read) return null;
+    r = read as Record<string, unknown>;
+  }
+  const cols = preset ? PRESET_COLUMNS : source.columns;
+  const q = field(r, cols.question).text;
+  const a = field(r, cols.answer).text;
+  if (!q || !a) return null;
+  const question = normalizeQuestionText(q);
+  const answer = goldAnswer(a);
+  if (!question || !answer) return null;
+  const choices = choicesOf(r[cols.choices]);
+  return { question, answer, ...(Array.isArray(choices) ? { choices } : {}) };
+}
+
 function choicesOf(v: unknown): string[] | undefined | "invalid" {
   if (v === null || v === undefined) return undefined;
   if (!Array.isArray(v)) return "invalid";

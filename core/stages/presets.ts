@@ -29,6 +29,8 @@ export interface Preset {
   rows: "questions" | "traces" | "questions or traces";
   /** Files: the table, and where its images live. */
   layout: string;
+  /** The table's file format: a source with this preset need not say it. */
+  format: "jsonl" | "parquet";
   /** Columns every record must have; checked on the first record read. */
   required: string[];
   /** Schema facts taken on trust (SOURCES.md [I]); empty when every fact was seen. */
@@ -176,6 +178,7 @@ function plainColumns(map: { id: string; question: string; answer: string; image
 export const PRESETS: Record<string, Preset> = {
   "llava-cot-100k": {
     dataset: "Xkev/LLaVA-CoT-100k",
+    format: "jsonl",
     rows: "questions",
     layout:
       "`train.jsonl`; images in `image.zip` beside it (the joined `image.zip.part-*`), read in place, or its unzipped tree (`image` is a path relative to the JSONL)",
@@ -195,6 +198,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   "openvlthinker-sft": {
     dataset: "ydeng9/OpenVLThinker-sft-iter3",
+    format: "parquet",
     rows: "questions or traces",
     layout: "LLaMA-Factory Parquet: `messages` (user/assistant) and embedded `images`",
     required: ["messages", "images"],
@@ -212,6 +216,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   "mmr1-sft": {
     dataset: "MMR1/MMR1-SFT",
+    format: "jsonl",
     rows: "questions or traces",
     layout: "`sft.json` converted to JSON lines; images from the tar partitions, paths relative to the file",
     required: ["conversations"],
@@ -230,6 +235,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   "we-math2-sft": {
     dataset: "We-Math/We-Math2.0-SFT",
+    format: "jsonl",
     rows: "questions or traces",
     layout: "ms-swift JSON lines (`mathbook_sft.jsonl`): `messages` and `images` paths",
     required: ["messages"],
@@ -244,6 +250,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   "miromind-m1-sft": {
     dataset: "miromind-ai/MiroMind-M1-SFT-719K",
+    format: "parquet",
     rows: "questions or traces",
     layout:
       "Parquet: `id`, `question`, `response` (text only). No answer column: the gold answer is the response's own last `\\boxed{}`, so as traces every response verifies against itself; use it as questions for the teacher",
@@ -263,6 +270,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   virl39k: {
     dataset: "TIGER-Lab/ViRL39K",
+    format: "parquet",
     rows: "questions",
     layout:
       "`39Krelease.parquet`; `images.zip` beside it, read in place, or unzipped (`image` lists paths such as `images/<qid>-0.jpg`)",
@@ -283,6 +291,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   "thinklite-vl-hard": {
     dataset: "russwang/ThinkLite-VL-hard-11k",
+    format: "parquet",
     rows: "questions",
     layout:
       "`ThinkLite-VL-Hard-11k.parquet`: `id`, `problem`, `answer`, `image` (embedded bytes or an HF Image struct)",
@@ -293,6 +302,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   "we-math2-standard": {
     dataset: "We-Math/We-Math2.0-Standard",
+    format: "parquet",
     rows: "questions",
     layout: "`data/standard-*.parquet` (split `standard`): `id`, `question`, `image` (HF Image), `answer`",
     required: ["question", "image", "answer"],
@@ -302,6 +312,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   "we-math2-pro": {
     dataset: "We-Math/We-Math2.0-Pro",
+    format: "parquet",
     rows: "questions",
     layout:
       "Parquet (split `pro`): `question_id`, `question`, `image` (HF Image), `answer`, `knowledge points`",
@@ -312,6 +323,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   mmk12: {
     dataset: "FanqingM/MMK12",
+    format: "parquet",
     rows: "questions",
     layout: "`data/{train,test}-*.parquet`: `id`, `question`, `answer`, `subject`, `image` (HF Image)",
     required: ["question", "answer", "image"],
@@ -333,6 +345,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   puzzlevqa: {
     dataset: "declare-lab/PuzzleVQA",
+    format: "parquet",
     rows: "questions",
     layout:
       "`data/train-*.parquet`: `image` (HF Image), `question`, `options` (a serialized list), `answer` (option text)",
@@ -348,6 +361,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   algopuzzlevqa: {
     dataset: "declare-lab/AlgoPuzzleVQA",
+    format: "jsonl",
     rows: "questions",
     layout:
       "the GitHub JSON per puzzle (as JSON lines) or its Arrow export: `image`, `question`, `answer`, optional `options`",
@@ -362,6 +376,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   tqa: {
     dataset: "OpenMMReasoner/OpenMMReasoner-RL-74K (config tqa_train)",
+    format: "parquet",
     rows: "questions",
     layout: "verl Parquet: `prompt`, `images` (embedded), `reward_model`, `data_source`, `avg_reward`",
     required: VERL_REQUIRED,
@@ -371,6 +386,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   "openmmreasoner-rl-74k": {
     dataset: "OpenMMReasoner/OpenMMReasoner-RL-74K",
+    format: "parquet",
     rows: "questions",
     layout:
       "verl Parquet per config: `prompt` (user text with `<image>`), `images` (embedded), `reward_model.ground_truth`, `avg_reward` (not in `validation`)",
@@ -381,6 +397,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   "openmmreasoner-sft-874k": {
     dataset: "OpenMMReasoner/OpenMMReasoner-SFT-874K",
+    format: "parquet",
     rows: "questions or traces",
     layout:
       "Parquet per config: `id`, OpenAI `messages` (`text` / `image_url` items, paths relative to the images folder beside the file)",

@@ -81,6 +81,8 @@ export class PipelineStateMachine extends Construct {
       lambdaFunction: props.functions["run-failure"],
       payload: sfn.TaskInput.fromObject({
         "runId.$": "$.runId",
+        // Which attempt failed: failure.json belongs to it (attempts/<n>/failure.json).
+        "execution.$": "$$.Execution.Name",
         "state.$": "$.failedState",
         "error.$": "$.error",
       }),

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { STAGES } from "../../core/layout/index.ts";
+import { checkIngestYield } from "../../core/pipeline/steps.ts";
 import { markStageDone } from "../../core/stages/stage.ts";
 import { handler, publishStage, runStore } from "../shared/runtime.ts";
 
@@ -15,6 +16,9 @@ export const Event = z.object({
 });
 
 export const handle = handler("finish-stage", Event, async ({ runId, stage, manifest }) => {
+  // A source none of whose rows made it through ingest fails here, naming the reason and column.
+  if (manifest && (stage === "ingest-sft" || stage === "ingest-rl"))
+    await checkIngestYield(runStore(), runId, stage, manifest);
   const s = await markStageDone(runStore(), runId, stage, manifest);
   publishStage(s);
   return { stage, shards: s.shards, in: s.in, out: s.out, rejected: s.rejected };

@@ -70,7 +70,8 @@ export async function runContext(
     config,
     sources: resolveSource,
     judge,
-    replayTeacher: process.env.RECIPE_REPLAY_TEACHER === "1",
+    replayTeacher: !!process.env.RECIPE_REPLAY_TEACHER,
+    ...(process.env.RECIPE_REPLAY_TEACHER === "synthetic" ? { teacherKind: "synthetic" as const } : {}),
   };
 }
 

@@ -3,7 +3,8 @@
  * A second upload of the same file starts nothing while the run runs or after it succeeded, and starts
  * it again after it failed (`<run-id>.2`, ...). A changed run.json is a new revision of the run, started
  * as the next attempt once the last execution has ended; while one runs it is reported (log at ERROR
- * and runs/<id>/upload-conflict.json), never silently ignored.
+ * and runs/<id>/upload-conflict.json), never silently ignored. The same run.json over changed data
+ * (a source object overwritten, added or removed: a listing's sizes and ETags) is a new revision too.
  */
 import { createHash } from "node:crypto";
 import {
@@ -14,10 +15,12 @@ import {
   StartExecutionCommand,
 } from "@aws-sdk/client-sfn";
 import { z } from "zod";
+import { parseRunConfigText } from "../../core/config/index.ts";
 import { InputContractError } from "../../core/errors.ts";
 import { attemptName, CLOSED_UNSUCCESSFULLY, keys, runIdFromConfigKey } from "../../core/layout/index.ts";
+import { sourceDigest, sourceIdentity } from "../../core/pipeline/source-identity.ts";
 import { writeJson } from "../../core/shards/byte-store.ts";
-import { handler, logger, runStore } from "../shared/runtime.ts";
+import { handler, logger, resolveSource, runStore } from "../shared/runtime.ts";
 
 export const Event = z.object({
   detail: z.object({
@@ -29,7 +32,14 @@ export const Event = z.object({
 let sfn: SFNClient | null = null;
 let sfnEndpoint: string | undefined;
 
-export type StartOutcome = "started" | "restarted" | "revised" | "already_started" | "conflict" | "ignored";
+export type StartOutcome =
+  | "started"
+  | "restarted"
+  | "revised"
+  | "data_changed"
+  | "already_started"
+  | "conflict"
+  | "ignored";
 
 /** How many times one run id may be started (core/layout's attemptName names them). */
 export const MAX_ATTEMPTS = 9999;
@@ -92,6 +102,7 @@ export async function startRun(
   key: string,
   etag: string | undefined,
   content: Uint8Array | null,
+  sourcesDigest: string | null = null,
 ): Promise<{ outcome: StartOutcome; runId: string | null; executionArn?: string }> {
   const runId = runIdFromConfigKey(decodeURIComponent(key.replace(/\+/g, " ")));
   if (!runId) return { outcome: "ignored", runId: null };
@@ -103,9 +114,10 @@ export async function startRun(
       configKey: keys.runConfig(runId),
       etag: etag ?? null,
       configSha256,
+      ...(sourcesDigest ? { sourcesDigest } : {}),
       attempt,
     });
-  const start = async (attempt: number, outcome: "started" | "restarted" | "revised") => {
+  const start = async (attempt: number, outcome: "started" | "restarted" | "revised" | "data_changed") => {
     const name = attemptName(runId, attempt);
     if (name.length > 80) {
       throw new InputContractError(
@@ -132,6 +144,7 @@ export async function startRun(
   const before = JSON.parse(latest.execution.input ?? "{}") as {
     etag?: string | null;
     configSha256?: string | null;
+    sourcesDigest?: string;
   };
   const same =
     configSha256 !== null && before.configSha256 !== undefined
@@ -144,7 +157,28 @@ export async function startRun(
     return start(latest.attempt + 1, "revised");
   }
   if (CLOSED_UNSUCCESSFULLY.has(latest.execution.status ?? "")) return start(latest.attempt + 1, "restarted");
+  // The same run.json over changed data (a source object overwritten, added or removed since the
+  // last execution listed them) is a new revision: its first step recomputes what reads the change.
+  if (latest.execution.status === "SUCCEEDED" && sourcesDigest && before.sourcesDigest !== sourcesDigest)
+    return start(latest.attempt + 1, "data_changed");
   return { outcome: "already_started", runId, executionArn: latest.executionArn };
+}
+
+/**
+ * The digest of the data the uploaded run.json's sources name (a listing: sizes and ETags), or null
+ * when it cannot be told (a config that does not parse, a source that cannot be listed): then the
+ * run.json alone decides, and validate-config reports the problem.
+ */
+async function dataDigest(content: Uint8Array | null): Promise<string | null> {
+  if (!content) return null;
+  const parsed = parseRunConfigText(Buffer.from(content).toString("utf8"));
+  if (!parsed.ok) return null;
+  try {
+    return sourceDigest(await sourceIdentity(parsed.config, resolveSource));
+  } catch (err) {
+    logger.warn("could not list the run's sources", { error: (err as Error).message });
+    return null;
+  }
 }
 
 export const handle = handler("start-run", Event, async (event) => {
@@ -160,11 +194,13 @@ export const handle = handler("start-run", Event, async (event) => {
   const content = runIdFromConfigKey(decodeURIComponent(key.replace(/\+/g, " ")))
     ? await runStore().readBytes(key)
     : null;
-  const result = await startRun(sfn, arn, name, key, etag, content);
+  const result = await startRun(sfn, arn, name, key, etag, content, await dataDigest(content));
   if (result.outcome === "restarted")
     logger.info("run started again after a failed execution", { ...result });
   if (result.outcome === "revised")
     logger.info("run.json changed: a new revision of the run started", { ...result });
+  if (result.outcome === "data_changed")
+    logger.info("a source changed: a new revision of the run started", { ...result });
   if (result.outcome === "conflict" && result.runId) {
     logger.error("run.json changed while the run is running; nothing was started", {
       runId: result.runId,

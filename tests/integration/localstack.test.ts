@@ -361,4 +361,38 @@ describe.skipIf(!up)("the stack deployed on LocalStack", () => {
     expect(failed.out).toMatch(/^run ls-malformed: FAILED/);
     expect(failed.out).toContain("failure.json");
   }, 120_000);
+
+  it("recomputes what reads a source object overwritten under the same key when the same run.json is uploaded", async () => {
+    const runId = "ls-traces";
+    const extra = {
+      problem: "A train travels 99 km each hour for 3 hours. How far does it go, in km?",
+      answer: "297",
+      PassRate_32BTrained: 0.5,
+    };
+    await store.write("sources/ls/rated.jsonl", `${ratedSource()}${JSON.stringify(extra)}\n`);
+    await store.write(
+      keys.runConfig(runId),
+      runJson(runId, `s3://${bucket}/sources/ls/traces.jsonl`, `s3://${bucket}/sources/ls/rated.jsonl`),
+    );
+
+    const execution = await until("the second attempt of ls-traces", async () => {
+      const e = (await executionsOf(runId)).find((x) => x.name === `${runId}.2`);
+      if (!e) return undefined;
+      const d = await sfn.send(new DescribeExecutionCommand({ executionArn: e.executionArn }));
+      return d.status === "RUNNING" ? undefined : d;
+    });
+    expect(execution.status).toBe("SUCCEEDED");
+    const revision = await readJson<{ stages: { stage: string; action: string; because?: string[] }[] }>(
+      store,
+      `runs/${runId}/revision.json`,
+    );
+    const of = (stage: string) => revision!.stages.find((d) => d.stage === stage);
+    expect(of("ingest-rl")).toMatchObject({
+      action: "recompute",
+      because: [`s3://${bucket}/sources/ls/rated.jsonl changed`],
+    });
+    expect(of("ingest-sft")).toMatchObject({ action: "keep" });
+    const ingest = await readJson<StageSummary>(store, keys.success(runId, "ingest-rl"));
+    expect(ingest?.in).toBe(25);
+  }, 600_000);
 });

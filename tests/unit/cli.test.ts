@@ -73,6 +73,8 @@ describe("recipe validate", () => {
       join(dir, "q.jsonl"),
       `${JSON.stringify({ problem: "2+2?", solution: "4", image: "a.png" })}\n`,
     );
+    // validate also checks that the first rows' image files exist.
+    writeFileSync(join(dir, "a.png"), readFileSync("examples/sample/images/bar-0.png"));
     const parquet = parquetWriteBuffer({
       columnData: [
         { name: "question", data: ["What is shown?"], type: "STRING" },
@@ -310,13 +312,13 @@ describe("bad input to every command", () => {
       "estimate with a non-number",
       ["estimate", "examples/run.sample.json", "--sft-questions", "abc"],
       2,
-      /--sft-questions must be a non-negative number, not "abc"/,
+      /option '--sft-questions <n>' argument 'abc' is invalid\. expected a whole number/,
     ],
     [
       "estimate with a negative number",
       ["estimate", "examples/run.sample.json", "--teacher-tokens", "-5"],
       2,
-      /--teacher-tokens must be a positive number/,
+      /option '--teacher-tokens <n>' argument '-5' is invalid\. expected a whole number from 1/,
     ],
     ["estimate a missing file", ["estimate", "nofile.json"], 2, /cannot read nofile\.json/],
     ["validate a missing file", ["validate", "nofile.json"], 2, /cannot read nofile\.json/],

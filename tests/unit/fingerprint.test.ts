@@ -217,6 +217,34 @@ describe("stage fingerprints", () => {
     expect(plan.find((d) => d.stage === "ingest-sft")).toEqual({ stage: "ingest-sft", action: "keep" });
   });
 
+  it("recomputes the stage that reads a changed, added or removed source file, and names the file", () => {
+    const a = "s3://b/sources/a.jsonl";
+    const before = stageFingerprints(config(), {
+      "ingest-sft": { [a]: "10 e1", "s3://b/sources/x.jsonl": "3 e" },
+    });
+    const now = stageFingerprints(config(), {
+      "ingest-sft": { [a]: "11 e2", "s3://b/sources/y.jsonl": "4 e" },
+    });
+    const all = Object.fromEntries(OUTPUT_STAGES.map((s) => [s, true]));
+    const plan = planRevision(now, before, all);
+
+    expect(plan.find((d) => d.stage === "ingest-sft")).toEqual({
+      stage: "ingest-sft",
+      action: "recompute",
+      because: [`${a} changed`, "s3://b/sources/x.jsonl removed", "s3://b/sources/y.jsonl added"],
+    });
+    expect(plan.find((d) => d.stage === "dedup-sft")).toMatchObject({ because: ["ingest-sft recomputed"] });
+    expect(plan.find((d) => d.stage === "ingest-rl")).toEqual({ stage: "ingest-rl", action: "keep" });
+  });
+
+  it("keeps every stage when the source files list the same sizes and ETags", () => {
+    const data = { "ingest-sft": { "s3://b/sources/a.jsonl": "10 e1" } };
+    const all = Object.fromEntries(OUTPUT_STAGES.map((s) => [s, true]));
+    const plan = planRevision(stageFingerprints(config(), data), stageFingerprints(config(), data), all);
+
+    expect(plan.every((d) => d.action === "keep")).toBe(true);
+  });
+
   it("recomputes a stage that has outputs but no recorded fingerprint, and starts a stage with neither", () => {
     const now = stageFingerprints(config());
     const plan = planRevision(now, {}, { "ingest-sft": true });

@@ -47,6 +47,18 @@ describe("start-run", () => {
     expect(api.executions.get(first.executionArn!)?.status).toBe("RUNNING");
   });
 
+  it("starts a new revision when the same run.json is uploaded over changed source data, and not otherwise", async () => {
+    const first = await startRun(client, MACHINE, "b", KEY, '"e"', config(1), "data-1");
+    api.finish(first.executionArn!, { status: "SUCCEEDED" });
+
+    const same = await startRun(client, MACHINE, "b", KEY, '"e"', config(1), "data-1");
+    const changed = await startRun(client, MACHINE, "b", KEY, '"e"', config(1), "data-2");
+
+    expect(same.outcome).toBe("already_started");
+    expect(changed.outcome).toBe("data_changed");
+    expect(changed.executionArn).toMatch(/:r1\.2$/);
+  });
+
   it("finds the newest of many attempts, in a few calls", async () => {
     let seed = 0;
     for (let i = 0; i < 37; i++) {
