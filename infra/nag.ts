@@ -15,7 +15,7 @@ const RULES: { where: RegExp; rule: string; reason: string }[] = [
     where: /\/Step-[a-z-]+\/Fn\/ServiceRole\/DefaultPolicy\/Resource$/,
     rule: "AwsSolutions-IAM5",
     reason:
-      "S3 grants are limited to the step's own key patterns under runs/<run-id>/ (the run id is known only at run time); kms:*Encrypt*/GenerateDataKey* come from CDK's grantEncryptDecrypt on the pipeline key; X-Ray requires Resource *; start-run may only start/describe recipe-run executions.",
+      "S3 grants are limited to the step's own key patterns under runs/<run-id>/ (the run id is known only at run time); kms:*Encrypt*/GenerateDataKey* come from CDK's grantEncryptDecrypt on the pipeline key; X-Ray requires Resource *; lambda:GetAccountSettings (validate-config) has no resource scope; start-run may only start/describe recipe-run executions.",
   },
   {
     where:

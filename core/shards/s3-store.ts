@@ -24,14 +24,17 @@ function customEndpoint(): string | undefined {
   return process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
 }
 
-/** An S3 client for AWS or, when an endpoint is configured, an S3-compatible emulator. */
+/**
+ * An S3 client for AWS or, when an endpoint is configured, an S3-compatible emulator. The region is
+ * the SDK's own (AWS_REGION, the profile): never a default here, with an emulator either, so a
+ * container started without a region fails here as on AWS ("Region is missing"), not only there.
+ */
 export function createS3Client(overrides: S3ClientConfig = {}): S3Client {
   const endpoint = (overrides.endpoint as string | undefined) ?? customEndpoint();
   const config: S3ClientConfig = { ...overrides };
   if (endpoint) {
     config.endpoint = endpoint;
     config.forcePathStyle = true;
-    config.region ??= process.env.AWS_REGION ?? "us-east-1";
     // Emulators do not all speak the newer flexible-checksum trailers; AWS itself gets the defaults.
     config.requestChecksumCalculation = "WHEN_REQUIRED";
     config.responseChecksumValidation = "WHEN_REQUIRED";

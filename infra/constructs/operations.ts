@@ -17,7 +17,8 @@ import { Construct } from "constructs";
 export interface OperationsProps {
   readonly stateMachine: sfn.StateMachine;
   readonly functions: lambda.IFunction[];
-  readonly jobQueueArn: string;
+  /** Every GPU queue (generate queues and the multi-node training queue): each one's failures alarm. */
+  readonly jobQueueArns: string[];
   /** @default no notifications */
   readonly alarmEmail?: string;
   readonly key?: kms.IKey;
@@ -95,7 +96,7 @@ export class Operations extends Construct {
       eventPattern: {
         source: ["aws.batch"],
         detailType: ["Batch Job State Change"],
-        detail: { jobQueue: [props.jobQueueArn] },
+        detail: { jobQueue: props.jobQueueArns },
       },
       targets: [new targets.CloudWatchLogGroup(batchEvents)],
     });
@@ -130,7 +131,7 @@ export class Operations extends Construct {
         eventPattern: {
           source: ["aws.batch"],
           detailType: ["Batch Job State Change"],
-          detail: { status: ["FAILED"], jobQueue: [props.jobQueueArn] },
+          detail: { status: ["FAILED"], jobQueue: props.jobQueueArns },
         },
         // Through a role: EventBridge gets no grant on the topic's key in the key policy itself.
         targets: [new targets.SnsTopic(this.topic, { authorizeUsingRole: true })],
