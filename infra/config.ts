@@ -82,7 +82,11 @@ const HOST =
 
 /** The deploy settings from CDK context; every problem is listed in one error. */
 export function settingsFrom(node: Node): PipelineSettings {
-  const get = (k: string) => node.tryGetContext(k) as unknown;
+  return settingsFromContext((k) => node.tryGetContext(k) as unknown);
+}
+
+/** The same from any context lookup (`recipe validate -c key=value` reads cdk.json and its own -c). */
+export function settingsFromContext(get: (key: string) => unknown): PipelineSettings {
   const problems: string[] = [];
   const encryption = String(get("encryption") ?? "kms");
   if (encryption !== "kms" && encryption !== "s3")

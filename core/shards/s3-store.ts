@@ -42,6 +42,17 @@ export function createS3Client(overrides: S3ClientConfig = {}): S3Client {
   return new S3Client(config);
 }
 
+/**
+ * Why an S3 client made here would have no region, or null. A Batch container gets a region only from
+ * its job definition (the JS SDK v3 reads none from instance metadata); without one the first call
+ * throws "Region is missing". The container entry points check this first and exit 3 (bad input, no
+ * retry) naming it, instead of failing every attempt the same way.
+ */
+export function missingRegion(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (env.AWS_REGION || env.AWS_DEFAULT_REGION || env.AWS_PROFILE) return null;
+  return "Region is missing: the job definition sets no AWS_REGION (the JS SDK v3 reads no region from instance metadata)";
+}
+
 function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e?.name === "NoSuchKey" || e?.name === "NotFound" || e?.$metadata?.httpStatusCode === 404;

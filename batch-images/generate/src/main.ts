@@ -4,7 +4,7 @@
  * 0 (done), 3 (bad input, no retry) or 75 (transient, retried by Batch).
  */
 import { FsStore } from "../../../core/shards/fs-store.ts";
-import { createS3Client, S3Store } from "../../../core/shards/s3-store.ts";
+import { createS3Client, missingRegion, S3Store } from "../../../core/shards/s3-store.ts";
 import { EXIT_BAD_INPUT, runWorker, type WorkerOptions } from "./worker.ts";
 
 function env(name: string, fallback?: string): string {
@@ -18,6 +18,11 @@ function env(name: string, fallback?: string): string {
 
 const mode = env("RECIPE_MODE", "distill") as WorkerOptions["mode"];
 const bucket = env("RECIPE_BUCKET");
+const noRegion = bucket.startsWith("file://") ? null : missingRegion();
+if (noRegion) {
+  console.error(JSON.stringify({ level: "ERROR", message: noRegion }));
+  process.exit(EXIT_BAD_INPUT);
+}
 const store = bucket.startsWith("file://")
   ? new FsStore(bucket.slice(7))
   : new S3Store(createS3Client(), bucket);
