@@ -129,7 +129,7 @@ describe("keys bound to hosts", () => {
     );
     expect(failure?.state).toBe("ValidateConfig");
     expect(failure?.problems.map((p) => p.path)).toEqual(["$.teacher.endpoint.url"]);
-    expect(failure?.problems[0]!.message).toContain("https://api.example.com");
+    expect(failure?.problems[0]?.message).toContain("https://api.example.com");
     expect(authorizations.filter((a) => a.includes("sk-deployed-teacher-key"))).toEqual([]);
   }, 600_000);
 });
