@@ -270,6 +270,29 @@ describe("7. operations and limits", () => {
     }
   });
 
+  it("alarms when a GPU job blocks its queue in RUNNABLE, and sends Batch's event with its reason to the alarm email", () => {
+    const blocked = of("AWS::Events::Rule").filter(([, r]) =>
+      JSON.stringify(r.Properties?.EventPattern).includes("Batch Job Queue Blocked"),
+    );
+    expect(blocked).toHaveLength(1);
+    const queues = of("AWS::Batch::JobQueue").map(([id]) => id);
+    for (const q of queues)
+      expect(JSON.stringify(blocked[0]![1].Properties!.EventPattern)).toContain(`"${q}"`);
+    const alarm = of("AWS::CloudWatch::Alarm").find(
+      ([, r]) => r.Properties?.MetricName === "GpuQueueBlocked",
+    );
+    expect(String(alarm![1].Properties!.AlarmDescription)).toContain("statusReason");
+
+    const withEmail = synth({ alarmEmail: "ops@example.com" }, "Mailed");
+    const notify = Object.values(withEmail.Resources).filter(
+      (r) =>
+        r.Type === "AWS::Events::Rule" &&
+        JSON.stringify(r.Properties?.EventPattern).includes("Batch Job Queue Blocked") &&
+        JSON.stringify(r.Properties?.Targets).includes("Alarms"),
+    );
+    expect(notify).toHaveLength(1);
+  });
+
   it("keeps every role's inline policies under IAM's 10,240 characters with room to grow, and each managed policy under 6,144", () => {
     // Sizes as IAM counts them (no whitespace), with every reference resolved to a long ARN: the
     // template's tokens are shorter than what CloudFormation puts there.
