@@ -248,6 +248,7 @@ export class RecipePipelineStack extends Stack {
       generateImageUri: s.generateImageUri,
       trainImageUri: s.trainImageUri,
       teacherApiKeySecretArn: s.teacherApiKeySecretArn,
+      teacherEndpointHost: s.teacherEndpointHost,
       sourceBuckets: s.sourceBuckets,
       rootVolumeGiB: s.gpuRootVolumeGiB,
       runnableTimeout: Duration.hours(s.gpuRunnableTimeoutHours),

@@ -40,6 +40,8 @@ export interface GpuBatchProps {
   readonly generateImageUri?: string;
   readonly trainImageUri?: string;
   readonly teacherApiKeySecretArn?: string;
+  /** The one host the teacher's key may be sent to (the generate job checks it again). */
+  readonly teacherEndpointHost?: string;
   readonly sourceBuckets: string[];
   /** Root volume of each GPU host (images, weights, checkpoints). */
   readonly rootVolumeGiB: number;
@@ -325,6 +327,7 @@ export class GpuBatch extends Construct {
       memoryGiB: number,
       shmGiB: number,
       secrets?: Record<string, batch.Secret>,
+      extraEnv: Record<string, string> = {},
     ) =>
       new batch.EcsEc2ContainerDefinition(this, `${name}Container`, {
         image,
@@ -343,13 +346,22 @@ export class GpuBatch extends Construct {
           AWS_REGION: stack.region,
           AWS_DEFAULT_REGION: stack.region,
           AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+          ...extraEnv,
         },
         secrets,
         readonlyRootFilesystem: false,
       });
     this.generateJob = new batch.EcsJobDefinition(this, "Generate", {
       jobDefinitionName: names.generate,
-      container: container("Generate", generateImage, props.gpusPerJob, 160, 64, apiKey),
+      container: container(
+        "Generate",
+        generateImage,
+        props.gpusPerJob,
+        160,
+        64,
+        apiKey,
+        apiKey && props.teacherEndpointHost ? { RECIPE_TEACHER_KEY_HOST: props.teacherEndpointHost } : {},
+      ),
       retryAttempts: 10,
       retryStrategies,
       timeout: Duration.hours(24),

@@ -3,6 +3,7 @@
  * share of the account's Lambda concurrency, keys bound to the hosts the deploy named, and the local
  * Batch's environment (no region unless the job definition gives one).
  */
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -219,5 +220,37 @@ describe("the published example", () => {
 
     expect(c.teacher.weightsUri).toMatch(/^s3:\/\/[^/]+\/models\/.+\/$/);
     expect(c.rl.policyWeightsUri).toMatch(/^s3:\/\/[^/]+\/models\/.+\/$/);
+  });
+});
+
+describe("the generate container's own checks", () => {
+  const generate = (env: Record<string, string>) => {
+    const { AWS_REGION: _r, AWS_DEFAULT_REGION: _d, AWS_PROFILE: _p, ...base } = process.env;
+    return spawnSync(process.execPath, ["--import", "tsx", "batch-images/generate/src/main.ts"], {
+      env: { ...base, RECIPE_RUN_ID: "r", RECIPE_MODE: "distill", ...env },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+  };
+
+  it("exits 3 naming the missing region before any S3 call, instead of retrying it", () => {
+    const r = generate({ RECIPE_BUCKET: "some-bucket" });
+
+    expect(r.status, r.stderr).toBe(3);
+    expect(r.stderr).toContain("Region is missing");
+  });
+
+  it("exits 3 before calling a teacher on another host than the one its key is bound to", () => {
+    const r = generate({
+      AWS_REGION: "us-east-1",
+      RECIPE_BUCKET: `file://${mkdtempSync(join(tmpdir(), "recipe-i25-"))}`,
+      RECIPE_TEACHER_KEY_HOST: "api.example.com",
+      RECIPE_SERVING: "endpoint",
+      OPENAI_BASE_URL: "https://elsewhere.example.net/v1",
+      OPENAI_API_KEY: "sk-bound",
+    });
+
+    expect(r.status, r.stderr).toBe(3);
+    expect(r.stderr).toContain("teacherEndpointHost");
   });
 });
