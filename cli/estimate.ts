@@ -1,5 +1,6 @@
 /** `recipe estimate`: the cost model before a run, from the config and expected question counts. */
 import { readFile } from "node:fs/promises";
+import { deployProblems } from "../core/config/deploy.ts";
 import { formatProblems, parseRunConfigText } from "../core/config/index.ts";
 import {
   type Capacity,
@@ -7,6 +8,8 @@ import {
   estimateCost,
   ON_DEMAND_USD_PER_HOUR,
 } from "../core/cost.ts";
+import { pricedInstance } from "../core/generate/queues.ts";
+import { deployFacts, deploySettings } from "./deploy-settings.ts";
 import { UsageError } from "./errors.ts";
 import { countSources } from "./source-counts.ts";
 import { modelFitProblems } from "./sources.ts";
@@ -20,6 +23,8 @@ export interface EstimateOptions {
   instanceType?: string;
   capacity?: string;
   json?: boolean;
+  /** Deploy settings (-c key=value) over cdk.json: the queues priced. */
+  context?: string[];
 }
 
 const CAPACITIES: Capacity[] = ["spot", "on-demand", "spot-then-on-demand"];
@@ -77,15 +82,32 @@ export async function estimateCommand(
   const rl = config.rl.enabled
     ? await questions("rl", opts.rlQuestions, "--rl-questions", RECIPE_RL_QUESTIONS)
     : { n: 0, how: "RL is disabled" };
-  const instanceType = opts.instanceType ?? DEFAULT_ESTIMATE_INSTANCE;
+  // Each generate job is priced on the queue it runs on: the cheapest instance type (Batch favours
+  // the lowest price) of the deployed queue that holds its model (core/generate/queues.ts).
+  let instanceType = opts.instanceType;
+  let rolloutInstanceType = opts.instanceType;
+  if (instanceType === undefined) {
+    const facts = deployFacts(deploySettings(opts.context));
+    const { problems, queues } = deployProblems(config, { queues: facts.queues });
+    if (problems.length > 0) {
+      err(`${file}: no deployed GPU queue holds it\n${formatProblems(problems)}\n`);
+      return 2;
+    }
+    const typesOf = (queue: string | undefined) =>
+      facts.queues!.find((q) => q.queue === queue) ?? facts.queues!.at(-1)!;
+    instanceType = pricedInstance(typesOf(queues?.teacherQueue)) ?? DEFAULT_ESTIMATE_INSTANCE;
+    rolloutInstanceType = pricedInstance(typesOf(queues?.policyQueue)) ?? instanceType;
+  }
   if (!(instanceType in ON_DEMAND_USD_PER_HOUR))
     throw new UsageError(
       `--instance-type ${JSON.stringify(instanceType)} has no price here; one of ${Object.keys(ON_DEMAND_USD_PER_HOUR).join(", ")}`,
     );
-  const misfits = modelFitProblems(config, instanceType);
-  if (misfits.length > 0) {
-    err(`${file}: cannot run on ${instanceType}\n${formatProblems(misfits)}\n`);
-    return 2;
+  if (opts.instanceType !== undefined) {
+    const misfits = modelFitProblems(config, instanceType);
+    if (misfits.length > 0) {
+      err(`${file}: cannot run on ${instanceType}\n${formatProblems(misfits)}\n`);
+      return 2;
+    }
   }
   if (opts.capacity !== undefined && !CAPACITIES.includes(opts.capacity as Capacity))
     throw new UsageError(
@@ -93,6 +115,7 @@ export async function estimateCommand(
     );
   const estimate = estimateCost(config, {
     instanceType,
+    rolloutInstanceType,
     capacity: opts.capacity as Capacity | undefined,
     sftQuestions: sft.n,
     rlQuestions: rl.n,

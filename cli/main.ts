@@ -1,8 +1,10 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { deployProblems } from "../core/config/deploy.ts";
 import { formatProblems, parseRunConfigText } from "../core/config/index.ts";
 import { PROJECT_ROOT } from "../infra/root.ts";
+import { deployFacts, deploySettings } from "./deploy-settings.ts";
 import { debugRequested, describeError } from "./errors.ts";
 import type { EstimateOptions } from "./estimate.ts";
 import type { RejectsOptions } from "./rejects.ts";
@@ -29,7 +31,7 @@ const defaultIo: Io = {
 
 async function validateCommand(
   file: string,
-  opts: { quiet?: boolean; remote?: boolean; instanceType?: string },
+  opts: { quiet?: boolean; remote?: boolean; instanceType?: string; context?: string[] },
   io: Io,
 ): Promise<number> {
   let text: string;
@@ -49,6 +51,9 @@ async function validateCommand(
           ? await (await import("./source-images.ts")).sourceImageProblems(result.config, file)
           : []),
         ...(opts.instanceType ? modelFitProblems(result.config, opts.instanceType) : []),
+        // Against the stack cdk.json and -c describe: the GPU queue that holds each model, the hosts
+        // its keys are bound to (what validate-config refuses at run start).
+        ...deployProblems(result.config, deployFacts(deploySettings(opts.context))).problems,
       ]
     : result.problems;
   if (!result.ok || problems.length > 0) {
@@ -115,8 +120,15 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       "--instance-type <type>",
       "also check that the teacher and the policy fit this deployed GPU instance type (e.g. g6e.48xlarge)",
     )
-    .action(async (file: string, opts: { quiet?: boolean; remote?: boolean; instanceType?: string }) =>
-      setCode(await validateCommand(file, opts, io)),
+    .option(
+      "-c, --context <key=value...>",
+      "deploy settings as given to cdk deploy (over cdk.json): the run must fit the stack they describe",
+    )
+    .action(
+      async (
+        file: string,
+        opts: { quiet?: boolean; remote?: boolean; instanceType?: string; context?: string[] },
+      ) => setCode(await validateCommand(file, opts, io)),
     );
 
   program
@@ -245,7 +257,11 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     )
     .option(
       "--instance-type <type>",
-      "the deployed instance type the generate jobs run on (default p5.48xlarge, the one of the stack's defaults that holds the default teacher)",
+      "price every generate job on this instance type (default: each on the cheapest type of the deployed queue that holds its model)",
+    )
+    .option(
+      "-c, --context <key=value...>",
+      "deploy settings as given to cdk deploy (over cdk.json): the queues whose instance types are priced",
     )
     .addOption(
       new Option(

@@ -40,8 +40,10 @@ export const DEFAULT_ESTIMATE_INSTANCE = "p5.48xlarge";
 export type Capacity = "spot" | "on-demand" | "spot-then-on-demand";
 
 export interface EstimateInput {
-  /** The instance type the jobs run on (one of the deployed `instanceTypes`). @default p5.48xlarge */
+  /** The instance type the distill jobs run on (of the queue that holds the teacher). @default p5.48xlarge */
   instanceType?: string;
+  /** The instance type the rollout jobs run on (of the queue that holds the policy). @default instanceType */
+  rolloutInstanceType?: string;
   /** Which capacity prices the GPU hours; the deployed queue tries spot first. @default spot-then-on-demand (priced on demand) */
   capacity?: Capacity;
   sftQuestions: number;
@@ -61,6 +63,7 @@ export interface CostLine {
 export interface Estimate {
   label: string;
   instanceType: string;
+  rolloutInstanceType: string;
   lines: CostLine[];
   totalUsd: number;
   assumptions: Record<string, number | string>;
@@ -68,24 +71,35 @@ export interface Estimate {
 
 export function estimateCost(config: RunConfig, input: EstimateInput): Estimate {
   const instanceType = input.instanceType ?? DEFAULT_ESTIMATE_INSTANCE;
+  const rolloutInstanceType = input.rolloutInstanceType ?? instanceType;
   const capacity = input.capacity ?? "spot-then-on-demand";
-  const price = ON_DEMAND_USD_PER_HOUR[instanceType] ?? 30;
-  const effective = capacity === "spot" ? price * (1 - SPOT_DISCOUNT) : price;
-  const tps = input.tokensPerSecond ?? ASSUMED_TOKENS_PER_SECOND[instanceType] ?? 3000;
+  const hourly = (type: string) => {
+    const price = ON_DEMAND_USD_PER_HOUR[type] ?? 30;
+    return capacity === "spot" ? price * (1 - SPOT_DISCOUNT) : price;
+  };
+  const throughput = (type: string) => input.tokensPerSecond ?? ASSUMED_TOKENS_PER_SECOND[type] ?? 3000;
+  const effective = hourly(instanceType);
+  const tps = throughput(instanceType);
   const teacherTokens = input.sftQuestions * config.teacher.samplesPerQuestion * input.avgTeacherTokens;
   const rolloutTokens = config.rl.enabled
     ? input.rlQuestions * config.rl.rolloutsPerQuestion * input.avgRolloutTokens
     : 0;
   const lines: CostLine[] = [];
-  const gpu = (stage: string, tokens: number, what: string) => {
-    const hours = tokens / tps / 3600;
-    lines.push({ stage, what, hours, usd: hours * effective });
+  const gpu = (stage: string, tokens: number, type: string, what: string) => {
+    const hours = tokens / throughput(type) / 3600;
+    lines.push({ stage, what, hours, usd: hours * hourly(type) });
   };
-  gpu("distill", teacherTokens, `${teacherTokens.toExponential(2)} teacher tokens on ${instanceType}`);
+  gpu(
+    "distill",
+    teacherTokens,
+    instanceType,
+    `${teacherTokens.toExponential(2)} teacher tokens on ${instanceType}`,
+  );
   gpu(
     "estimate-difficulty",
     rolloutTokens,
-    `${rolloutTokens.toExponential(2)} rollout tokens on ${instanceType}`,
+    rolloutInstanceType,
+    `${rolloutTokens.toExponential(2)} rollout tokens on ${rolloutInstanceType}`,
   );
   if (config.training.enabled) {
     // GSPO step time grows with rollouts x response length; 10 minutes per step on the published 64 GPUs.
@@ -119,6 +133,7 @@ export function estimateCost(config: RunConfig, input: EstimateInput): Estimate 
   return {
     label: "ESTIMATE: list prices and assumed throughput, not a quote",
     instanceType,
+    rolloutInstanceType,
     lines,
     totalUsd: lines.reduce((a, l) => a + l.usd, 0),
     assumptions: {
@@ -127,6 +142,7 @@ export function estimateCost(config: RunConfig, input: EstimateInput): Estimate 
       "average teacher tokens per response": input.avgTeacherTokens,
       "average rollout tokens": input.avgRolloutTokens,
       "instance type": instanceType,
+      "rollout instance type": rolloutInstanceType,
       capacity:
         capacity === "spot"
           ? `spot (list price less ${SPOT_DISCOUNT * 100}%)`

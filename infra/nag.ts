@@ -15,7 +15,7 @@ const RULES: { where: RegExp; rule: string; reason: string }[] = [
     where: /\/Step-[a-z-]+\/Fn\/ServiceRole\/DefaultPolicy\/Resource$/,
     rule: "AwsSolutions-IAM5",
     reason:
-      "S3 grants are limited to the step's own key patterns under runs/<run-id>/ (the run id is known only at run time); kms:*Encrypt*/GenerateDataKey* come from CDK's grantEncryptDecrypt on the pipeline key; X-Ray requires Resource *; start-run may only start/describe recipe-run executions.",
+      "S3 grants are limited to the step's own key patterns under runs/<run-id>/ (the run id is known only at run time); kms:*Encrypt*/GenerateDataKey* come from CDK's grantEncryptDecrypt on the pipeline key; X-Ray requires Resource *; lambda:GetAccountSettings (validate-config) has no resource scope; start-run may only start/describe recipe-run executions.",
   },
   {
     where:
@@ -43,7 +43,7 @@ const RULES: { where: RegExp; rule: string; reason: string }[] = [
       "The container execution roles pull the job image (ecr:GetAuthorizationToken has no resource scope) and write the job's own log group.",
   },
   {
-    where: /\/Operations\/BatchFailedNotify\/EventsRole\/DefaultPolicy\/Resource$/,
+    where: /\/Operations\/(BatchFailedNotify|GpuQueueBlockedNotify)\/EventsRole\/DefaultPolicy\/Resource$/,
     rule: "AwsSolutions-IAM5",
     reason:
       "EventBridge publishes failed-job events to the alarm topic through this role; publishing to a KMS-encrypted topic needs kms:GenerateDataKey* on the topic's own key (CDK's grantPublish), which is the only key named.",

@@ -3,8 +3,6 @@
  * Lambdas and Distributed Maps, AWS Batch GPU jobs, and operations.
  */
 import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
-import { Platform } from "aws-cdk-lib/aws-ecr-assets";
-import * as ecs from "aws-cdk-lib/aws-ecs";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
@@ -14,12 +12,11 @@ import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import type { PipelineSettings } from "./config.ts";
-import { GpuBatch, stateMachineName } from "./constructs/gpu-batch.ts";
+import { batchNames, GpuBatch, stateMachineName } from "./constructs/gpu-batch.ts";
 import { Operations } from "./constructs/operations.ts";
 import { PipelineStateMachine, type StepName } from "./constructs/pipeline-state-machine.ts";
 import { StageFunction, type StageFunctionProps } from "./constructs/stage-function.ts";
 import { PipelineStorage } from "./constructs/storage.ts";
-import { PROJECT_ROOT } from "./root.ts";
 
 export interface RecipePipelineStackProps extends StackProps {
   readonly settings: PipelineSettings;
@@ -205,6 +202,9 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
 export class RecipePipelineStack extends Stack {
   constructor(scope: Construct, id: string, props: RecipePipelineStackProps) {
     super(scope, id, props);
+    // One statement per action set instead of one per grant: the state machine role's inline policies
+    // (a Lambda invoke grant per step) would otherwise approach IAM's 10,240 characters per role.
+    this.node.setContext("@aws-cdk/aws-iam:minimizePolicies", true);
     const s = props.settings;
     const storage = new PipelineStorage(this, "Storage", { encryption: s.encryption });
     const bucket = storage.bucket;
@@ -240,33 +240,56 @@ export class RecipePipelineStack extends Stack {
       secretsmanager.Secret.fromSecretCompleteArn(this, "JudgeKey", s.judgeApiKeySecretArn).grantRead(verify);
     }
 
-    const image = (uri: string | undefined, folder: string) =>
-      uri
-        ? ecs.ContainerImage.fromRegistry(uri)
-        : ecs.ContainerImage.fromAsset(PROJECT_ROOT, {
-            file: `batch-images/${folder}/Dockerfile`,
-            // GPU hosts are x86_64: an image built on an arm64 laptop would not start there.
-            platform: Platform.LINUX_AMD64,
-          });
     const gpu = new GpuBatch(this, "Gpu", {
       bucket,
       key: storage.key,
       vpcId: s.vpcId,
-      instanceTypes: s.instanceTypes,
+      queueInstanceTypes: { large: s.largeInstanceTypes, small: s.smallInstanceTypes },
       maxVcpus: s.maxVcpus,
+      trainInstanceTypes: s.trainInstanceTypes,
+      trainMaxVcpus: s.trainMaxVcpus,
+      trainAvailabilityZone: s.trainAvailabilityZone,
       gpusPerJob: s.gpusPerJob,
-      generateImage: image(s.generateImageUri, "generate"),
-      trainImage: image(s.trainImageUri, "train-rl"),
+      generateImageUri: s.generateImageUri,
+      trainImageUri: s.trainImageUri,
       teacherApiKeySecretArn: s.teacherApiKeySecretArn,
+      teacherEndpointHost: s.teacherEndpointHost,
       sourceBuckets: s.sourceBuckets,
       rootVolumeGiB: s.gpuRootVolumeGiB,
       runnableTimeout: Duration.hours(s.gpuRunnableTimeoutHours),
     });
+    // validate-config caps the Distributed Maps under the account's Lambda concurrency
+    // (GetAccountSettings has no resource-level permission) and refuses a run.json that would send a
+    // deployed key to any host but the one the deploy bound it to.
+    functions["validate-config"].addToRolePolicy(
+      new iam.PolicyStatement({ actions: ["lambda:GetAccountSettings"], resources: ["*"] }),
+    );
+    if (s.teacherEndpointHost && s.teacherApiKeySecretArn)
+      functions["validate-config"].addEnvironment("RECIPE_TEACHER_KEY_HOST", s.teacherEndpointHost);
+    if (s.judgeEndpointHost && s.judgeApiKeySecretArn) {
+      functions["validate-config"].addEnvironment("RECIPE_JUDGE_KEY_HOST", s.judgeEndpointHost);
+      // verify-shard checks it again before it sends the judge's key.
+      functions["verify-shard"].addEnvironment("RECIPE_JUDGE_KEY_HOST", s.judgeEndpointHost);
+    }
+    // validate-config picks each run's queues (core/generate/queues.ts): it is told each queue's ARN
+    // and instance types, the same lists the compute environments were given.
+    const names = batchNames(this);
+    for (const size of ["large", "small"] as const) {
+      const tag = size.toUpperCase();
+      functions["validate-config"].addEnvironment(
+        `RECIPE_GPU_QUEUE_${tag}`,
+        this.formatArn({ service: "batch", resource: "job-queue", resourceName: names.queues[size] }),
+      );
+      functions["validate-config"].addEnvironment(
+        `RECIPE_GPU_QUEUE_${tag}_TYPES`,
+        (size === "large" ? s.largeInstanceTypes : s.smallInstanceTypes).join(","),
+      );
+    }
 
     const pipeline = new PipelineStateMachine(this, "Pipeline", {
       functions,
       bucket,
-      queue: gpu.queue,
+      queues: gpu.queues,
       generateJob: gpu.generateJob,
       trainJob: gpu.trainJob,
       trainMultiNodeJob: gpu.trainMultiNodeJob,
@@ -314,7 +337,7 @@ export class RecipePipelineStack extends Stack {
     const ops = new Operations(this, "Operations", {
       stateMachine: pipeline.stateMachine,
       functions: [...Object.values(functions), startRun],
-      jobQueueArn: gpu.queue.jobQueueArn,
+      jobQueueArns: [gpu.queues.large, gpu.queues.small, gpu.trainQueue].map((q) => q.jobQueueArn),
       alarmEmail: s.alarmEmail,
       key: storage.key,
       lostRunStarts,

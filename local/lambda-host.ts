@@ -10,7 +10,10 @@
  *  - a heap over the function's memory size: Runtime.OutOfMemory. Only the JavaScript heap is
  *    bounded locally; Lambda counts the whole process (buffers too), so this is a lower bound;
  *  - a request or response over 6 MB (synchronous invoke): Lambda.RequestTooLarge /
- *    Function.ResponseSizeTooLarge.
+ *    Function.ResponseSizeTooLarge;
+ *  - a synchronous invoke while the account's concurrent executions are all in use:
+ *    Lambda.TooManyRequestsException (Lambda throttles, it does not queue). An asynchronous invoke
+ *    (EventBridge's) waits for a free one, as Lambda's own queue retries it.
  */
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -99,14 +102,29 @@ function lambdaError(name: string, message: string): Error {
   return Object.assign(new Error(message), { name });
 }
 
+/** A new account's concurrent executions, the local account's default. */
+export const LOCAL_ACCOUNT_CONCURRENCY = 10;
+
 export class LambdaHost {
   private readonly pools = new Map<string, Environment[]>();
   private closed = false;
+  /** Invocations running now, across every function (the account's concurrent executions). */
+  private inFlight = 0;
+  private readonly waiting: (() => void)[] = [];
+  /** What the account's limit did: the most invocations at once, and the throttled ones. */
+  readonly concurrency = { limit: LOCAL_ACCOUNT_CONCURRENCY, peak: 0, throttles: 0 };
 
   constructor(
     private readonly functions: Map<string, LambdaFunction>,
-    private readonly options: { idleMs?: number; log?: (line: string) => void } = {},
-  ) {}
+    private readonly options: {
+      idleMs?: number;
+      log?: (line: string) => void;
+      /** The account's concurrent executions. @default 10 (LOCAL_ACCOUNT_CONCURRENCY) */
+      accountConcurrency?: number;
+    } = {},
+  ) {
+    this.concurrency.limit = options.accountConcurrency ?? LOCAL_ACCOUNT_CONCURRENCY;
+  }
 
   arns(): IterableIterator<string> {
     return this.functions.keys();
@@ -118,8 +136,12 @@ export class LambdaHost {
     return f;
   }
 
-  /** Invokes a function synchronously (RequestResponse) and returns its parsed result. */
-  async invoke(arn: string, event: unknown): Promise<unknown> {
+  /**
+   * Invokes a function synchronously (RequestResponse) and returns its parsed result; with
+   * `{ async: true }` (an Event invoke) it waits for a free concurrent execution instead of being
+   * throttled.
+   */
+  async invoke(arn: string, event: unknown, options: { async?: boolean } = {}): Promise<unknown> {
     const f = this.fn(arn);
     const payload = JSON.stringify(event ?? null);
     if (Buffer.byteLength(payload) > LAMBDA_PAYLOAD_LIMIT)
@@ -127,6 +149,26 @@ export class LambdaHost {
         "Lambda.RequestTooLarge",
         `Request must be smaller than ${LAMBDA_PAYLOAD_LIMIT} bytes for the InvokeFunction operation`,
       );
+    while (options.async && this.inFlight >= this.concurrency.limit)
+      await new Promise<void>((r) => this.waiting.push(r));
+    if (this.inFlight >= this.concurrency.limit) {
+      this.concurrency.throttles++;
+      throw lambdaError(
+        "Lambda.TooManyRequestsException",
+        `Rate Exceeded. (${f.step}: the account's ${this.concurrency.limit} concurrent executions are in use)`,
+      );
+    }
+    this.inFlight++;
+    this.concurrency.peak = Math.max(this.concurrency.peak, this.inFlight);
+    try {
+      return await this.invokeIn(f, payload);
+    } finally {
+      this.inFlight--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async invokeIn(f: LambdaFunction, payload: string): Promise<unknown> {
     const env = await this.acquire(f);
     try {
       const result = await this.run(f, env, payload);

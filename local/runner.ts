@@ -59,7 +59,7 @@ function lambdaTarget(s: State): string | undefined {
  * to a temporary folder removed at once: CDK's default is a new `cdk.out*` folder in the system temp
  * folder per synthesis, never removed, which filled the disk run after run.
  */
-export function synthesizeTemplate(): TemplateLike {
+export function synthesizeTemplate(context: Record<string, string> = {}): TemplateLike {
   const outdir = mkdtempSync(join(tmpdir(), "recipe-synth-"));
   try {
     const app = new App({
@@ -67,6 +67,8 @@ export function synthesizeTemplate(): TemplateLike {
       context: {
         "aws:cdk:bundling-stacks": [],
         "@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2": true,
+        // Deploy settings (-c key=value) of the stack the local runtime stands for.
+        ...context,
       },
     });
     new RecipePipelineStack(app, "RecipePipeline", { settings: settingsFrom(app.node) });
@@ -129,6 +131,8 @@ export interface LocalJobDefinition {
   attemptSeconds?: number;
   /** A multi-node parallel job definition: its node count and whether a node range is open ("0:"). */
   multiNode?: { numNodes: number; mainNode: number; openRange: boolean };
+  /** The container's environment as the job definition gives it (tokens resolved locally). */
+  environment: Record<string, string>;
 }
 
 export function jobDefinitions(template: TemplateLike): Map<string, LocalJobDefinition> {
@@ -141,9 +145,19 @@ export function jobDefinitions(template: TemplateLike): Map<string, LocalJobDefi
       EvaluateOnExit?: LocalJobDefinition["evaluateOnExit"];
     };
     const timeout = r.Properties?.Timeout as { AttemptDurationSeconds?: number } | undefined;
+    type Env = { Environment?: { Name: string; Value: unknown }[] };
     const nodes = r.Properties?.NodeProperties as
-      | { NumNodes: number; MainNode: number; NodeRangeProperties: { TargetNodes: string }[] }
+      | {
+          NumNodes: number;
+          MainNode: number;
+          NodeRangeProperties: { TargetNodes: string; Container?: Env }[];
+        }
       | undefined;
+    const container =
+      (r.Properties?.ContainerProperties as Env | undefined) ?? nodes?.NodeRangeProperties[0]?.Container;
+    const environment = Object.fromEntries(
+      (container?.Environment ?? []).map((e) => [e.Name, String(resolveTokens(e.Value, ref))]),
+    );
     out.set(ref(id), {
       ...(r.Properties?.Type === "multinode" && nodes
         ? {
@@ -155,6 +169,7 @@ export function jobDefinitions(template: TemplateLike): Map<string, LocalJobDefi
           }
         : {}),
       attemptSeconds: timeout?.AttemptDurationSeconds,
+      environment,
       image: id.includes("Train") ? "train-rl" : "generate",
       attempts: retry.Attempts ?? 1,
       evaluateOnExit: retry.EvaluateOnExit ?? [],
@@ -189,6 +204,29 @@ export function retryAction(
   return "RETRY";
 }
 
+/**
+ * A local container's environment: the local endpoints and settings, then the job definition's own
+ * environment, then the job role's credentials. No region unless the job definition gives one: a
+ * Batch container gets none from the host (the JS SDK reads none from instance metadata), so a job
+ * definition without AWS_REGION fails here as it fails on AWS.
+ */
+export function batchEnvironment(
+  childEnv: NodeJS.ProcessEnv,
+  def: Pick<LocalJobDefinition, "environment">,
+  role: { accessKeyId: string; secretAccessKey: string },
+): NodeJS.ProcessEnv {
+  const { AWS_REGION: _r, AWS_DEFAULT_REGION: _d, AWS_PROFILE: _p, ...local } = childEnv;
+  return {
+    ...local,
+    // A container has no ~/.aws of the user's either.
+    AWS_CONFIG_FILE: join(tmpdir(), "recipe-no-aws-config"),
+    AWS_SHARED_CREDENTIALS_FILE: join(tmpdir(), "recipe-no-aws-credentials"),
+    ...def.environment,
+    AWS_ACCESS_KEY_ID: role.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: role.secretAccessKey,
+  };
+}
+
 /** Batch's decision after a container exits: killed with its host (a reclaim, null) or exited. */
 function afterExit(def: LocalJobDefinition, code: number | null): "RETRY" | "EXIT" {
   return retryAction(
@@ -203,7 +241,7 @@ function afterExit(def: LocalJobDefinition, code: number | null): "RETRY" | "EXI
  * (under the Map's own name, so every transition still lands there) that reads the manifest the
  * ItemReader would read; the Map then iterates `$.localItems`.
  */
-export function localDefinition(definition: Definition, mapConcurrency: number): Definition {
+export function localDefinition(definition: Definition, mapConcurrency?: number): Definition {
   const copy = structuredClone(definition) as Definition & { TimeoutSeconds?: number };
   // Node timers cannot hold the deployed 30-day timeout; locally the run simply has no overall timeout.
   delete copy.TimeoutSeconds;
@@ -228,14 +266,14 @@ export function localDefinition(definition: Definition, mapConcurrency: number):
       const reader = s.ItemReader as { Parameters?: Record<string, unknown> };
       const writer = s.ResultWriter as { Parameters?: Record<string, unknown> } | undefined;
       const mapName = `${name} (local items)`;
-      const {
-        ItemReader: _r,
-        ResultWriter: _w,
-        MaxConcurrencyPath: _m,
-        ToleratedFailurePercentagePath: _t,
-        ...rest
-      } = s;
-      states[mapName] = { ...rest, ItemsPath: "$.localItems", MaxConcurrency: mapConcurrency } as State;
+      const { ItemReader: _r, ResultWriter: _w, ToleratedFailurePercentagePath: _t, ...rest } = s;
+      // The deployed MaxConcurrencyPath (validate-config's cap under the account's Lambda
+      // concurrency) applies here as on AWS, unless a fixed concurrency is asked for.
+      if (mapConcurrency !== undefined) {
+        delete rest.MaxConcurrencyPath;
+        rest.MaxConcurrency = mapConcurrency;
+      }
+      states[mapName] = { ...rest, ItemsPath: "$.localItems" } as State;
       states[name] = {
         Type: "Task",
         Resource: "arn:aws:states:::local:readItems",
@@ -272,8 +310,10 @@ export interface RunnerOptions {
   teacherEnv?: Record<string, string>;
   /** Batch children run at once. @default 2 */
   batchParallelism?: number;
-  /** Distributed Map children run at once. @default 4 */
+  /** Distributed Map children run at once. @default the definition's own (MaxConcurrencyPath) */
   mapConcurrency?: number;
+  /** The local account's Lambda concurrent executions. @default 10, a new account's */
+  accountConcurrency?: number;
   /** Retry intervals are shortened locally (ms). @default 50 */
   retryIntervalMs?: number;
   log?: (line: string) => void;
@@ -324,13 +364,11 @@ export class LocalRunner {
   private readonly stateMachineArn: string;
 
   constructor(private readonly o: RunnerOptions) {
-    this.definition = localDefinition(
-      stateMachineDefinition(o.template) as Definition,
-      o.mapConcurrency ?? 4,
-    );
+    this.definition = localDefinition(stateMachineDefinition(o.template) as Definition, o.mapConcurrency);
     this.lambda = new LambdaHost(lambdaFunctions(o.template, o.account, o.lambdaEnv), {
       idleMs: o.lambdaIdleMs,
       log: o.log,
+      accountConcurrency: o.accountConcurrency,
     });
     this.jobs = jobDefinitions(o.template);
     this.role = o.account.stateMachinePrincipal();
@@ -453,11 +491,7 @@ export class LocalRunner {
     if (!def) throw new Error(`unknown job definition ${input.JobDefinition}`);
     // The containers run as the job definition's job role.
     const jobRole = this.o.account.jobPrincipal(input.JobDefinition);
-    const env: NodeJS.ProcessEnv = {
-      ...this.o.childEnv,
-      AWS_ACCESS_KEY_ID: jobRole.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: jobRole.secretAccessKey,
-    };
+    const env = batchEnvironment(this.o.childEnv, def, jobRole);
     // What SubmitJob refuses, refused here: each kind of job takes its own kind of overrides.
     const invalid = (message: string) => Object.assign(new Error(message), { name: "Batch.BatchException" });
     if (def.multiNode && input.ContainerOverrides)

@@ -14,6 +14,8 @@ import { stateMachineName } from "../infra/constructs/gpu-batch.ts";
 import { PROJECT_ROOT } from "../infra/root.ts";
 import { LOCAL_BUCKET, type TemplateLike } from "./definition.ts";
 import { LocalAccount } from "./iam/account.ts";
+import { startLambdaApi } from "./lambda-api.ts";
+import { LOCAL_ACCOUNT_CONCURRENCY } from "./lambda-host.ts";
 import { type ReplayServer, startReplayServer } from "./replay-server.ts";
 import { LocalRunner, synthesizeTemplate } from "./runner.ts";
 import { EMULATOR_CREDENTIALS, type S3Emulator, startS3Emulator } from "./s3-emulator.ts";
@@ -43,6 +45,10 @@ export interface LocalOptions {
   /** Hold the replay teacher's answers for a model after some count (tests that need a job mid-shard). */
   teacherHold?: import("./replay-server.ts").Hold;
   log?: (line: string) => void;
+  /** The local account's Lambda concurrent executions (what GetAccountSettings reports, and enforced). @default 10, a new account's */
+  lambdaConcurrency?: number;
+  /** Deploy settings (`-c key=value`) of the stack the runtime stands for. */
+  context?: Record<string, string>;
   /** Test hook: changes the synthesized template before anything runs (e.g. removes a grant). */
   editTemplate?: (template: TemplateLike) => void;
   beforeStep?: ConstructorParameters<typeof LocalRunner>[0]["beforeStep"];
@@ -72,7 +78,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     throw new InputContractError(`batch parallelism must be a whole number of at least 1, not ${p}`);
   const dataDir = resolve(options.dataDir ?? ".recipe");
   mkdirSync(dataDir, { recursive: true });
-  const template = synthesizeTemplate();
+  const template = synthesizeTemplate(options.context);
   options.editTemplate?.(template);
   // Every principal of the stack signs with its own local credentials, and the emulators check each
   // call against the template's IAM as AWS would.
@@ -126,6 +132,20 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     // Multi-node training locally: the nodes (child processes) look for each other often.
     RECIPE_CLUSTER_POLL_MS: "200",
   };
+  const lambdaConcurrency = options.lambdaConcurrency ?? LOCAL_ACCOUNT_CONCURRENCY;
+  // Lambda's GetAccountSettings, answered with the limit the local Lambda service enforces.
+  const lambdaApi = await startLambdaApi({
+    concurrency: lambdaConcurrency,
+    authorize: (key, action, resource) => {
+      const principal = key ? account.principalForKey(key) : undefined;
+      if (key === EMULATOR_CREDENTIALS.accessKeyId) return;
+      if (!principal)
+        throw Object.assign(new Error("The security token included in the request is invalid."), {
+          name: "UnrecognizedClientException",
+        });
+      account.authorize(principal, action, resource);
+    },
+  });
   const waiters = new Map<string, ((e: Execution) => void)[]>();
   let runner: LocalRunner | undefined;
   const sfn = await startSfnApi({
@@ -165,6 +185,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     lambdaEnv: () => ({
       AWS_ENDPOINT_URL: s3.endpoint,
       AWS_ENDPOINT_URL_SFN: sfn.endpoint,
+      AWS_ENDPOINT_URL_LAMBDA: lambdaApi.endpoint,
       RECIPE_REPLAY_TEACHER: bundled,
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "SILENT",
       POWERTOOLS_METRICS_DISABLED: "true",
@@ -176,6 +197,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
       ),
     }),
     batchParallelism: options.batchParallelism,
+    accountConcurrency: lambdaConcurrency,
     log: options.log,
     beforeStep: options.beforeStep,
     onBatchChild: options.onBatchChild,
@@ -199,7 +221,12 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     };
     // EventBridge invokes the function asynchronously with its own permission; the function runs as
     // its role.
-    (runner!.lambda.invoke(startRun, event) as Promise<{ outcome: string; executionArn?: string }>)
+    (
+      runner!.lambda.invoke(startRun, event, { async: true }) as Promise<{
+        outcome: string;
+        executionArn?: string;
+      }>
+    )
       .then((r) => {
         triggers.push({ key, outcome: r.outcome, executionArn: r.executionArn });
         options.log?.(`${key}: ${r.outcome}`);
@@ -226,6 +253,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
       sfnClient.destroy();
       await runner!.close();
       await sfn.close();
+      await lambdaApi.close();
       await replay?.close();
       await s3.stop();
       for (const [k, v] of saved) {

@@ -586,11 +586,11 @@ export const Training = z
  */
 export const DEPLOY_ONLY_BATCH: Record<string, string> = {
   instanceTypes:
-    "the compute environments' instance types are set at deploy time: npx cdk deploy -c instanceTypes=p5.48xlarge,p4d.24xlarge",
+    "the GPU queues' instance types are set at deploy time: npx cdk deploy -c largeInstanceTypes=p5.48xlarge -c smallInstanceTypes=g6e.48xlarge (validate-config sends each generate job to the queue that holds its model)",
   maxVcpus: "each compute environment's vCPU limit is set at deploy time: npx cdk deploy -c maxVcpus=<n>",
   gpusPerJob: "the generate job definition's GPUs are set at deploy time: npx cdk deploy -c gpusPerJob=<n>",
   capacity:
-    "the deployed queue always tries spot first, then on-demand (recipe estimate --capacity prices either)",
+    "each deployed queue tries spot first; on-demand takes jobs only once spot is at its maxVcpus (recipe estimate --capacity prices either)",
 };
 
 const deployOnly = (key: string) =>

@@ -7,15 +7,15 @@
  */
 import { WEIGHT_SHARE } from "./serve-plan.ts";
 
-/** GPUs and memory per GPU (GiB) of the GPU instance types the stack deploys or prices. */
-export const GPU_INSTANCES: Record<string, { gpus: number; gpuGiB: number }> = {
-  "g6e.xlarge": { gpus: 1, gpuGiB: 48 },
-  "g6e.2xlarge": { gpus: 1, gpuGiB: 48 },
-  "g6e.12xlarge": { gpus: 4, gpuGiB: 48 },
-  "g6e.24xlarge": { gpus: 4, gpuGiB: 48 },
-  "g6e.48xlarge": { gpus: 8, gpuGiB: 48 },
-  "p4d.24xlarge": { gpus: 8, gpuGiB: 40 },
-  "p5.48xlarge": { gpus: 8, gpuGiB: 80 },
+/** GPUs, memory per GPU (GiB) and vCPUs of the GPU instance types the stack deploys or prices. */
+export const GPU_INSTANCES: Record<string, { gpus: number; gpuGiB: number; vcpus: number }> = {
+  "g6e.xlarge": { gpus: 1, gpuGiB: 48, vcpus: 4 },
+  "g6e.2xlarge": { gpus: 1, gpuGiB: 48, vcpus: 8 },
+  "g6e.12xlarge": { gpus: 4, gpuGiB: 48, vcpus: 48 },
+  "g6e.24xlarge": { gpus: 4, gpuGiB: 48, vcpus: 96 },
+  "g6e.48xlarge": { gpus: 8, gpuGiB: 48, vcpus: 192 },
+  "p4d.24xlarge": { gpus: 8, gpuGiB: 40, vcpus: 96 },
+  "p5.48xlarge": { gpus: 8, gpuGiB: 80, vcpus: 192 },
 };
 
 /** BF16 weight bytes of the models the recipe uses (safetensors totals, rounded up). */

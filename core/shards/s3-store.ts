@@ -30,19 +30,33 @@ function customEndpoint(): string | undefined {
   return process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
 }
 
-/** An S3 client for AWS or, when an endpoint is configured, an S3-compatible emulator. */
+/**
+ * An S3 client for AWS or, when an endpoint is configured, an S3-compatible emulator. The region is
+ * the SDK's own (AWS_REGION, the profile): never a default here, with an emulator either, so a
+ * container started without a region fails here as on AWS ("Region is missing"), not only there.
+ */
 export function createS3Client(overrides: S3ClientConfig = {}): S3Client {
   const endpoint = (overrides.endpoint as string | undefined) ?? customEndpoint();
   const config: S3ClientConfig = { ...overrides };
   if (endpoint) {
     config.endpoint = endpoint;
     config.forcePathStyle = true;
-    config.region ??= process.env.AWS_REGION ?? "us-east-1";
     // Emulators do not all speak the newer flexible-checksum trailers; AWS itself gets the defaults.
     config.requestChecksumCalculation = "WHEN_REQUIRED";
     config.responseChecksumValidation = "WHEN_REQUIRED";
   }
   return new S3Client(config);
+}
+
+/**
+ * Why an S3 client made here would have no region, or null. A Batch container gets a region only from
+ * its job definition (the JS SDK v3 reads none from instance metadata); without one the first call
+ * throws "Region is missing". The container entry points check this first and exit 3 (bad input, no
+ * retry) naming it, instead of failing every attempt the same way.
+ */
+export function missingRegion(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (env.AWS_REGION || env.AWS_DEFAULT_REGION || env.AWS_PROFILE) return null;
+  return "Region is missing: the job definition sets no AWS_REGION (the JS SDK v3 reads no region from instance metadata)";
 }
 
 function isNotFound(err: unknown): boolean {

@@ -1,12 +1,17 @@
 /**
- * AWS Batch for the GPU jobs: managed EC2 compute environments (spot and on-demand) of GPU instance
- * types, one queue that tries spot first and falls back to on-demand, and job definitions for
- * `generate` and `train-rl` with the container contract's retry rules: spot reclaim (`Host EC2*`) and
- * exit 75 retry, exit 3 fails at once.
+ * AWS Batch for the GPU jobs: two right-sized generate queues, each with managed EC2 compute
+ * environments (spot, then on-demand) of its own GPU instance types: the large queue (p5 class) for
+ * the teacher, the small one (g6e class) for the policy's rollouts; Batch starts whichever of a
+ * queue's types is cheapest, so a queue's types must all hold the model sent to it
+ * (core/generate/queues.ts picks the queue per run). Multi-node training has its own on-demand queue
+ * in one Availability Zone. Job definitions for `generate` and `train-rl` carry the container
+ * contract's retry rules: spot reclaim (`Host EC2*`) and exit 75 retry, exit 3 fails at once.
  */
-import { Duration, Size, Stack } from "aws-cdk-lib";
+import { Duration, Size, Stack, Token } from "aws-cdk-lib";
 import * as batch from "aws-cdk-lib/aws-batch";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as ecr from "aws-cdk-lib/aws-ecr";
+import { Platform } from "aws-cdk-lib/aws-ecr-assets";
 import * as ecs from "aws-cdk-lib/aws-ecs";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as kms from "aws-cdk-lib/aws-kms";
@@ -14,18 +19,30 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as secrets from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
+import type { QueueSize } from "../../core/generate/queues.ts";
 import { DEFAULT_SOCKET_IFNAME } from "../../core/train/cluster.ts";
+import { PROJECT_ROOT } from "../root.ts";
 
 export interface GpuBatchProps {
   readonly bucket: s3.IBucket;
   readonly key?: kms.IKey;
   readonly vpcId?: string;
-  readonly instanceTypes: string[];
+  /** Instance types of each generate queue. */
+  readonly queueInstanceTypes: Record<QueueSize, string[]>;
+  /** Max vCPUs of each generate compute environment. */
   readonly maxVcpus: number;
+  readonly trainInstanceTypes: string[];
+  /** Max vCPUs of the multi-node training environment (nodes x vCPUs per node). */
+  readonly trainMaxVcpus: number;
+  /** The training environment's Availability Zone. @default the first private subnet's */
+  readonly trainAvailabilityZone?: string;
   readonly gpusPerJob: number;
-  readonly generateImage: ecs.ContainerImage;
-  readonly trainImage: ecs.ContainerImage;
+  /** An image URI (ECR or public), or undefined to build batch-images/<name> as a Docker asset. */
+  readonly generateImageUri?: string;
+  readonly trainImageUri?: string;
   readonly teacherApiKeySecretArn?: string;
+  /** The one host the teacher's key may be sent to (the generate job checks it again). */
+  readonly teacherEndpointHost?: string;
   readonly sourceBuckets: string[];
   /** Root volume of each GPU host (images, weights, checkpoints). */
   readonly rootVolumeGiB: number;
@@ -39,7 +56,7 @@ export interface GpuBatchProps {
  * the resources' ARNs, and a policy built from those needs Batch to deploy at all (LocalStack has none).
  */
 export function batchNames(stack: Stack): {
-  queue: string;
+  queues: Record<QueueSize, string>;
   generate: string;
   train: string;
   trainQueue: string;
@@ -47,7 +64,7 @@ export function batchNames(stack: Stack): {
 } {
   const prefix = stack.stackName;
   return {
-    queue: `${prefix}-gpu`,
+    queues: { large: `${prefix}-gpu-large`, small: `${prefix}-gpu-small` },
     generate: `${prefix}-generate`,
     train: `${prefix}-train-rl`,
     trainQueue: `${prefix}-train-multinode`,
@@ -63,22 +80,42 @@ export function stateMachineName(stackName: string): string {
   return `${stackName}-run`;
 }
 
+/** The ECR repository an image URI names (`<account>.dkr.ecr.<region>.amazonaws.com/<repo>[:tag|@digest]`). */
+export function ecrImage(uri: string): { account: string; region: string; repo: string; tag: string } | null {
+  const m =
+    /^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^:@]+)(?:[:@](.+))?$/.exec(uri);
+  return m ? { account: m[1]!, region: m[2]!, repo: m[3]!, tag: m[4] ?? "latest" } : null;
+}
+
 export class GpuBatch extends Construct {
-  readonly queue: batch.JobQueue;
+  /** The generate queues: large (the teacher) and small (the policy's rollouts). */
+  readonly queues: Record<QueueSize, batch.JobQueue>;
   readonly generateJob: batch.EcsJobDefinition;
   readonly trainJob: batch.EcsJobDefinition;
   /** Training on more than one node: a multi-node parallel job, on its own on-demand queue. */
   readonly trainMultiNodeJob: batch.MultiNodeJobDefinition;
   readonly trainQueue: batch.JobQueue;
   readonly vpc: ec2.IVpc;
+  /** Every compute environment, by id (Spot/OnDemand per queue, TrainOnDemand). */
+  readonly environments: Record<string, batch.ManagedEc2EcsComputeEnvironment> = {};
 
   constructor(scope: Construct, id: string, props: GpuBatchProps) {
     super(scope, id);
-    if (props.instanceTypes.length === 0) throw new Error("GpuBatch needs at least one instance type");
+    const stack = Stack.of(this);
+    for (const [size, types] of Object.entries(props.queueInstanceTypes))
+      if (types.length === 0) throw new Error(`GpuBatch: the ${size} queue needs at least one instance type`);
+    const trainAz = props.trainAvailabilityZone;
     this.vpc = props.vpcId
       ? ec2.Vpc.fromLookup(this, "Vpc", { vpcId: props.vpcId })
       : new ec2.Vpc(this, "Vpc", {
-          maxAzs: 3,
+          // A training AZ given: the VPC spans it (and, where the region's AZs are known, two more).
+          ...(trainAz
+            ? {
+                availabilityZones: Token.isUnresolved(stack.region)
+                  ? [trainAz]
+                  : [trainAz, ...stack.availabilityZones.filter((z) => z !== trainAz)].slice(0, 3),
+              }
+            : { maxAzs: 3 }),
           natGateways: 1,
           subnetConfiguration: [
             { name: "public", subnetType: ec2.SubnetType.PUBLIC },
@@ -87,7 +124,6 @@ export class GpuBatch extends Construct {
           gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
           flowLogs: { all: { trafficType: ec2.FlowLogTrafficType.REJECT } },
         });
-    const instanceTypes = props.instanceTypes.map((t) => new ec2.InstanceType(t));
     // The AMI's own root volume is small and shared with Docker: a 235B teacher's weights (~470 GB),
     // the images and verl checkpoints need a large encrypted gp3 root volume.
     const launchTemplate = new ec2.LaunchTemplate(this, "HostDisk", {
@@ -105,23 +141,36 @@ export class GpuBatch extends Construct {
       ],
       requireImdsv2: true,
     });
-    const environment = (name: string, spot: boolean, placement?: ec2.IPlacementGroup) =>
-      new batch.ManagedEc2EcsComputeEnvironment(this, name, {
+    const privateSubnets = this.vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }).subnets;
+    // A cluster placement group lives in one Availability Zone: the training environment uses one
+    // subnet, in the AZ the deploy names (one that offers the train instance types) or the first.
+    const trainSubnet = trainAz
+      ? privateSubnets.find(
+          (sn) => !Token.isUnresolved(sn.availabilityZone) && sn.availabilityZone === trainAz,
+        )
+      : privateSubnets[0];
+    if (!trainSubnet)
+      throw new Error(
+        `context trainAvailabilityZone: no private subnet of the VPC is in ${trainAz} (its private subnets are in ${privateSubnets.map((sn) => sn.availabilityZone).join(", ")})`,
+      );
+    const environment = (
+      name: string,
+      spot: boolean,
+      types: string[],
+      maxVcpus: number,
+      placement?: ec2.IPlacementGroup,
+    ) => {
+      const env = new batch.ManagedEc2EcsComputeEnvironment(this, name, {
         vpc: this.vpc,
-        // A cluster placement group lives in one Availability Zone: its environment uses one subnet.
         vpcSubnets: placement
-          ? {
-              subnets: [
-                this.vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }).subnets[0]!,
-              ],
-            }
+          ? { subnets: [trainSubnet] }
           : { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
         placementGroup: placement,
         spot,
-        instanceTypes,
+        instanceTypes: types.map((t) => new ec2.InstanceType(t)),
         useOptimalInstanceClasses: false,
         minvCpus: 0,
-        maxvCpus: props.maxVcpus,
+        maxvCpus: maxVcpus,
         allocationStrategy: spot
           ? batch.AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED
           : batch.AllocationStrategy.BEST_FIT_PROGRESSIVE,
@@ -130,21 +179,20 @@ export class GpuBatch extends Construct {
         launchTemplate,
         updateToLatestImageVersion: true,
       });
-    const spot = environment("Spot", true);
-    const onDemand = environment("OnDemand", false);
-    // Multi-node training: Batch runs no multi-node parallel job on Spot, and the nodes talk NCCL
-    // and Ray to each other, so they share a cluster placement group and may reach each other.
-    const trainOnDemand = environment(
-      "TrainOnDemand",
-      false,
-      new ec2.PlacementGroup(this, "TrainPlacement", { strategy: ec2.PlacementGroupStrategy.CLUSTER }),
-    );
-    trainOnDemand.connections.allowInternally(
-      ec2.Port.allTraffic(),
-      "Ray and NCCL between the nodes of one multi-node training job",
-    );
-    const names = batchNames(Stack.of(this));
-    // With no GPU quota or capacity a job would sit RUNNABLE until the execution's 30-day timeout.
+      // CDK names the launch template without a version, and Batch then keeps the version it saw at
+      // creation: a changed root volume would never reach the hosts. The latest version number changes
+      // with the template, so the environment is updated with it.
+      (env.node.defaultChild as batch.CfnComputeEnvironment).addPropertyOverride(
+        "ComputeResources.LaunchTemplate.Version",
+        launchTemplate.latestVersionNumber,
+      );
+      this.environments[name] = env;
+      return env;
+    };
+    const names = batchNames(stack);
+    // With no capacity, or a job no instance type of its queue fits, a job would sit RUNNABLE until
+    // the step's timeout. These are the only RUNNABLE reasons Batch's time-limit actions know: a job
+    // waiting on an EC2 vCPU quota is not one of them (the RUNNABLE watchdog alarms on it instead).
     const jobStateTimeLimitActions = [
       batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
       batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
@@ -155,19 +203,60 @@ export class GpuBatch extends Construct {
       action: batch.JobStateTimeLimitActionsAction.CANCEL,
       state: batch.JobStateTimeLimitActionsState.RUNNABLE,
     }));
-    this.queue = new batch.JobQueue(this, "Queue", {
-      jobQueueName: names.queue,
-      computeEnvironments: [
-        { computeEnvironment: spot, order: 1 },
-        { computeEnvironment: onDemand, order: 2 },
-      ],
-      jobStateTimeLimitActions,
-    });
+    const queue = (size: QueueSize, envId: string) => {
+      const types = props.queueInstanceTypes[size];
+      // Spot first; on-demand takes jobs only once spot is at its maxvCpus (Batch does not move a job
+      // to the next environment when spot merely has no capacity).
+      const spot = environment(`${envId}Spot`, true, types, props.maxVcpus);
+      const onDemand = environment(`${envId}OnDemand`, false, types, props.maxVcpus);
+      return new batch.JobQueue(this, `${envId}Queue`, {
+        jobQueueName: names.queues[size],
+        computeEnvironments: [
+          { computeEnvironment: spot, order: 1 },
+          { computeEnvironment: onDemand, order: 2 },
+        ],
+        jobStateTimeLimitActions,
+      });
+    };
+    this.queues = { large: queue("large", "Large"), small: queue("small", "Small") };
+    // Multi-node training: Batch runs no multi-node parallel job on Spot, and the nodes talk NCCL
+    // and Ray to each other, so they share a cluster placement group and may reach each other.
+    const trainOnDemand = environment(
+      "TrainOnDemand",
+      false,
+      props.trainInstanceTypes,
+      props.trainMaxVcpus,
+      new ec2.PlacementGroup(this, "TrainPlacement", { strategy: ec2.PlacementGroupStrategy.CLUSTER }),
+    );
+    trainOnDemand.connections.allowInternally(
+      ec2.Port.allTraffic(),
+      "Ray and NCCL between the nodes of one multi-node training job",
+    );
     this.trainQueue = new batch.JobQueue(this, "TrainQueue", {
       jobQueueName: names.trainQueue,
       computeEnvironments: [{ computeEnvironment: trainOnDemand, order: 1 }],
       jobStateTimeLimitActions,
     });
+
+    // A prebuilt image in ECR is pulled with the execution role: it needs ECR's pull actions on that
+    // repository (and an auth token), which an image given by URI does not grant by itself.
+    const image = (uri: string | undefined, folder: string, id: string): ecs.ContainerImage => {
+      if (!uri)
+        return ecs.ContainerImage.fromAsset(PROJECT_ROOT, {
+          file: `batch-images/${folder}/Dockerfile`,
+          // GPU hosts are x86_64: an image built on an arm64 laptop would not start there.
+          platform: Platform.LINUX_AMD64,
+        });
+      const ecrUri = ecrImage(uri);
+      if (!ecrUri) return ecs.ContainerImage.fromRegistry(uri);
+      const repo = ecr.Repository.fromRepositoryAttributes(this, id, {
+        repositoryArn: `arn:${stack.partition}:ecr:${ecrUri.region}:${ecrUri.account}:repository/${ecrUri.repo}`,
+        repositoryName: ecrUri.repo,
+      });
+      return ecs.ContainerImage.fromEcrRepository(repo, ecrUri.tag);
+    };
+    const generateImage = image(props.generateImageUri, "generate", "GenerateRepository");
+    const trainImage = image(props.trainImageUri, "train-rl", "TrainRepository");
 
     const logGroup = new logs.LogGroup(this, "JobLogs", { retention: logs.RetentionDays.THREE_MONTHS });
     const jobRole = new iam.Role(this, "JobRole", {
@@ -238,7 +327,8 @@ export class GpuBatch extends Construct {
       gpu: number,
       memoryGiB: number,
       shmGiB: number,
-      extraEnvironment: Record<string, string> = {},
+      secrets?: Record<string, batch.Secret>,
+      extraEnv: Record<string, string> = {},
     ) =>
       new batch.EcsEc2ContainerDefinition(this, `${name}Container`, {
         image,
@@ -252,15 +342,27 @@ export class GpuBatch extends Construct {
         }),
         environment: {
           RECIPE_BUCKET: props.bucket.bucketName,
+          // The JS SDK v3 reads no region from instance metadata, and not every ECS agent sets one:
+          // without these the first S3 call fails with "Region is missing".
+          AWS_REGION: stack.region,
+          AWS_DEFAULT_REGION: stack.region,
           AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-          ...extraEnvironment,
+          ...extraEnv,
         },
-        secrets: apiKey,
+        secrets,
         readonlyRootFilesystem: false,
       });
     this.generateJob = new batch.EcsJobDefinition(this, "Generate", {
       jobDefinitionName: names.generate,
-      container: container("Generate", props.generateImage, props.gpusPerJob, 160, 64),
+      container: container(
+        "Generate",
+        generateImage,
+        props.gpusPerJob,
+        160,
+        64,
+        apiKey,
+        apiKey && props.teacherEndpointHost ? { RECIPE_TEACHER_KEY_HOST: props.teacherEndpointHost } : {},
+      ),
       retryAttempts: 10,
       retryStrategies,
       timeout: Duration.hours(24),
@@ -268,7 +370,7 @@ export class GpuBatch extends Construct {
     });
     this.trainJob = new batch.EcsJobDefinition(this, "TrainRl", {
       jobDefinitionName: names.train,
-      container: container("TrainRl", props.trainImage, 8, 900, 256),
+      container: container("TrainRl", trainImage, 8, 900, 256),
       retryAttempts: 10,
       retryStrategies,
       timeout: Duration.days(14),
@@ -282,7 +384,7 @@ export class GpuBatch extends Construct {
           startNode: 0,
           endNode: 1,
           // NCCL and Gloo between nodes: not lo, Docker's bridge or ECS's ecs-eth0 (core/train/cluster.ts).
-          container: container("TrainRlNode", props.trainImage, 8, 900, 256, {
+          container: container("TrainRlNode", trainImage, 8, 900, 256, undefined, {
             NCCL_SOCKET_IFNAME: DEFAULT_SOCKET_IFNAME,
             GLOO_SOCKET_IFNAME: DEFAULT_SOCKET_IFNAME,
           }),

@@ -17,7 +17,8 @@ import { Construct } from "constructs";
 export interface OperationsProps {
   readonly stateMachine: sfn.StateMachine;
   readonly functions: lambda.IFunction[];
-  readonly jobQueueArn: string;
+  /** Every GPU queue (generate queues and the multi-node training queue): each one's failures alarm. */
+  readonly jobQueueArns: string[];
   /** @default no notifications */
   readonly alarmEmail?: string;
   readonly key?: kms.IKey;
@@ -95,7 +96,7 @@ export class Operations extends Construct {
       eventPattern: {
         source: ["aws.batch"],
         detailType: ["Batch Job State Change"],
-        detail: { jobQueue: [props.jobQueueArn] },
+        detail: { jobQueue: props.jobQueueArns },
       },
       targets: [new targets.CloudWatchLogGroup(batchEvents)],
     });
@@ -125,12 +126,43 @@ export class Operations extends Construct {
       alarm(`LambdaErrors${g}`, errors, "Pipeline Lambdas are failing (retries may still recover)");
     }
 
+    // A GPU job blocking its queue in RUNNABLE (no instance type that fits it, no capacity, the
+    // environment at its max vCPUs, a misconfigured environment): Batch says why in a "Batch Job Queue
+    // Blocked" event. The event (with Batch's statusReason) goes to the events log group and, with an
+    // alarm email, to the topic; the alarm says where to read the reason.
+    const blockedPattern = {
+      source: ["aws.batch"],
+      detailType: ["Batch Job Queue Blocked"],
+      detail: { jobQueue: props.jobQueueArns },
+    };
+    new events.Rule(this, "GpuQueueBlockedRule", {
+      eventPattern: blockedPattern,
+      targets: [new targets.CloudWatchLogGroup(batchEvents)],
+    });
+    const blockedFilter = new logs.MetricFilter(this, "GpuQueueBlockedFilter", {
+      logGroup: batchEvents,
+      filterPattern: logs.FilterPattern.stringValue("$.detail-type", "=", "Batch Job Queue Blocked"),
+      metricNamespace: "RecipePipeline",
+      metricName: "GpuQueueBlocked",
+      metricValue: "1",
+      defaultValue: 0,
+    });
+    alarm(
+      "GpuQueueBlocked",
+      blockedFilter.metric({ statistic: "Sum", period: Duration.minutes(5) }),
+      "A GPU job is stuck RUNNABLE and blocks its queue: Batch's reason (detail.statusReason) is in the BatchJobEvents log group and in the notification. A job waiting on an EC2 vCPU quota raises no such event: watch the queue's RUNNABLE jobs (aws batch list-jobs --job-status RUNNABLE)",
+    );
+
     if (this.topic) {
+      new events.Rule(this, "GpuQueueBlockedNotify", {
+        eventPattern: blockedPattern,
+        targets: [new targets.SnsTopic(this.topic, { authorizeUsingRole: true })],
+      });
       new events.Rule(this, "BatchFailedNotify", {
         eventPattern: {
           source: ["aws.batch"],
           detailType: ["Batch Job State Change"],
-          detail: { status: ["FAILED"], jobQueue: [props.jobQueueArn] },
+          detail: { status: ["FAILED"], jobQueue: props.jobQueueArns },
         },
         // Through a role: EventBridge gets no grant on the topic's key in the key policy itself.
         targets: [new targets.SnsTopic(this.topic, { authorizeUsingRole: true })],

@@ -13,6 +13,7 @@ import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import * as tasks from "aws-cdk-lib/aws-stepfunctions-tasks";
 import { Construct } from "constructs";
+import type { QueueSize } from "../../core/generate/queues.ts";
 import { batchNames, stateMachineName } from "./gpu-batch.ts";
 
 export type StepName =
@@ -42,7 +43,8 @@ export const TRAIN_STEP_TIMEOUT = Duration.days(21);
 export interface PipelineStateMachineProps {
   readonly functions: Record<StepName, lambda.IFunction>;
   readonly bucket: s3.IBucket;
-  readonly queue: batch.IJobQueue;
+  /** The generate queues; validate-config names which one each run's distill and rollout jobs use. */
+  readonly queues: Record<QueueSize, batch.IJobQueue>;
   readonly generateJob: batch.IJobDefinition;
   readonly trainJob: batch.IJobDefinition;
   /** training.nodes > 1: the multi-node parallel job definition and its on-demand queue. */
@@ -58,12 +60,26 @@ export interface PipelineStateMachineProps {
  */
 const TRANSIENT = [
   "TransientError",
-  "Lambda.TooManyRequestsException",
   "Lambda.ServiceException",
   "Lambda.AWSLambdaException",
   "Lambda.SdkClientException",
   "Lambda.ClientExecutionTimeoutException",
 ];
+
+/**
+ * Throttling (the account's Lambda concurrency is full: another run, another stack, a burst) has its
+ * own retrier, ahead of TRANSIENT's: it waits out a stage Lambda that holds a slot for its whole
+ * 15-minute timeout. With full jitter a wait is on average half its interval: the 30 attempts wait
+ * about 26 minutes in all, on average, not the 155 s the transient retrier's would.
+ */
+export const THROTTLE_RETRY: sfn.RetryProps = {
+  errors: ["Lambda.TooManyRequestsException"],
+  interval: Duration.seconds(5),
+  maxAttempts: 30,
+  backoffRate: 2,
+  maxDelay: Duration.minutes(2),
+  jitterStrategy: sfn.JitterType.FULL,
+};
 
 /** Where the Distributed Maps' result writers put their (unread) results. */
 const MAP_RESULTS = "tmp/map-results";
@@ -89,6 +105,7 @@ export class PipelineStateMachine extends Construct {
       payloadResponseOnly: true,
       resultPath: sfn.JsonPath.DISCARD,
     });
+    record.addRetry(THROTTLE_RETRY);
     record.addRetry({ errors: TRANSIENT, interval: Duration.seconds(2), maxAttempts: 4, backoffRate: 2 });
     this.recordFailure = record.next(
       new sfn.Fail(this, "RunFailed", { error: "RunFailed", cause: "see runs/<run-id>/failure.json" }),
@@ -175,7 +192,9 @@ export class PipelineStateMachine extends Construct {
         resources: [results],
       }),
     );
-    new iam.Policy(this, "MapS3Bounds", {
+    // Managed policies (this one and the Batch one): an inline policy counts against the role's
+    // 10,240-character total, which the Lambda invoke grants alone nearly fill.
+    new iam.ManagedPolicy(this, "MapS3Bounds", {
       roles: [role],
       statements: [
         new iam.PolicyStatement({
@@ -208,9 +227,9 @@ export class PipelineStateMachine extends Construct {
     const stack = Stack.of(this);
     const job = stack.formatArn({ service: "batch", resource: "job", resourceName: "*" });
     const names = batchNames(stack);
-    // A policy of its own: the role's default policy is near IAM's size limit (CDK would split it
-    // at synthesis, after cdk-nag has looked).
-    new iam.Policy(this, "BatchJobsPolicy", {
+    // A managed policy of its own: the role's inline policies together are near IAM's 10,240-character
+    // limit per role (the Lambda invoke grants); a managed policy has its own 6,144.
+    new iam.ManagedPolicy(this, "BatchJobsPolicy", {
       roles: [this.stateMachine.role],
       statements: [
         new iam.PolicyStatement({
@@ -219,7 +238,9 @@ export class PipelineStateMachine extends Construct {
           // deploy (LocalStack, which has no Batch, deploys this same stack), and every revision
           // of the two job definitions is covered.
           resources: [
-            stack.formatArn({ service: "batch", resource: "job-queue", resourceName: names.queue }),
+            ...Object.values(names.queues).map((name) =>
+              stack.formatArn({ service: "batch", resource: "job-queue", resourceName: name }),
+            ),
             stack.formatArn({ service: "batch", resource: "job-queue", resourceName: names.trainQueue }),
             ...[names.generate, names.train, names.trainMultiNode].map((name) =>
               stack.formatArn({ service: "batch", resource: "job-definition", resourceName: `${name}:*` }),
@@ -287,6 +308,7 @@ export class PipelineStateMachine extends Construct {
       resultPath,
       retryOnServiceExceptions: false,
     });
+    task.addRetry(THROTTLE_RETRY);
     task.addRetry({
       errors: TRANSIENT,
       interval: Duration.seconds(5),
@@ -346,6 +368,7 @@ export class PipelineStateMachine extends Construct {
       payloadResponseOnly: true,
       retryOnServiceExceptions: false,
     });
+    child.addRetry(THROTTLE_RETRY);
     child.addRetry({
       errors: TRANSIENT,
       interval: Duration.seconds(5),
@@ -400,7 +423,11 @@ export class PipelineStateMachine extends Construct {
           Resource: `arn:${Aws.PARTITION}:states:::batch:submitJob.sync`,
           Parameters: {
             "JobName.$": `States.Format('${id}-{}', $.runId)`,
-            JobQueue: (multiNodeQueue ?? this.props.queue).jobQueueArn,
+            // The queue whose instance types hold the model (validate-config's pick, per run); training
+            // on one node needs a p5-class host (900 GiB of memory, 8 GPUs): the large queue.
+            ...(mode === "train"
+              ? { JobQueue: (multiNodeQueue ?? this.props.queues.large).jobQueueArn }
+              : { "JobQueue.$": mode === "distill" ? "$.config.teacherQueue" : "$.config.policyQueue" }),
             JobDefinition: job.jobDefinitionArn,
             ...(withArray ? { ArrayProperties: { "Size.$": "$.plan.arraySize" } } : {}),
             // A multi-node job takes its node count and every node's environment in NodeOverrides

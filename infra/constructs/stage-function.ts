@@ -72,7 +72,12 @@ export class StageFunction extends Construct {
         forceDockerBundling: false,
         mainFields: ["module", "main"],
         banner: BUNDLE_BANNER,
-        externalModules: ["@aws-sdk/client-s3", "@aws-sdk/client-sfn", "@aws-sdk/client-secrets-manager"],
+        externalModules: [
+          "@aws-sdk/client-s3",
+          "@aws-sdk/client-sfn",
+          "@aws-sdk/client-secrets-manager",
+          "@aws-sdk/client-lambda",
+        ],
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],

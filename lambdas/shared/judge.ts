@@ -6,7 +6,9 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { keyedEndpointProblem } from "../../core/config/deploy.ts";
 import type { RunConfig } from "../../core/config/schema.ts";
+import { ConfigError } from "../../core/errors.ts";
 import type { Judge } from "../../core/stages/verify-traces.ts";
 import { type JudgeInput, renderJudgePrompt } from "../../core/verify/judge-prompt.ts";
 
@@ -59,6 +61,18 @@ export function openAiJudge(
 ): Judge | undefined {
   const baseURL = config.endpoint?.url ?? process.env.RECIPE_JUDGE_URL;
   if (!baseURL) return undefined;
+  // The deploy bound the judge's key to one https host (judgeEndpointHost): validate-config refuses a
+  // run.json pointing elsewhere; this refuses again here, before the key could leave.
+  const bound = process.env.RECIPE_JUDGE_KEY_HOST;
+  if (bound && apiKey !== undefined) {
+    const problem = keyedEndpointProblem(
+      "$.verification.judge.endpoint.url",
+      baseURL,
+      bound,
+      "judgeEndpointHost",
+    );
+    if (problem) throw new ConfigError([problem]);
+  }
   const template = judgePrompt();
   const url = `${baseURL.replace(/\/$/, "")}/chat/completions`;
   return async (input) => {

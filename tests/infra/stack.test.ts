@@ -305,7 +305,10 @@ describe("first deploy on a new account (issue 12)", () => {
   type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
   const roleStatements = (match: RegExp): Statement[] =>
     Object.entries(json.Resources)
-      .filter(([id, r]) => r.Type === "AWS::IAM::Policy" && match.test(id))
+      .filter(
+        ([id, r]) =>
+          (r.Type === "AWS::IAM::Policy" || r.Type === "AWS::IAM::ManagedPolicy") && match.test(id),
+      )
       .flatMap(([, r]) => (r.Properties!.PolicyDocument as { Statement: Statement[] }).Statement);
   const actions = (st: Statement[]) => st.flatMap((x) => (Array.isArray(x.Action) ? x.Action : [x.Action]));
 
@@ -336,7 +339,11 @@ describe("first deploy on a new account (issue 12)", () => {
         .map((r) => String(r.Properties?.[prop]));
     const queues = named("AWS::Batch::JobQueue", "JobQueueName");
     const definitions = named("AWS::Batch::JobDefinition", "JobDefinitionName");
-    expect(queues.sort()).toEqual(["RecipePipeline-gpu", "RecipePipeline-train-multinode"]);
+    expect(queues.sort()).toEqual([
+      "RecipePipeline-gpu-large",
+      "RecipePipeline-gpu-small",
+      "RecipePipeline-train-multinode",
+    ]);
     expect(definitions.sort()).toEqual([
       "RecipePipeline-generate",
       "RecipePipeline-train-rl",
@@ -454,14 +461,21 @@ describe("first deploy on a new account (issue 12)", () => {
 
   it("gives GPU hosts the AL2023 NVIDIA AMI and a large encrypted root volume through a launch template", () => {
     const envs = Object.values(template.findResources("AWS::Batch::ComputeEnvironment"));
-    expect(envs).toHaveLength(3);
+    // Spot and on-demand for each of the two generate queues, and the training environment.
+    expect(envs).toHaveLength(5);
+    const [templateId] = Object.keys(template.findResources("AWS::EC2::LaunchTemplate"));
     for (const env of envs) {
       const resources = (env as { Properties: { ComputeResources: Record<string, unknown> } }).Properties
         .ComputeResources;
       expect(resources.Ec2Configuration).toEqual([
         expect.objectContaining({ ImageType: "ECS_AL2023_NVIDIA" }),
       ]);
-      expect(resources.LaunchTemplate).toBeDefined();
+      // The template's current version, so a changed gpuRootVolumeGiB reaches the hosts (without a
+      // version Batch keeps the one it saw when it created the environment).
+      expect(resources.LaunchTemplate).toEqual({
+        LaunchTemplateId: { Ref: templateId },
+        Version: { "Fn::GetAtt": [templateId, "LatestVersionNumber"] },
+      });
     }
     template.hasResourceProperties("AWS::EC2::LaunchTemplate", {
       LaunchTemplateData: Match.objectLike({
@@ -560,7 +574,11 @@ describe("hosted endpoints and run settings on AWS (issue 12)", () => {
     const arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:judge-AbCdEf";
     const app = new App({
       outdir: tempOutdir(),
-      context: { judgeApiKeySecretArn: arn, "aws:cdk:bundling-stacks": [] },
+      context: {
+        judgeApiKeySecretArn: arn,
+        judgeEndpointHost: "judge.example.com",
+        "aws:cdk:bundling-stacks": [],
+      },
     });
     const withJudge = Template.fromStack(
       new RecipePipelineStack(app, "WithJudge", { settings: settingsFrom(app.node) }),

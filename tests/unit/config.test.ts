@@ -119,7 +119,7 @@ describe("run config", () => {
       "$.teacher.endpoint.apiKeySecretArn",
       "$.verification.judge.endpoint.apiKeySecretArn",
     ]);
-    expect(byPath["$.batch.instanceTypes"]!.message).toContain("npx cdk deploy -c instanceTypes=");
+    expect(byPath["$.batch.instanceTypes"]!.message).toContain("npx cdk deploy -c largeInstanceTypes=");
     expect(byPath["$.batch.instanceTypes"]!.found).toBe('["p5.48xlarge"]');
     expect(byPath["$.batch.gpusPerJob"]!.message).toContain("-c gpusPerJob=");
     expect(byPath["$.teacher.endpoint.apiKeySecretArn"]!.message).toContain("-c teacherApiKeySecretArn=");

@@ -104,3 +104,29 @@ describe("local Lambda host", () => {
     expect((await failure(host.invoke("nope", {}))).name).toBe("Lambda.ResourceNotFoundException");
   });
 });
+
+describe("the local account's Lambda concurrency (issue 25)", () => {
+  it("throttles a synchronous invoke past the account's concurrent executions with Lambda.TooManyRequestsException", async () => {
+    host = new LambdaHost(new Map([["a", fn("a")]]), { accountConcurrency: 10 });
+
+    // 11 at once: each invocation counts from the moment it is made, as Lambda counts it.
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 11 }, () => host!.invoke("a", { kind: "echo" })),
+    );
+
+    const throttled = outcomes.filter((o) => o.status === "rejected").map((o) => (o.reason as Error).name);
+    expect(throttled).toEqual(["Lambda.TooManyRequestsException"]);
+    expect(host.concurrency).toEqual({ limit: 10, peak: 10, throttles: 1 });
+  });
+
+  it("an asynchronous invoke waits for a free execution instead of failing", async () => {
+    host = new LambdaHost(new Map([["a", fn("a")]]), { accountConcurrency: 2 });
+
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 5 }, () => host!.invoke("a", { kind: "echo" }, { async: true })),
+    );
+
+    expect(outcomes.every((o) => o.status === "fulfilled")).toBe(true);
+    expect(host.concurrency).toEqual({ limit: 2, peak: 2, throttles: 0 });
+  });
+});

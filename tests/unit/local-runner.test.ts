@@ -9,6 +9,7 @@ import {
 
 const def: LocalJobDefinition = {
   image: "generate",
+  environment: {},
   attempts: 10,
   evaluateOnExit: [
     { Action: "RETRY", OnStatusReason: "Host EC2*" },

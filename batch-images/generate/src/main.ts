@@ -3,8 +3,9 @@
  * teacher is a hosted endpoint). Reads the Batch container contract from the environment and exits
  * 0 (done), 3 (bad input, no retry) or 75 (transient, retried by Batch).
  */
+import { keyedEndpointProblem } from "../../../core/config/deploy.ts";
 import { FsStore } from "../../../core/shards/fs-store.ts";
-import { createS3Client, S3Store } from "../../../core/shards/s3-store.ts";
+import { createS3Client, missingRegion, S3Store } from "../../../core/shards/s3-store.ts";
 import { EXIT_BAD_INPUT, runWorker, type WorkerOptions } from "./worker.ts";
 
 function env(name: string, fallback?: string): string {
@@ -18,6 +19,26 @@ function env(name: string, fallback?: string): string {
 
 const mode = env("RECIPE_MODE", "distill") as WorkerOptions["mode"];
 const bucket = env("RECIPE_BUCKET");
+const noRegion = bucket.startsWith("file://") ? null : missingRegion();
+if (noRegion) {
+  console.error(JSON.stringify({ level: "ERROR", message: noRegion }));
+  process.exit(EXIT_BAD_INPUT);
+}
+// The deploy bound the teacher's key to one https host: validate-config refuses a run pointing a
+// hosted teacher elsewhere; the job refuses again before the key could leave.
+const keyHost = process.env.RECIPE_TEACHER_KEY_HOST;
+if (keyHost && process.env.RECIPE_SERVING === "endpoint" && process.env.OPENAI_BASE_URL) {
+  const problem = keyedEndpointProblem(
+    "OPENAI_BASE_URL",
+    process.env.OPENAI_BASE_URL,
+    keyHost,
+    "teacherEndpointHost",
+  );
+  if (problem) {
+    console.error(JSON.stringify({ level: "ERROR", message: problem.message }));
+    process.exit(EXIT_BAD_INPUT);
+  }
+}
 const store = bucket.startsWith("file://")
   ? new FsStore(bucket.slice(7))
   : new S3Store(createS3Client(), bucket);

@@ -2,13 +2,18 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { FsStore } from "../../../core/shards/fs-store.ts";
-import { createS3Client, S3Store } from "../../../core/shards/s3-store.ts";
+import { createS3Client, missingRegion, S3Store } from "../../../core/shards/s3-store.ts";
 import { EXIT_BAD_INPUT, parseLauncherArgs, runLauncher } from "./launcher.ts";
 
 const bucket = process.env.RECIPE_BUCKET;
 const runId = process.env.RECIPE_RUN_ID;
 if (!bucket || !runId) {
   console.error("RECIPE_BUCKET and RECIPE_RUN_ID must be set");
+  process.exit(EXIT_BAD_INPUT);
+}
+const noRegion = bucket.startsWith("file://") ? null : missingRegion();
+if (noRegion) {
+  console.error(noRegion);
   process.exit(EXIT_BAD_INPUT);
 }
 const args = parseLauncherArgs(process.argv.slice(2));
