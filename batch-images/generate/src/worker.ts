@@ -165,6 +165,13 @@ async function work(
     }
   };
 
+  /** Counts an answer this run asked for (in this attempt or one that was killed before it finished). */
+  const answeredByThisRun = (value: CachedResponse) => {
+    bump("responses");
+    bump("prompt_tokens", value.usage.promptTokens);
+    bump("completion_tokens", value.usage.completionTokens);
+  };
+
   const finish = async (t: Task, value: CachedResponse): Promise<CachedResponse> => {
     // Written before it counts: after this line a restart will never ask for it again.
     const key = keys.generationCache(t.key);
@@ -173,9 +180,7 @@ async function work(
       // Already there: keep a valid entry (another attempt finished first), replace an unreadable one.
       if (!(await cachedAt(t))) await o.store.write(key, body, { contentType: "application/json" });
     }
-    bump("responses");
-    bump("prompt_tokens", value.usage.promptTokens);
-    bump("completion_tokens", value.usage.completionTokens);
+    answeredByThisRun(value);
     return value;
   };
 
@@ -209,6 +214,7 @@ async function work(
         const choice = res.choices[0];
         limit.onSuccess();
         return await finish(t, {
+          askedBy: o.runId,
           model: res.model ?? sampling.model,
           response: choice?.message?.content ?? "",
           finishReason: normalizeFinishReason(choice?.finish_reason),
@@ -230,6 +236,7 @@ async function work(
           // cache the refusal as an error trace so verify rejects it with a reason.
           bump("request_errors");
           const refused = await finish(t, {
+            askedBy: o.runId,
             model: sampling.model,
             response: "",
             finishReason: "error",
@@ -284,7 +291,12 @@ async function work(
         limit,
         async (t) => {
           let value = await cachedAt(t);
-          if (value) bump("cache_hits");
+          // An answer this run asked for before a kill is still this run's answer (`resumed` says
+          // how many this attempt found); only another run's answers are cache hits.
+          if (value?.askedBy === o.runId) {
+            bump("resumed");
+            answeredByThisRun(value);
+          } else if (value) bump("cache_hits");
           else value = await attempt(t);
           if (value) await ordered.done(t.i, value);
         },
