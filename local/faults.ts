@@ -46,7 +46,9 @@ export function chaosSettings(env: NodeJS.ProcessEnv = process.env): ChaosSettin
 
 /** A number in [0, 1) from the seed and the parts: the same parts always give the same number. */
 export function uniform(seed: number, ...parts: (string | number)[]): number {
-  const h = createHash("sha256").update(`${seed}\u0000${parts.join("\u0000")}`).digest();
+  const h = createHash("sha256")
+    .update(`${seed}\u0000${parts.join("\u0000")}`)
+    .digest();
   return h.readUInt32BE(0) / 2 ** 32;
 }
 

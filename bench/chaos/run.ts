@@ -53,12 +53,16 @@ const SEED = Number(args.seed);
 const RATE = Number(args.faults);
 const QUESTIONS = Number(args.questions ?? (args.short ? 400 : 3000));
 const problems: string[] = [];
-if (!Number.isInteger(KILLS) || KILLS < 0) problems.push(`--kills must be a whole number >= 0: ${args.kills}`);
+if (!Number.isInteger(KILLS) || KILLS < 0)
+  problems.push(`--kills must be a whole number >= 0: ${args.kills}`);
 if (!Number.isFinite(SEED)) problems.push(`--seed must be a number: ${args.seed}`);
 if (!(RATE >= 0 && RATE < 0.5)) problems.push(`--faults must be a rate in [0, 0.5): ${args.faults}`);
-if (!Number.isInteger(QUESTIONS) || QUESTIONS < 1) problems.push(`--questions must be >= 1: ${args.questions}`);
+if (!Number.isInteger(QUESTIONS) || QUESTIONS < 1)
+  problems.push(`--questions must be >= 1: ${args.questions}`);
 if (problems.length > 0) {
-  console.error(`npm run chaos: ${problems.length} problem(s)\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  console.error(
+    `npm run chaos: ${problems.length} problem(s)\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+  );
   process.exit(2);
 }
 
@@ -214,27 +218,38 @@ function batchChildren(root: number): { pid: number; image: string }[] {
     .sort((a, b) => a.pid - b.pid);
 }
 
-/** The stage whose work was under way: the latest stage folder that has output but no _SUCCESS. */
+/** The stages under way: started (an object beside their fingerprint) and without _SUCCESS. */
 function stageNow(dataDir: string): string {
   const run = join(dataDir, "s3", "recipe-local", "runs", RUN_ID);
   if (!existsSync(run)) return "start";
-  const stages = readdirSync(run).filter((d) => !d.includes(".") && d !== "datasets");
-  const open = stages.filter((s) => !existsSync(join(run, s, `_SUCCESS${OBJECT}`)));
-  return open.sort().join("+") || "finishing";
+  const open = readdirSync(run)
+    .filter((d) => !d.includes(".") && d !== "datasets")
+    .filter((d) => !existsSync(join(run, d, `_SUCCESS${OBJECT}`)))
+    .filter((d) => readdirSync(join(run, d)).some((f) => !f.startsWith("fingerprint.json")));
+  return open.sort().join("+") || "between-stages";
 }
 
 type Kill = { kind: "sigkill" | "sigint" | "batch-child"; trigger: "teacher" | "s3-write"; at: number };
 
-/** The kill schedule, from the seed alone. */
-function schedule(kills: number, teacherRequests: number, s3Writes: number): Kill[] {
-  return Array.from({ length: kills }, (_, i) => {
-    const k = uniform(SEED, "kill-kind", i);
-    const kind = k < 0.45 ? "sigkill" : k < 0.7 ? "sigint" : "batch-child";
-    const trigger = kind === "batch-child" || uniform(SEED, "kill-trigger", i) < 0.5 ? "teacher" : "s3-write";
-    const span = trigger === "teacher" ? teacherRequests : s3Writes;
-    const at = 1 + Math.floor(uniform(SEED, "kill-at", i) * Math.max(2, (2 * span) / Math.max(1, kills)));
-    return { kind, trigger, at } as Kill;
-  });
+/**
+ * The i-th kill, from the seed and what is left to do: its kind, and the event it lands at, drawn
+ * within the work that remains (teacher requests not yet answered, run objects not yet written),
+ * spread over the kills that remain so that they all land before the run can finish.
+ */
+function killAt(i: number, killsLeft: number, teacherLeft: number, writesLeft: number): Kill {
+  const k = uniform(SEED, "kill-kind", i);
+  let kind: Kill["kind"] = k < 0.45 ? "sigkill" : k < 0.7 ? "sigint" : "batch-child";
+  let trigger: Kill["trigger"] =
+    kind === "batch-child" || uniform(SEED, "kill-trigger", i) < 0.5 ? "teacher" : "s3-write";
+  if (teacherLeft <= 0) {
+    // The teacher's work is done: the kill lands on an S3 write, and a Batch child kill (there are no
+    // generate children left) becomes a SIGKILL of the group.
+    trigger = "s3-write";
+    if (kind === "batch-child") kind = "sigkill";
+  }
+  const left = Math.max(1, trigger === "teacher" ? teacherLeft : writesLeft);
+  const span = Math.max(1, Math.min(left, Math.floor((2 * left) / Math.max(1, killsLeft))));
+  return { kind, trigger, at: 1 + Math.floor(uniform(SEED, "kill-at", i) * span) };
 }
 
 /** The control server a runtime calls to be killed at its S3 write (local/faults.ts). */
@@ -256,16 +271,45 @@ async function controlServer(onKill: (body: { pid: number; what: string }) => vo
   };
 }
 
-/** Fields that say how long something took or when: normalised before the comparison. */
+/**
+ * What is normalised before the comparison: when something happened and how long it took, the
+ * generate workers' account of the attempt that finished a shard (requests sent, retries, answers
+ * found from a killed attempt, unreadable cache entries), and the report's record of which attempt
+ * kept which stage. Nothing else: every other byte must be the same.
+ */
+const OPERATIONAL = new Set([
+  "seconds",
+  "wall_seconds",
+  "requests",
+  "retries",
+  "resumed",
+  "cache_unreadable",
+]);
+const TIME = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g;
+
 function normalise(key: string, bytes: Buffer): Buffer {
-  if (!/\.(json|md|html)$/.test(key) && !key.endsWith("_SUCCESS")) return bytes;
-  return Buffer.from(
-    bytes
-      .toString("utf8")
-      .replace(/"(seconds|wall_seconds|startedAt|finishedAt|at|generatedAt|createdAt)":\s*("[^"]*"|[0-9.e+-]+)/g, '"$1":0')
-      .replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g, "<time>")
-      .replace(/\b\d+(\.\d+)? ?s\b/g, "<seconds>"),
-  );
+  if (key.endsWith(".md") || key.endsWith(".html"))
+    return Buffer.from(bytes.toString("utf8").replace(TIME, "<time>"));
+  if (!key.endsWith(".json") && !key.endsWith("_SUCCESS")) return bytes;
+  const strip = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(strip);
+    if (typeof v === "string") return v.replace(TIME, "<time>");
+    if (!v || typeof v !== "object") return v;
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([k]) => !OPERATIONAL.has(k))
+        .map(([k, x]) => [k, strip(x)]),
+    );
+  };
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    return bytes;
+  }
+  const out = strip(value) as Record<string, unknown>;
+  if (key.endsWith("report/report.json")) delete out.revision;
+  return Buffer.from(JSON.stringify(out));
 }
 
 async function main() {
@@ -285,23 +329,37 @@ async function main() {
     log(`undisturbed run (${QUESTIONS} generated questions) in ${calm}`);
     const first = recipeRun(runJson, calm, teacher, {}, join(work, "undisturbed.log"));
     const calmRun = await first.done;
-    if (calmRun.code !== 0) throw new Error(`the undisturbed run failed (see ${join(work, "undisturbed.log")})`);
+    if (calmRun.code !== 0)
+      throw new Error(`the undisturbed run failed (see ${join(work, "undisturbed.log")})`);
     const calmTeacher = { requests: teacher.requests, answered: teacher.answeredDistinct };
     const calmObjects = objects(calm);
     const runWrites = [...calmObjects.keys()].filter((k) => !k.startsWith("cache/")).length;
+    const sourceFiles = [...calmObjects.keys()].filter((k) => k.startsWith("sources/")).length;
     log(
       `undisturbed: ${calmRun.seconds.toFixed(1)} s, ${calmTeacher.requests} teacher requests, ${runWrites} objects`,
     );
 
-    // 2. Chaos: a fresh teacher's counts, the same answers.
-    await teacher.close();
-    const chaotic = await startChaosTeacher(Number(args.latency));
+    // 2. Chaos: the same teacher (its URL is in run.json and the data cards), counted afresh.
+    teacher.reset();
+    const chaotic = teacher;
     chaotic.setFaultRate(RATE, SEED);
     const dataDir = join(work, "chaos");
     rmSync(dataDir, { recursive: true, force: true });
     const faultLog = join(work, "faults.jsonl");
     rmSync(faultLog, { force: true });
-    const kills = schedule(KILLS, calmTeacher.requests, runWrites);
+    const runObjects = () => [...objects(dataDir).keys()].filter((k) => !k.startsWith("cache/")).length;
+    // The kill to come, drawn when it is armed (at an attempt's start, or after a Batch child kill).
+    let pending: Kill | null = null;
+    const draw = (): Kill | null =>
+      next >= KILLS
+        ? null
+        : killAt(
+            next,
+            KILLS - next,
+            calmTeacher.requests - chaotic.answeredDistinct,
+            // Sources and run.json are written again by each attempt, before anything else.
+            runWrites - runObjects() + sourceFiles,
+          );
     const landed: { kind: string; trigger: string; stage: string; attempt: number }[] = [];
     const quiesceTimeouts: number[] = [];
     let current: { child: ChildProcess; killed: boolean } | null = null;
@@ -320,7 +378,7 @@ async function main() {
         () => cacheEntries(dataDir) >= chaotic.answeredDistinct,
       );
       if (!settled) quiesceTimeouts.push(attempt);
-      const stage = stageNow(dataDir);
+      const stage = /runs\/[^/]+\/([a-z-]+)\//.exec(what)?.[1] ?? stageNow(dataDir);
       const pgid = current.child.pid!;
       if (kill.kind === "batch-child") {
         const children = batchChildren(pgid);
@@ -329,11 +387,15 @@ async function main() {
           process.kill(victim.pid, "SIGKILL");
           landed.push({ kind: `batch-child-${victim.image}`, trigger: what, stage, attempt });
           next += 1;
-          log(`attempt ${attempt}: SIGKILL Batch child ${victim.image} (pid ${victim.pid}) at ${what}, ${stage}`);
+          log(
+            `attempt ${attempt}: SIGKILL Batch child ${victim.image} (pid ${victim.pid}) at ${what}, ${stage}`,
+          );
         }
         killing = false;
         chaotic.release();
-        armNext(attempt);
+        // The next kill, if the teacher triggers it, may land in this same attempt.
+        pending = draw();
+        armedTeacherAt = pending?.trigger === "teacher" ? attemptRequests + pending.at : null;
         return;
       }
       const signal = kill.kind === "sigkill" ? "SIGKILL" : "SIGINT";
@@ -349,23 +411,15 @@ async function main() {
       killing = false;
     };
 
-    /** Arms the next kill if it is triggered by the teacher (an S3 trigger waits for the next attempt). */
-    const armNext = (_attempt: number) => {
-      const kill = kills[next];
-      armedTeacherAt = kill?.trigger === "teacher" ? attemptRequests + kill.at : null;
-    };
-
     let attempt = 0;
     const control = await controlServer(({ what }) => {
-      const kill = kills[next];
-      if (kill) void strike(kill, attempt, what);
+      if (pending?.trigger === "s3-write") void strike(pending, attempt, what);
     });
     chaotic.onRequest = () => {
       attemptRequests += 1;
-      const kill = kills[next];
-      if (kill && armedTeacherAt !== null && attemptRequests >= armedTeacherAt) {
+      if (pending && armedTeacherAt !== null && attemptRequests >= armedTeacherAt) {
         armedTeacherAt = null;
-        void strike(kill, attempt, `teacher request ${attemptRequests}`);
+        void strike(pending, attempt, `teacher request ${attemptRequests}`);
       }
     };
 
@@ -377,13 +431,13 @@ async function main() {
       attempt += 1;
       attemptRequests = 0;
       chaotic.release();
-      const kill = kills[next];
-      armedTeacherAt = kill?.trigger === "teacher" ? kill.at : null;
+      pending = draw();
+      armedTeacherAt = pending?.trigger === "teacher" ? pending.at : null;
       const chaosEnv = {
         seed: SEED * 1000 + attempt,
         rate: RATE,
         control: control.url,
-        killAtWrite: kill?.trigger === "s3-write" ? kill.at : undefined,
+        killAtWrite: pending?.trigger === "s3-write" ? pending.at : undefined,
         log: faultLog,
       };
       const r = recipeRun(
@@ -415,12 +469,14 @@ async function main() {
       const keysB = [...hot.keys()].filter(filter).sort();
       const missing = keysA.filter((k) => !hot.has(k));
       const extra = keysB.filter((k) => !calmObjects.has(k));
-      const differ = keysA.filter(
-        (k) =>
-          hot.has(k) &&
-          !normalise(k, readFileSync(calmObjects.get(k)!)).equals(normalise(k, readFileSync(hot.get(k)!))),
-      );
-      return { compared: keysA.length, missing, extra, differ };
+      let sameBytes = 0;
+      const differ = keysA.filter((k) => {
+        if (!hot.has(k)) return false;
+        const [a, b] = [readFileSync(calmObjects.get(k)!), readFileSync(hot.get(k)!)];
+        if (a.equals(b)) sameBytes += 1;
+        return !normalise(k, a).equals(normalise(k, b));
+      });
+      return { compared: keysA.length, sameBytes, missing, extra, differ };
     };
     const prefix = `runs/${RUN_ID}/`;
     const datasets = diff((k) => k.startsWith(`${prefix}datasets/`));
@@ -428,7 +484,7 @@ async function main() {
     const report = diff((k) => k.startsWith(`${prefix}report/`) && k.endsWith(".json"));
     const everything = diff((k) => k.startsWith(prefix));
     const outside = [...hot.keys()].filter(
-      (k) => !k.startsWith(prefix) && !k.startsWith("cache/generate/") && !k.startsWith("sources/"),
+      (k) => !/^(cache\/generate|sources|images)\//.test(k) && !k.startsWith(prefix),
     );
     const leftovers = partials(dataDir);
     const faults: Record<string, Record<string, number>> = {};
@@ -441,7 +497,9 @@ async function main() {
         const f = JSON.parse(line) as { kind: string; stage: string };
         bump(f.kind, f.stage || "-");
       }
-    for (const [kind, n] of Object.entries(chaotic.faults)) (faults[kind] ??= {}).distill_or_rollouts = n;
+    // The teacher's faults land in the generate stages (distill and estimate-difficulty).
+    for (const [kind, n] of Object.entries(chaotic.faults))
+      faults[kind] = { "distill/estimate-difficulty": n };
     const killsByKind: Record<string, Record<string, number>> = {};
     for (const k of landed) {
       killsByKind[k.kind] ??= {};
@@ -494,8 +552,9 @@ async function main() {
   process.exit(summary.ok ? 0 : 1);
 }
 
-function pickDiff(d: { missing: string[]; extra: string[]; differ: string[] }) {
+function pickDiff(d: { sameBytes: number; missing: string[]; extra: string[]; differ: string[] }) {
   return {
+    sameBytes: d.sameBytes,
     identical: d.missing.length + d.extra.length + d.differ.length === 0,
     missing: d.missing.slice(0, 20),
     extra: d.extra.slice(0, 20),

@@ -33,6 +33,8 @@ export interface ChaosTeacher {
   hold(): void;
   release(): void;
   setFaultRate(rate: number, seed: number): void;
+  /** Forgets every count (the next run is counted on its own). */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -100,7 +102,8 @@ export async function startChaosTeacher(latencyMs: number): Promise<ChaosTeacher
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     // At most two faults in a row for one request: the worker's retries get through.
     const u = n < 2 ? uniform(seed, "teacher", request, n) : 1;
-    const kind = u < rate ? (["429", "500", "reset", "truncated"] as const)[Math.floor((u / rate) * 4)] : null;
+    const kind =
+      u < rate ? (["429", "500", "reset", "truncated"] as const)[Math.floor((u / rate) * 4)] : null;
     if (kind) faults[`teacher-${kind}`] = (faults[`teacher-${kind}`] ?? 0) + 1;
     if (kind === "429") {
       res.writeHead(429, { "content-type": "application/json", "retry-after": "0" });
@@ -155,8 +158,7 @@ export async function startChaosTeacher(latencyMs: number): Promise<ChaosTeacher
     get answered() {
       return answered;
     },
-    askedAgain: () =>
-      [...answers].filter(([, k]) => k > 1).map(([request, k]) => ({ request, answers: k })),
+    askedAgain: () => [...answers].filter(([, k]) => k > 1).map(([request, k]) => ({ request, answers: k })),
     faults,
     onRequest: null,
     hold() {
@@ -165,6 +167,13 @@ export async function startChaosTeacher(latencyMs: number): Promise<ChaosTeacher
     release() {
       holding = false;
       for (const r of held.splice(0)) r();
+    },
+    reset() {
+      requests = 0;
+      answered = 0;
+      answers.clear();
+      asked.clear();
+      for (const k of Object.keys(faults)) delete faults[k];
     },
     setFaultRate(r, s) {
       rate = r;

@@ -15,6 +15,9 @@ export const Event = z.object({ runId: z.string(), execution: z.string().optiona
 
 export const handle = handler("validate-config", Event, async ({ runId, execution }) => {
   const store = runStore();
+  // An execution starts afresh: the failure an earlier one recorded is history (run-failure keeps the
+  // first failure it finds, and recipe status reports it), so it goes before anything can fail.
+  await store.delete(keys.failure(runId));
   const outcome = await validateConfig(store, runId);
   if (!outcome.ok) {
     await writeJson(store, keys.failure(runId), {
