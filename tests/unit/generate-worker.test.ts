@@ -145,6 +145,28 @@ describe("generate worker", () => {
     }
   });
 
+  it("stopped (SIGTERM) sends no new request, caches every answer in flight and exits 75 to resume", async () => {
+    // Found by npm run chaos: a stopped job's answers in flight were lost and asked again.
+    const { ctx } = await preparedRun(4);
+    const server = await startFakeOpenAI({ latencyMs: 20 });
+    try {
+      const result = await runWorker({
+        ...distillChild(ctx, server.url),
+        concurrency: 4,
+        stopping: () => server.answered >= 10,
+      });
+      const cached = await listAll(ctx.store, "cache/generate/");
+
+      expect(result.exitCode).toBe(75);
+      expect(result.reason).toMatch(/stopped/);
+      expect(server.requests.length).toBeLessThan(10 + 4 + 1);
+      expect(cached.length).toBe(server.answered);
+      expect(await ctx.store.exists(keys.stats(ctx.runId, "distill", 0))).toBe(false);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("counts another run's cached answers as cache hits, not as its own", async () => {
     const { ctx } = await preparedRun(2);
     const server = await startFakeOpenAI();

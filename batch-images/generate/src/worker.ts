@@ -47,6 +47,11 @@ export interface WorkerOptions {
   log?: (message: string, fields?: Record<string, unknown>) => void;
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * True once the job is being stopped (SIGTERM: Batch's TerminateJob, a Spot reclaim's notice): no
+   * new request is sent, the ones in flight finish and are cached, and the shard exits 75 to resume.
+   */
+  stopping?: () => boolean;
 }
 
 export interface WorkerResult {
@@ -300,7 +305,7 @@ async function work(
           else value = await attempt(t);
           if (value) await ordered.done(t.i, value);
         },
-        () => retries >= retryBudget && transientFailures > 0,
+        () => (retries >= retryBudget && transientFailures > 0) || (o.stopping?.() ?? false),
       );
       await ordered.drained();
       if ((counts.responses ?? 0) + (counts.cache_hits ?? 0) < tasks.length) throw new Incomplete();
@@ -311,7 +316,9 @@ async function work(
     if (!(err instanceof Incomplete)) throw err;
     return {
       exitCode: EXIT_TRANSIENT,
-      reason: `${transientFailures} requests failed transiently; finished work is cached`,
+      reason: o.stopping?.()
+        ? "stopped (SIGTERM) after the requests in flight; finished work is cached"
+        : `${transientFailures} requests failed transiently; finished work is cached`,
       counts,
     };
   }
