@@ -5,9 +5,9 @@
  * RECIPE_CHAOS is JSON: { seed, rate, control?, killAtWrite? }.
  *  - S3: a request is answered 500 InternalError or 503 SlowDown, or the emulator drops every open
  *    connection (what its clients see of a process restart), at `rate`;
- *  - Lambda: an invoke is refused with Lambda.TooManyRequestsException, or its execution
+ *  - Lambda: an invoke is refused with Lambda.TooManyRequestsException at `rate`, or its execution
  *    environment exits mid-invocation (Runtime.ExitError) right after sending its k-th HTTP request
- *    (an S3 write among them: a crash in the middle of a multi-part write), at `rate`;
+ *    (an S3 write among them: a crash in the middle of a multi-part write), at `rate` / 4;
  *  - killAtWrite: at the N-th S3 write (not a generation-cache entry) this process tells the chaos
  *    harness at `control` and holds that request; the harness then kills the whole process group.
  *
@@ -121,7 +121,9 @@ export class Chaos {
     const what = `${step} ${digest(payload)}`;
     const n = this.occurrence(`crash ${what}`);
     // Each event crashes at most twice: the state machine's retries (and the next `recipe run`) go on.
-    if (n >= 2 || uniform(this.settings.seed, "crash", what, n) >= this.settings.rate) return undefined;
+    // A quarter of the rate: a crash fails the whole execution (the state machine does not retry
+    // Runtime.ExitError), so at the full rate nearly every attempt of a big run would end in one.
+    if (n >= 2 || uniform(this.settings.seed, "crash", what, n) >= this.settings.rate / 4) return undefined;
     return 1 + Math.floor(uniform(this.settings.seed, "crash-at", what, n) * 6);
   }
 }

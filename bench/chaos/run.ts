@@ -51,7 +51,7 @@ const { values: args } = parseArgs({
 const KILLS = Number(args.kills);
 const SEED = Number(args.seed);
 const RATE = Number(args.faults);
-const QUESTIONS = Number(args.questions ?? (args.short ? 400 : 3000));
+const QUESTIONS = Number(args.questions ?? (args.short ? 200 : 3000));
 const problems: string[] = [];
 if (!Number.isInteger(KILLS) || KILLS < 0)
   problems.push(`--kills must be a whole number >= 0: ${args.kills}`);
@@ -183,7 +183,7 @@ function partials(dataDir: string): string[] {
     .filter((f) => !f.endsWith("_S3rver_uploads"));
 }
 
-async function waitFor(what: string, ok: () => boolean, limitMs = 120_000): Promise<boolean> {
+async function waitFor(what: string, ok: () => boolean, limitMs = 60_000): Promise<boolean> {
   for (let waited = 0; !ok(); waited += 50) {
     if (waited > limitMs) {
       log(`gave up waiting for ${what}`);
