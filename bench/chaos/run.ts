@@ -223,7 +223,8 @@ function stageNow(dataDir: string): string {
   const run = join(dataDir, "s3", "recipe-local", "runs", RUN_ID);
   if (!existsSync(run)) return "start";
   const open = readdirSync(run)
-    .filter((d) => !d.includes(".") && d !== "datasets")
+    // Plan stages write a manifest and no _SUCCESS: they are never "under way" after their step.
+    .filter((d) => !d.includes(".") && d !== "datasets" && !d.startsWith("plan-"))
     .filter((d) => !existsSync(join(run, d, `_SUCCESS${OBJECT}`)))
     .filter((d) => readdirSync(join(run, d)).some((f) => !f.startsWith("fingerprint.json")));
   return open.sort().join("+") || "between-stages";
@@ -385,6 +386,9 @@ async function main() {
         if (children.length > 0) {
           const victim = children[Math.floor(uniform(SEED, "victim", next) * children.length)]!;
           process.kill(victim.pid, "SIGKILL");
+          // Its held requests must read as abandoned before the teacher answers again.
+          await waitFor("the killed child to be gone", () => !existsSync(`/proc/${victim.pid}`), 30_000);
+          await new Promise((r) => setTimeout(r, 100));
           landed.push({ kind: `batch-child-${victim.image}`, trigger: what, stage, attempt });
           next += 1;
           log(
