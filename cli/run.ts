@@ -461,12 +461,9 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
     attempt = latest?.attempt ?? null;
   } else if (local) {
     try {
-      const all = JSON.parse(readFileSync(join(resolve(opts.dataDir), "executions.json"), "utf8")) as {
-        name: string;
-        startDate: number;
-        status?: string;
-        owner?: number;
-      }[];
+      // A RUNNING execution whose recipe process is gone (killed) reads as ABORTED, as `recipe run` sees it.
+      const { loadExecutions } = await import("../local/sfn-api.ts");
+      const all = [...loadExecutions(join(resolve(opts.dataDir), "executions.json")).values()];
       // The newest attempt of the run (a failed run started again is `<run-id>.2`, ...).
       const attempts = all.filter((e) => isAttemptOf(e.name, runId));
       const latest = attempts.sort((a, b) => b.startDate - a.startDate)[0] ?? null;

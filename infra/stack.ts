@@ -33,7 +33,8 @@ type Grants = Pick<
 const GRANTS: Record<StepName | "start-run", Grants> = {
   // It also decides the revision: reads each stage's recorded fingerprint, clears the stages whose
   // fingerprint changed (the only step that deletes: keys below a run's stage or dataset folders,
-  // never run.json or config.json) and records the new fingerprints.
+  // never run.json or config.json) and records the new fingerprints. It also removes the failure.json
+  // an earlier execution recorded, so the run's failure is always this execution's.
   "validate-config": {
     reads: ["runs/*/run.json", "runs/*/failure.json", "runs/*/*/fingerprint.json", "runs/*/*/_SUCCESS"],
     writes: [

@@ -23,6 +23,7 @@ import { Worker } from "node:worker_threads";
 import { build } from "esbuild";
 import { BUNDLE_BANNER } from "../infra/constructs/stage-function.ts";
 import { PROJECT_ROOT } from "../infra/root.ts";
+import { chaos } from "./faults.ts";
 
 export interface LambdaFunction {
   arn: string;
@@ -169,9 +170,18 @@ export class LambdaHost {
   }
 
   private async invokeIn(f: LambdaFunction, payload: string): Promise<unknown> {
+    // `npm run chaos` only (RECIPE_CHAOS): throttles and crashed execution environments. The
+    // EventBridge trigger's start-run is left alone (EventBridge retries a throttled delivery).
+    const faults = f.step === "start-run" ? null : chaos();
+    if (faults?.throttle(f.step, payload)) {
+      faults.land("lambda-throttle", f.step);
+      throw lambdaError("Lambda.TooManyRequestsException", "Rate Exceeded.");
+    }
+    const crashAfter = faults?.crashAfter(f.step, payload);
+    if (crashAfter !== undefined) faults!.land("lambda-crash", f.step);
     const env = await this.acquire(f);
     try {
-      const result = await this.run(f, env, payload);
+      const result = await this.run(f, env, payload, crashAfter);
       if (Buffer.byteLength(result) > LAMBDA_PAYLOAD_LIMIT)
         throw lambdaError(
           "Function.ResponseSizeTooLarge",
@@ -223,7 +233,7 @@ export class LambdaHost {
     return env;
   }
 
-  private run(f: LambdaFunction, env: Environment, payload: string): Promise<string> {
+  private run(f: LambdaFunction, env: Environment, payload: string, crashAfter?: number): Promise<string> {
     const id = Math.random().toString(36).slice(2);
     return new Promise<string>((resolve, reject) => {
       const done = () => {
@@ -279,7 +289,7 @@ export class LambdaHost {
       env.worker.on("message", onMessage);
       env.worker.once("error", onError);
       env.worker.once("exit", onExit);
-      env.worker.postMessage({ id, event: payload });
+      env.worker.postMessage({ id, event: payload, crashAfter });
     });
   }
 

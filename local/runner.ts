@@ -316,6 +316,8 @@ export interface RunnerOptions {
   accountConcurrency?: number;
   /** Retry intervals are shortened locally (ms). @default 50 */
   retryIntervalMs?: number;
+  /** How long a stopped job's containers get between SIGTERM and SIGKILL. @default 30000 */
+  stopGraceMs?: number;
   log?: (line: string) => void;
   /** Test hook: runs before a Lambda step is invoked (may throw to inject faults). */
   beforeStep?: (step: string, event: unknown) => void | Promise<void>;
@@ -363,6 +365,10 @@ export class LocalRunner {
   private readonly role: Principal;
   private readonly stateMachineArn: string;
 
+  /** The Batch containers running now, and whether a stop is terminating them (see terminateJobs). */
+  private readonly live = new Set<import("node:child_process").ChildProcess>();
+  private terminating = false;
+
   constructor(private readonly o: RunnerOptions) {
     this.definition = localDefinition(stateMachineDefinition(o.template) as Definition, o.mapConcurrency);
     this.lambda = new LambdaHost(lambdaFunctions(o.template, o.account, o.lambdaEnv), {
@@ -378,9 +384,37 @@ export class LocalRunner {
     this.stateMachineArn = localRef(o.template)(sm);
   }
 
-  /** Ends the warm Lambda execution environments. */
-  close(): Promise<void> {
-    return this.lambda.close();
+  /** Ends the warm Lambda execution environments and the Batch jobs still running. */
+  async close(): Promise<void> {
+    await this.terminateJobs();
+    await this.lambda.close();
+  }
+
+  /**
+   * What Step Functions does to the `.sync` Batch jobs of an execution that stops (it failed, or the
+   * process that runs it is closing): TerminateJob, which stops each container with SIGTERM and, after
+   * the grace period, SIGKILL; no new attempt or array child starts meanwhile. Left running, a child
+   * went on asking the teacher after its run was over, and what it was answered was never cached.
+   */
+  async terminateJobs(graceMs = this.o.stopGraceMs ?? 30_000): Promise<void> {
+    if (this.live.size === 0) return;
+    this.terminating = true;
+    try {
+      const exits = [...this.live].map(
+        (p) =>
+          new Promise<void>((r) =>
+            p.exitCode !== null || p.signalCode !== null ? r() : p.once("exit", () => r()),
+          ),
+      );
+      for (const p of this.live) p.kill("SIGTERM");
+      const timer = setTimeout(() => {
+        for (const p of this.live) p.kill("SIGKILL");
+      }, graceMs);
+      await Promise.all(exits);
+      clearTimeout(timer);
+    } finally {
+      this.terminating = false;
+    }
   }
 
   private handlers(): {
@@ -520,7 +554,7 @@ export class LocalRunner {
     const failures: string[] = [];
     let next = 0;
     const worker = async () => {
-      while (next < indexes.length) {
+      while (next < indexes.length && !this.terminating) {
         const index = indexes[next++]!;
         for (let attempt = 1; ; attempt++) {
           const code = await this.child(
@@ -532,6 +566,10 @@ export class LocalRunner {
             attemptSeconds,
           );
           if (code === 0) break;
+          if (this.terminating) {
+            failures.push(`child ${index}: terminated (the execution stopped)`);
+            break;
+          }
           if (code === "timeout") {
             // Batch terminates an attempt that runs past the job's timeout and does not retry it.
             failures.push(
@@ -629,6 +667,7 @@ export class LocalRunner {
         stdio: ["ignore", "pipe", "pipe"],
       });
       onSpawn?.(() => p.kill("SIGKILL"));
+      this.live.add(p);
       this.o.onBatchChild?.(p, index, attempt, jobName);
       let timedOut = false;
       const timer =
@@ -641,6 +680,7 @@ export class LocalRunner {
       p.stdout?.on("data", () => undefined);
       p.stderr?.on("data", (d) => this.o.log?.(String(d).trim()));
       p.on("exit", (code, signal) => {
+        this.live.delete(p);
         clearTimeout(timer);
         resolve(timedOut ? "timeout" : signal ? null : code);
       });
@@ -676,6 +716,8 @@ export class LocalRunner {
       return { status: "SUCCEEDED", output: await run.result };
     } catch (err) {
       const e = err as Error & { cause?: { name?: string; message?: string } };
+      // Locally one execution runs per runtime: the jobs still running are this execution's.
+      await this.terminateJobs();
       return { status: "FAILED", error: e.cause?.name ?? e.name, cause: e.cause?.message ?? e.message };
     }
   }

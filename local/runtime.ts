@@ -52,6 +52,8 @@ export interface LocalOptions {
   /** Test hook: changes the synthesized template before anything runs (e.g. removes a grant). */
   editTemplate?: (template: TemplateLike) => void;
   beforeStep?: ConstructorParameters<typeof LocalRunner>[0]["beforeStep"];
+  /** Between SIGTERM and SIGKILL when a stopped execution's Batch jobs are terminated (tests). */
+  stopGraceMs?: number;
   onBatchChild?: ConstructorParameters<typeof LocalRunner>[0]["onBatchChild"];
 }
 
@@ -201,6 +203,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     log: options.log,
     beforeStep: options.beforeStep,
     onBatchChild: options.onBatchChild,
+    stopGraceMs: options.stopGraceMs,
   });
   const sfnClient = new SFNClient({
     endpoint: sfn.endpoint,

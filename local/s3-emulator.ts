@@ -6,6 +6,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
+import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Readable, Transform } from "node:stream";
@@ -13,6 +14,7 @@ import { pipeline } from "node:stream/promises";
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import S3rver from "s3rver";
 import { createS3Client, S3Store } from "../core/shards/s3-store.ts";
+import { s3FaultMiddleware } from "./faults.ts";
 import { AccessDeniedError, type LocalAccount } from "./iam/account.ts";
 import { accessKeyOf, s3Permissions, UnmappedRequestError } from "./iam/s3-requests.ts";
 
@@ -54,6 +56,9 @@ export async function startS3Emulator(
   });
   makePutsAtomic((server as unknown as { store: FilesystemStore }).store);
   if (options.account) enforceIam(server as unknown as KoaLike, options.account);
+  // `npm run chaos` only (RECIPE_CHAOS): S3's 500 and 503 answers and dropped connections, first in line.
+  const faults = s3FaultMiddleware(() => (server as unknown as { httpServer?: Server }).httpServer);
+  if (faults) (server as unknown as { middleware: unknown[] }).middleware.unshift(faults);
   const address = (await server.run()) as { port: number };
   const endpoint = `http://127.0.0.1:${address.port}`;
   const client = createS3Client({ endpoint, region: "us-east-1", credentials: EMULATOR_CREDENTIALS });

@@ -5,7 +5,7 @@
  * DescribeExecution and ListExecutions. Executions persist in a JSON file so `recipe status` can read
  * them after `recipe run` has exited.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { accessKeyOf } from "./iam/s3-requests.ts";
@@ -52,7 +52,7 @@ function alive(pid: number | undefined): boolean {
  * machine restarted) is not running: it is ABORTED, so the next `recipe run` starts the run again
  * instead of waiting for an execution no process runs.
  */
-function load(file: string | undefined): Map<string, Execution> {
+export function loadExecutions(file: string | undefined): Map<string, Execution> {
   if (!file || !existsSync(file)) return new Map();
   const executions = JSON.parse(readFileSync(file, "utf8")) as Execution[];
   for (const e of executions) {
@@ -77,12 +77,16 @@ export async function startSfnApi(options: {
    */
   authorize?: (accessKeyId: string | undefined, action: string, resource: string) => void;
 }): Promise<SfnApi> {
-  const executions = load(options.file);
-  if (options.file && existsSync(options.file))
-    writeFileSync(options.file, JSON.stringify([...executions.values()], null, 2));
+  const executions = loadExecutions(options.file);
+  // Written whole to a file beside it, then renamed over it: a process killed mid-save (a recipe run
+  // that is SIGKILLed) leaves the previous registry, never a torn one the next run cannot parse.
   const save = () => {
-    if (options.file) writeFileSync(options.file, JSON.stringify([...executions.values()], null, 2));
+    if (!options.file) return;
+    const partial = `${options.file}.${process.pid}.partial`;
+    writeFileSync(partial, JSON.stringify([...executions.values()], null, 2));
+    renameSync(partial, options.file);
   };
+  if (options.file && existsSync(options.file)) save();
   const fail = (res: import("node:http").ServerResponse, type: string, message: string) => {
     res.writeHead(400, { "content-type": "application/x-amz-json-1.0", "x-amzn-errortype": type });
     res.end(JSON.stringify({ __type: type, message }));

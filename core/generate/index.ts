@@ -76,6 +76,12 @@ export interface CachedResponse {
   response: string;
   finishReason: Trace["finishReason"];
   usage: Trace["usage"];
+  /**
+   * The run that asked for it (the first writer's). A later attempt of that same run resuming after
+   * a kill counts it as this run's answer, so a shard's counts do not depend on how often it was
+   * killed; another run counts it as a cache hit. Absent in entries written before it existed.
+   */
+  askedBy?: string;
 }
 
 export function normalizeFinishReason(reason: string | null | undefined): Trace["finishReason"] {

@@ -184,6 +184,33 @@ describe("faults", () => {
     expect(execution.status, execution.cause).toBe("SUCCEEDED");
   });
 
+  it("terminates the Batch jobs of an execution that fails, so no child asks the teacher after its run is over", async () => {
+    // Found by npm run chaos: a failure in the RL branch ended the execution while distill's children
+    // ran on, asking the teacher for answers that no run would ever cache.
+    const children: import("node:child_process").ChildProcess[] = [];
+    const { execution } = await runSample({
+      teacherHold: { model: "replay/sample-teacher", count: 20 },
+      batchParallelism: 1,
+      stopGraceMs: 2_000,
+      onBatchChild: (child, _index, _attempt, jobName) => {
+        if (jobName.startsWith("Distill")) children.push(child);
+      },
+      beforeStep: async (step) => {
+        if (step !== "write-rl-dataset") return;
+        // Distill is provably mid-shard: its child waits for held answers.
+        for (let waited = 0; local.rt?.replay?.held === 0; waited += 50) {
+          if (waited > 120_000) throw new Error("distill never reached the hold");
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw Object.assign(new Error("injected"), { name: "InputContractError" });
+      },
+    });
+
+    expect(execution.status).toBe("FAILED");
+    expect(children.length).toBeGreaterThan(0);
+    expect(children.filter((c) => c.exitCode === null && c.signalCode === null)).toEqual([]);
+  });
+
   it("retries a Batch child killed mid-shard, which resumes without duplicates", async () => {
     let killedMidRun = false;
     const { execution } = await runSample({
@@ -213,7 +240,7 @@ describe("faults", () => {
     expect(new Set(traces.map((t) => `${t.questionId}:${t.sampleIndex}`)).size).toBe(traces.length);
     const stats = (await readJson<StageSummary>(local.rt!.s3.store, keys.success("sample", "distill")))!;
     expect(stats.out).toBe(stats.in);
-    expect(stats.extra.cache_hits).toBeGreaterThan(0);
+    expect(stats.extra.resumed).toBeGreaterThan(0);
   });
 
   it("a shard left without a result (a tolerated Map failure) fails the stage, and starting the run again computes only that shard", async () => {

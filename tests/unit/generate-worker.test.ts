@@ -113,8 +113,78 @@ describe("generate worker", () => {
       const again = await runWorker(opts);
 
       expect(server.requests.length).toBe(first);
-      expect(rerun.counts.cache_hits).toBe(first);
+      expect(rerun.counts.resumed).toBe(first);
       expect(again.reason).toBe("shard already done");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("counts the same responses and tokens for a shard finished after a kill as for one never killed", async () => {
+    // Found by npm run chaos: the resumed attempt counted only what it asked itself, so the stats,
+    // the data card's "asked in this run" and the report's cost estimate changed with every kill.
+    const { ctx } = await preparedRun(2);
+    const server = await startFakeOpenAI();
+    const opts = distillChild(ctx, server.url);
+    const stats = async () =>
+      (await readJson<ShardStats>(ctx.store, keys.stats(ctx.runId, "distill", 0)))!.extra;
+    try {
+      await runWorker(opts);
+      const whole = await stats();
+      await (ctx.store as FsStore).delete(keys.stats(ctx.runId, "distill", 0));
+      await (ctx.store as FsStore).delete(keys.shard(ctx.runId, "distill", 0));
+
+      await runWorker(opts);
+      const resumed = await stats();
+
+      for (const counter of ["responses", "prompt_tokens", "completion_tokens"])
+        expect([counter, resumed[counter]]).toEqual([counter, whole[counter]]);
+      expect(resumed.cache_hits).toBeUndefined();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("stopped (SIGTERM) sends no new request, caches every answer in flight and exits 75 to resume", async () => {
+    // Found by npm run chaos: a stopped job's answers in flight were lost and asked again.
+    const { ctx } = await preparedRun(4);
+    const server = await startFakeOpenAI({ latencyMs: 20 });
+    try {
+      const result = await runWorker({
+        ...distillChild(ctx, server.url),
+        concurrency: 4,
+        stopping: () => server.answered >= 10,
+      });
+      const cached = await listAll(ctx.store, "cache/generate/");
+
+      expect(result.exitCode).toBe(75);
+      expect(result.reason).toMatch(/stopped/);
+      expect(server.requests.length).toBeLessThan(10 + 4 + 1);
+      expect(cached.length).toBe(server.answered);
+      expect(await ctx.store.exists(keys.stats(ctx.runId, "distill", 0))).toBe(false);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("counts another run's cached answers as cache hits, not as its own", async () => {
+    const { ctx } = await preparedRun(2);
+    const server = await startFakeOpenAI();
+    try {
+      await runWorker(distillChild(ctx, server.url));
+      const first = server.requests.length;
+      const entries = await listAll(ctx.store, "cache/generate/");
+      // The same answers, as a run named otherwise had asked for them.
+      for (const key of entries) {
+        const value = (await readJson<Record<string, unknown>>(ctx.store, key))!;
+        await ctx.store.write(key, JSON.stringify({ ...value, askedBy: "another-run" }));
+      }
+      await (ctx.store as FsStore).delete(keys.stats(ctx.runId, "distill", 0));
+
+      const rerun = await runWorker(distillChild(ctx, server.url));
+
+      expect(server.requests.length).toBe(first);
+      expect([rerun.counts.cache_hits, rerun.counts.responses]).toEqual([first, undefined]);
     } finally {
       await server.close();
     }

@@ -65,6 +65,26 @@ describe("validate-config handler", () => {
     expect(failure?.whatToDo).toMatch(/Fix every problem/);
   });
 
+  it("forgets an earlier execution's failure.json when the run starts again, so the next failure is the one recorded", async () => {
+    // Found by npm run chaos: run-failure keeps the first failure recorded, so after one failed
+    // execution every later one (and a later success, for recipe status) showed that old failure.
+    const { handle } = await import("../../lambdas/validate-config/handler.ts");
+    const { handle: recordFailure } = await import("../../lambdas/run-failure/handler.ts");
+    const config = JSON.parse(readFileSync("examples/run.sample.json", "utf8"));
+    await s3.store.write(keys.runConfig("again"), JSON.stringify({ ...config, runId: "again" }));
+    await recordFailure({
+      runId: "again",
+      state: "PlanSftGeneration",
+      error: { Error: "Runtime.ExitError" },
+    });
+
+    await handle({ runId: "again", execution: "again.2" });
+    await recordFailure({ runId: "again", state: "Distill", error: { Error: "States.TaskFailed" } });
+
+    const failure = await readJson<{ state: string; error: string }>(s3.store, keys.failure("again"));
+    expect([failure?.state, failure?.error]).toEqual(["Distill", "States.TaskFailed"]);
+  });
+
   it("refuses a run.json whose runId is not its folder", async () => {
     const { handle } = await import("../../lambdas/validate-config/handler.ts");
     await s3.store.write(keys.runConfig("folder-a"), readFileSync("examples/run.sample.json"));

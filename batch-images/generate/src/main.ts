@@ -42,7 +42,14 @@ if (keyHost && process.env.RECIPE_SERVING === "endpoint" && process.env.OPENAI_B
 const store = bucket.startsWith("file://")
   ? new FsStore(bucket.slice(7))
   : new S3Store(createS3Client(), bucket);
+// Batch stops a job with SIGTERM (TerminateJob, a Spot reclaim's two-minute notice), then SIGKILL:
+// in between, the requests in flight finish and reach the cache, so none of them is asked again.
+let stopping = false;
+process.once("SIGTERM", () => {
+  stopping = true;
+});
 const result = await runWorker({
+  stopping: () => stopping,
   store,
   runId: env("RECIPE_RUN_ID"),
   planStage: mode === "distill" ? "plan-distill" : "plan-rollouts",

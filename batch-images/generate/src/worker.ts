@@ -47,6 +47,11 @@ export interface WorkerOptions {
   log?: (message: string, fields?: Record<string, unknown>) => void;
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * True once the job is being stopped (SIGTERM: Batch's TerminateJob, a Spot reclaim's notice): no
+   * new request is sent, the ones in flight finish and are cached, and the shard exits 75 to resume.
+   */
+  stopping?: () => boolean;
 }
 
 export interface WorkerResult {
@@ -165,6 +170,13 @@ async function work(
     }
   };
 
+  /** Counts an answer this run asked for (in this attempt or one that was killed before it finished). */
+  const answeredByThisRun = (value: CachedResponse) => {
+    bump("responses");
+    bump("prompt_tokens", value.usage.promptTokens);
+    bump("completion_tokens", value.usage.completionTokens);
+  };
+
   const finish = async (t: Task, value: CachedResponse): Promise<CachedResponse> => {
     // Written before it counts: after this line a restart will never ask for it again.
     const key = keys.generationCache(t.key);
@@ -173,9 +185,7 @@ async function work(
       // Already there: keep a valid entry (another attempt finished first), replace an unreadable one.
       if (!(await cachedAt(t))) await o.store.write(key, body, { contentType: "application/json" });
     }
-    bump("responses");
-    bump("prompt_tokens", value.usage.promptTokens);
-    bump("completion_tokens", value.usage.completionTokens);
+    answeredByThisRun(value);
     return value;
   };
 
@@ -209,6 +219,7 @@ async function work(
         const choice = res.choices[0];
         limit.onSuccess();
         return await finish(t, {
+          askedBy: o.runId,
           model: res.model ?? sampling.model,
           response: choice?.message?.content ?? "",
           finishReason: normalizeFinishReason(choice?.finish_reason),
@@ -230,6 +241,7 @@ async function work(
           // cache the refusal as an error trace so verify rejects it with a reason.
           bump("request_errors");
           const refused = await finish(t, {
+            askedBy: o.runId,
             model: sampling.model,
             response: "",
             finishReason: "error",
@@ -284,11 +296,16 @@ async function work(
         limit,
         async (t) => {
           let value = await cachedAt(t);
-          if (value) bump("cache_hits");
+          // An answer this run asked for before a kill is still this run's answer (`resumed` says
+          // how many this attempt found); only another run's answers are cache hits.
+          if (value?.askedBy === o.runId) {
+            bump("resumed");
+            answeredByThisRun(value);
+          } else if (value) bump("cache_hits");
           else value = await attempt(t);
           if (value) await ordered.done(t.i, value);
         },
-        () => retries >= retryBudget && transientFailures > 0,
+        () => (retries >= retryBudget && transientFailures > 0) || (o.stopping?.() ?? false),
       );
       await ordered.drained();
       if ((counts.responses ?? 0) + (counts.cache_hits ?? 0) < tasks.length) throw new Incomplete();
@@ -299,7 +316,9 @@ async function work(
     if (!(err instanceof Incomplete)) throw err;
     return {
       exitCode: EXIT_TRANSIENT,
-      reason: `${transientFailures} requests failed transiently; finished work is cached`,
+      reason: o.stopping?.()
+        ? "stopped (SIGTERM) after the requests in flight; finished work is cached"
+        : `${transientFailures} requests failed transiently; finished work is cached`,
       counts,
     };
   }
