@@ -222,7 +222,8 @@ function decideBoxes(extraction: Extract<Extraction, { ok: true }>, ctx: Context
   const boxes = extraction.boxes;
   if (!boxes || boxes.length < 2) return null;
   const gold = ctx.read(ctx.input.answer).value;
-  if (gold.kind !== "list" || gold.open !== "" || gold.items.length !== boxes.length) return null;
+  const unordered = gold.kind === "list" && (gold.open === "" || gold.open === "{");
+  if (!unordered || gold.items.length !== boxes.length) return null;
   const d = equivalent(ctx.input.answer, boxes.join(", "), ctx);
   return d.correct ? d : null;
 }
