@@ -101,12 +101,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const all = runSuite(latexCases(loadSuite()));
   const la = agreement(all);
   console.log(
-    `Math-Verify suite, all LaTeX cases: ${la.agree}/${la.cases} agree (${(100 * la.rate).toFixed(1)} %), ${la.falsePositives.length} false positives`,
+    `Math-Verify suite, all LaTeX cases: ${la.agree}/${la.cases} agree (${(100 * la.rate).toFixed(1)} %), correct for us and wrong for the suite: ${la.falsePositives.map((v) => v.id).join(", ") || "none"}`,
   );
   const boxed = runSuite(boxedCases(loadSuite()));
   const a = agreement(boxed);
   console.log(
-    `Math-Verify suite, boxed cases: ${a.agree}/${a.cases} agree (${(100 * a.rate).toFixed(1)} %), ${a.falsePositives.length} false positives`,
+    `Math-Verify suite, boxed cases: ${a.agree}/${a.cases} agree (${(100 * a.rate).toFixed(1)} %), correct for us and wrong for the suite: ${a.falsePositives.map((v) => v.id).join(", ") || "none"} (each must be a policy that accepts)`,
   );
   for (const v of boxed.filter((x) => x.ours !== x.expected)) {
     console.log(

@@ -13,11 +13,10 @@ import {
   DEFAULT_STEP_BUDGET,
   HangGuardFired,
 } from "./budget.ts";
-import { close, warmUp } from "./expr.ts";
+import { warmUp } from "./expr.ts";
 import { type Extraction, extractAnswer, formatScore, LONG_RESPONSE_CHARS, type Preset } from "./extract.ts";
 import { chainLastSide, extractGold, type GoldExtraction, type GoldProblem, type GoldVia } from "./gold.ts";
 import { type Normalized, normalizeAnswer, textForm } from "./normalize.ts";
-import { Rational } from "./rational.ts";
 import { type CompareOptions, compareValues, isList, parseValue, type Value } from "./value.ts";
 
 export { DEFAULT_HANG_GUARD_MS, DEFAULT_STEP_BUDGET } from "./budget.ts";
@@ -136,15 +135,6 @@ function equivalent(gold: string, pred: string, ctx: Context): Decision {
   const match = compareValues(gv, pv, opts);
   if (match) return { correct: true, reason: match };
   if (moreValuesThanGold(gv, pv, opts)) return { correct: false, reason: "hedged_answer" };
-  if ((gn.percent || pn.percent) && gv.kind === "number" && pv.kind === "number") {
-    // 30% may be given as 0.3, and 0.3 as 30%: exactly when both are exact, else within the tolerance.
-    const scaled = [new Rational(100n), new Rational(1n, 100n)];
-    const exactBoth = gv.exact !== null && pv.exact !== null && gv.decimals === null && pv.decimals === null;
-    const equal = exactBoth
-      ? scaled.some((k) => gv.exact!.equals(pv.exact!.mul(k)))
-      : [100, 0.01].some((k) => close(gv.approx, pv.approx * k, ctx.tolerance));
-    if (equal) return { correct: true, reason: "match_numeric" };
-  }
   const gt = textForm(gn.text);
   const pt = textForm(pn.text);
   const textual = gv.kind === "text" || pv.kind === "text";
@@ -232,7 +222,8 @@ function decideBoxes(extraction: Extract<Extraction, { ok: true }>, ctx: Context
   const boxes = extraction.boxes;
   if (!boxes || boxes.length < 2) return null;
   const gold = ctx.read(ctx.input.answer).value;
-  if (gold.kind !== "list" || gold.open !== "" || gold.items.length !== boxes.length) return null;
+  const unordered = gold.kind === "list" && (gold.open === "" || gold.open === "{");
+  if (!unordered || gold.items.length !== boxes.length) return null;
   const d = equivalent(ctx.input.answer, boxes.join(", "), ctx);
   return d.correct ? d : null;
 }

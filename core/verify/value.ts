@@ -25,6 +25,8 @@ type NumberValue = {
   approx: number;
   decimals: number | null;
   sig: number;
+  /** Written with a percent sign (only a whole answer: `30\%`): it may also be given as 0.3, and 0.3 as 30%. */
+  percent?: boolean;
 };
 
 export type Value =
@@ -366,7 +368,12 @@ function assignmentGroups(s: string, depth: number): Value | null {
 
 /** Parses a normalized answer into a structured value. Never throws. */
 export function parseValue(norm: Normalized | string, depth = 0): Value {
-  const raw = typeof norm === "string" ? norm : norm.text;
+  const value = parseText(typeof norm === "string" ? norm : norm.text, depth);
+  if (typeof norm !== "string" && norm.percent && value.kind === "number") return { ...value, percent: true };
+  return value;
+}
+
+function parseText(raw: string, depth: number): Value {
   let s = raw.trim();
   if (depth > 8 || s.length === 0) return { kind: "text", text: s };
   // x \in [-2, 7]: membership answers with the set.
@@ -476,6 +483,15 @@ function numbersEqual(a: NumberValue, b: NumberValue, opts: CompareOptions): boo
   return roundsTo(a, b) || roundsTo(b, a);
 }
 
+/** 30% given as 0.3, or 0.3 as 30%: exactly when both are exact, else within the tolerance. */
+function percentEqual(a: NumberValue, b: NumberValue, opts: CompareOptions): boolean {
+  if (!a.percent && !b.percent) return false;
+  const exactBoth = a.exact !== null && b.exact !== null && a.decimals === null && b.decimals === null;
+  if (exactBoth)
+    return [new Rational(100n), new Rational(1n, 100n)].some((k) => a.exact!.equals(b.exact!.mul(k)));
+  return [100, 0.01].some((k) => close(a.approx, b.approx * k, opts.relativeTolerance));
+}
+
 /** A decimal with at least 3 significant digits that is the correct rounding of the other value. */
 function roundsTo(rounded: NumberValue, exact: NumberValue): boolean {
   if (rounded.decimals === null || rounded.sig < 3 || exact.decimals !== null) return false;
@@ -574,7 +590,9 @@ function compareSameKind(gold: Value, pred: Value, opts: CompareOptions): MatchR
     case "text":
       return compareTexts(gold, pred as Of<"text">);
     case "number":
-      return numbersEqual(gold, pred as NumberValue, opts) ? "match_numeric" : null;
+      return numbersEqual(gold, pred as NumberValue, opts) || percentEqual(gold, pred as NumberValue, opts)
+        ? "match_numeric"
+        : null;
     case "matrix":
       return compareMatrices(gold, pred as Of<"matrix">, opts);
     case "list":

@@ -2,6 +2,7 @@
  * Gold extraction (core/verify/gold.ts): golds as data sets give them. Each form has rows that must
  * stay unread or single-valued: a near-miss of the rule.
  */
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { extractGold, unescapeGold } from "../../core/verify/gold.ts";
 import { readGold, verify } from "../../core/verify/index.ts";
@@ -112,5 +113,38 @@ describe("verify reads the gold through gold extraction", () => {
     expect(v("$\\boxed{1}\\boxed{2}$", "2, 1").correct).toBe(true);
     expect(v("$\\boxed{1}\\boxed{2}$", "1").correct).toBe(false);
     expect(v("$\\boxed{1}\\boxed{2}$", "1, 2, 3")).toMatchObject({ correct: false, reason: "hedged_answer" });
+  });
+});
+
+describe("a gold means the same however it is wrapped", () => {
+  const table: {
+    id: string;
+    response: string;
+    answer: string;
+    preset?: "strict" | "recipe";
+    judge?: boolean;
+  }[] = readFileSync("tests/fixtures/verify-cases.jsonl", "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l));
+
+  it("gives every table row the same verdict with its gold bare, as math, boxed, and boxed in a solution text", () => {
+    const bare = table.filter((c) => !/\$|\\boxed|\\fbox|\\\[|\\\(/.test(c.answer));
+    const differ: string[] = [];
+    for (const c of bare) {
+      const o = { preset: c.preset ?? "strict", judge: c.judge ?? false } as const;
+      const base = verify(c, o);
+      for (const wrapped of [
+        `$${c.answer}$`,
+        `\\boxed{${c.answer}}`,
+        `So the answer is: \\[ \\boxed{${c.answer}} \\]`,
+      ]) {
+        const v = verify({ ...c, answer: wrapped }, o);
+        if (v.correct !== base.correct || v.reason !== base.reason) differ.push(`${c.id} ${wrapped}`);
+      }
+    }
+
+    expect(bare.length).toBeGreaterThan(400);
+    expect(differ).toEqual([]);
   });
 });
