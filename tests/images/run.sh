@@ -14,5 +14,5 @@ for image in "${images[@]}"; do
   python="$(bash tests/images/venv.sh "$image")"
   echo "== $image: environment ready in $((SECONDS - start)) s ($python)"
   RECIPE_IMAGE="$image" "$python" -m pytest -q -p no:cacheprovider --import-mode=importlib \
-    --rootdir tests/images tests/images/test_locks.py "tests/images/$image"
+    --rootdir tests/images tests/images/test_locks.py tests/images/test_architectures.py "tests/images/$image"
 done
