@@ -6,9 +6,17 @@
  * Descriptions on each field are the source of docs/run-config.md (`npm run docs`).
  */
 import { z } from "zod";
+import { type Image, unloadable } from "../models/architectures.ts";
 import { PRESET_NAMES, PRESETS } from "../stages/presets.ts";
 
 /** The recipe's domains (RECIPE.md "final mix"); a source belongs to exactly one. */
+
+/** Refuses a model the pinned image cannot load (its architecture is not in that image's transformers and vLLM). */
+function loadableBy(ctx: z.RefinementCtx, path: string[], model: string, image: Image): void {
+  const problem = unloadable(model, image);
+  if (problem) ctx.addIssue({ code: "custom", path, message: problem, input: model });
+}
+
 export const DOMAINS = [
   "general_vqa",
   "chart",
@@ -209,6 +217,8 @@ export const Teacher = z
         input: undefined,
       });
     }
+    // Served by the generate image's vLLM (an endpoint serves whatever it serves).
+    if (t.serving === "batch") loadableBy(ctx, ["model"], t.model, "generate");
   })
   .describe("The teacher that writes the SFT traces.");
 
@@ -443,6 +453,8 @@ export const Rl = z
         "`rollouts`: measure every RL question's pass rate with policy rollouts (GPU). `source`: RL sources that map `columns.passRate` use that pass rate and are not rolled out (a run whose RL sources all carry one needs no GPU for difficulty); other sources are rolled out.",
       ),
   })
+  // Its rollouts are served by the generate image's vLLM.
+  .superRefine((r, ctx) => loadableBy(ctx, ["policyModel"], r.policyModel, "generate"))
   .describe("The RL set: difficulty estimation and the informative pass-rate band.");
 
 export const Training = z
@@ -549,6 +561,7 @@ export const Training = z
     checkpointSyncMinutes: positiveInt.default(15).describe("How often checkpoints are copied to S3."),
   })
   .superRefine((t, ctx) => {
+    if (t.enabled) loadableBy(ctx, ["startModel"], t.startModel, "train-rl");
     if (t.clipRatioLow > 0.05 || t.clipRatioHigh > 0.05) {
       ctx.addIssue({
         code: "custom",

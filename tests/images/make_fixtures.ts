@@ -216,6 +216,7 @@ console.log(
     rl: { sample: sampleParts, multi: multiParts },
     split: { train: split.trainFiles, val: split.valFiles },
     serve,
+    meta: { teacher: models.teacher.meta, policy: models.policy.meta },
     requests,
     verifyPreset: published.verification.extractionPreset,
   }),

@@ -162,6 +162,43 @@ describe("run config", () => {
     expect(result.problems[0]!.path).toBe("$");
   });
 
+  it("refuses models the pinned images cannot load, naming the architecture and the versions", () => {
+    const omni = "Qwen/Qwen3-Omni-30B-A3B-Instruct";
+
+    const found = problems({
+      ...minimal,
+      teacher: { model: omni },
+      rl: { policyModel: omni },
+      training: { enabled: true, startModel: `s3://models/${omni.split("/")[1]}/` },
+    });
+
+    expect(found.map((p) => [p.path, p.message])).toEqual([
+      [
+        "$.teacher.model",
+        `${omni} is a Qwen3OmniMoeForConditionalGeneration, which the generate image cannot load: not in both its transformers 4.57.1 and vLLM 0.11.0`,
+      ],
+      [
+        "$.rl.policyModel",
+        `${omni} is a Qwen3OmniMoeForConditionalGeneration, which the generate image cannot load: not in both its transformers 4.57.1 and vLLM 0.11.0`,
+      ],
+      [
+        "$.training.startModel",
+        "s3://models/Qwen3-Omni-30B-A3B-Instruct/ is a Qwen3OmniMoeForConditionalGeneration, which the train-rl image cannot load: not in both its transformers 4.57.1 and vLLM 0.11.0",
+      ],
+    ]);
+  });
+
+  it("accepts the recipe's models in the pinned images: a Qwen3-VL teacher, a Qwen2.5-VL or Qwen3-VL policy", () => {
+    const result = validateRunConfig({
+      ...minimal,
+      teacher: { model: "Qwen/Qwen3-VL-235B-A22B-Instruct" },
+      rl: { policyModel: "Qwen/Qwen3-VL-8B-Instruct" },
+      training: { enabled: true, startModel: "Qwen/Qwen2.5-VL-7B-Instruct" },
+    });
+
+    expect(result.ok).toBe(true);
+  });
+
   it("throws a ConfigError carrying every problem from resolveRunConfig", () => {
     const act = () => resolveRunConfig({ runId: "" });
 

@@ -154,6 +154,21 @@ describe("train-rl launcher", () => {
     expect(r.stdout).toContain("training.startModel s3://pipeline/models/missing: no config.json under it");
   });
 
+  it("refuses an s3:// start model whose config.json names an architecture the image cannot load", async () => {
+    const ctx = await runWithRlDataset({ startModel: "s3://pipeline/models/sft-cold-start/" });
+    await ctx.store.write(
+      "models/sft-cold-start/config.json",
+      JSON.stringify({ architectures: ["Qwen3OmniMoeForConditionalGeneration"] }),
+    );
+
+    const r = launch(ctx.store as FsStore, ctx.runId, ["--dry-run"]);
+
+    expect(r.status).toBe(3);
+    expect(r.stdout).toContain(
+      "training.startModel s3://pipeline/models/sft-cold-start/ is a Qwen3OmniMoeForConditionalGeneration, which the train-rl image cannot load: not in both its transformers 4.57.1 and vLLM 0.11.0",
+    );
+  });
+
   it("refuses a set smaller than one batch, which would train 0 steps", async () => {
     const ctx = await runWithRlDataset({ trainBatchSize: 128, ppoMiniBatchSize: 128 });
 

@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { ParquetParts, VERL_SCHEMA } from "../../../core/datasets/index.ts";
 import { EXIT_BAD_INPUT, EXIT_OK, EXIT_TRANSIENT, InputContractError } from "../../../core/errors.ts";
 import { keys } from "../../../core/layout/index.ts";
+import { unloadable } from "../../../core/models/architectures.ts";
 import { s3Folder, stageModelFolder } from "../../../core/models/stage.ts";
 import { loadConfig } from "../../../core/pipeline/context.ts";
 import { type ByteStore, listAll, readJson, writeJson } from "../../../core/shards/byte-store.ts";
@@ -314,6 +315,12 @@ async function stageStartModel(o: LauncherOptions, uri: string, dir: string): Pr
   const pipelineBucket = o.env?.RECIPE_BUCKET ?? process.env.RECIPE_BUCKET;
   const store = folder.bucket === pipelineBucket || !o.storeFor ? o.store : o.storeFor(folder.bucket);
   try {
+    // The architecture its config.json names must be one this image's transformers and vLLM load
+    // (an SFT checkpoint's folder name says nothing about it).
+    const modelConfig = await readJson<{ architectures?: string[] }>(store, `${folder.prefix}config.json`);
+    const arch = modelConfig?.architectures?.[0];
+    const problem = arch ? unloadable(uri, "train-rl", arch) : null;
+    if (problem) throw new InputContractError(`training.startModel ${problem}`);
     const staged = await stageModelFolder(store, uri, dir, { copy: !o.dryRun });
     o.out(`start model: ${uri} (${staged.files} files, ${(staged.bytes / 1e9).toFixed(1)} GB) -> ${dir}`);
   } catch (err) {
