@@ -7,7 +7,7 @@
  * in one Availability Zone. Job definitions for `generate` and `train-rl` carry the container
  * contract's retry rules: spot reclaim (`Host EC2*`) and exit 75 retry, exit 3 fails at once.
  */
-import { Duration, Size, Stack, Token } from "aws-cdk-lib";
+import { Annotations, Duration, Size, Stack, Token } from "aws-cdk-lib";
 import * as batch from "aws-cdk-lib/aws-batch";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as ecr from "aws-cdk-lib/aws-ecr";
@@ -149,6 +149,11 @@ export class GpuBatch extends Construct {
           (sn) => !Token.isUnresolved(sn.availabilityZone) && sn.availabilityZone === trainAz,
         )
       : privateSubnets[0];
+    if (!trainAz)
+      Annotations.of(this).addWarningV2(
+        "recipe:trainAvailabilityZone",
+        "The multi-node training environment is in the first private subnet's Availability Zone, which may not offer its instance types: name one that does with -c trainAvailabilityZone=<az> (aws ec2 describe-instance-type-offerings --location-type availability-zone --filters Name=instance-type,Values=p5.48xlarge)",
+      );
     if (!trainSubnet)
       throw new Error(
         `context trainAvailabilityZone: no private subnet of the VPC is in ${trainAz} (its private subnets are in ${privateSubnets.map((sn) => sn.availabilityZone).join(", ")})`,

@@ -122,6 +122,7 @@ describe("keys bound to hosts", () => {
     );
     delete process.env.I25_TEACHER_KEY;
 
+    expect(authorizations.filter((a) => a.includes("sk-deployed-teacher-key"))).toEqual([]);
     expect(execution.status).toBe("FAILED");
     const failure = await readJson<{ state: string; problems: { path: string; message: string }[] }>(
       local.rt!.s3.store,
@@ -130,6 +131,5 @@ describe("keys bound to hosts", () => {
     expect(failure?.state).toBe("ValidateConfig");
     expect(failure?.problems.map((p) => p.path)).toEqual(["$.teacher.endpoint.url"]);
     expect(failure?.problems[0]?.message).toContain("https://api.example.com");
-    expect(authorizations.filter((a) => a.includes("sk-deployed-teacher-key"))).toEqual([]);
   }, 600_000);
 });

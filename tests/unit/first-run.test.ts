@@ -254,3 +254,23 @@ describe("the generate container's own checks", () => {
     expect(r.stderr).toContain("teacherEndpointHost");
   });
 });
+
+describe("verify-shard's judge", () => {
+  it("refuses to send a bound key to another judge host, a second check after validate-config's", async () => {
+    const { openAiJudge } = await import("../../lambdas/shared/judge.ts");
+    const judge = config({
+      verification: {
+        judge: { enabled: true, model: "j", endpoint: { url: "https://evil.example.net/v1" } },
+      },
+    }).verification.judge;
+    process.env.RECIPE_JUDGE_KEY_HOST = "judge.example.com";
+    try {
+      expect(() => openAiJudge(judge, "sk-judge")).toThrow(/judgeEndpointHost/);
+      expect(
+        openAiJudge({ ...judge, endpoint: { url: "https://judge.example.com/v1" } }, "sk-judge"),
+      ).toBeTypeOf("function");
+    } finally {
+      delete process.env.RECIPE_JUDGE_KEY_HOST;
+    }
+  });
+});

@@ -353,8 +353,10 @@ describe("the local account from the synthesized template", () => {
   it("the state machine's role may submit the Batch jobs and invoke the step functions", () => {
     const sm = account.stateMachinePrincipal();
     expect(account.allows(sm, "lambda:InvokeFunction", fnArn("verify-shard"))).toBe(true);
-    const queue = "arn:aws:batch:us-east-1:000000000000:job-queue/RecipePipeline-gpu";
-    expect(account.allows(sm, "batch:SubmitJob", queue)).toBe(true);
+    for (const size of ["large", "small"]) {
+      const queue = `arn:aws:batch:us-east-1:000000000000:job-queue/RecipePipeline-gpu-${size}`;
+      expect(account.allows(sm, "batch:SubmitJob", queue)).toBe(true);
+    }
     expect(
       account.allows(sm, "batch:SubmitJob", "arn:aws:batch:us-east-1:000000000000:job-queue/other"),
     ).toBe(false);
