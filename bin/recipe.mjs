@@ -2,7 +2,7 @@
 // Entry point of the `recipe` CLI. The commands live in cli/; TypeScript runs through tsx.
 import { register } from "tsx/esm/api";
 
-// The project supports Node 20; the AWS SDK's notice about its future Node 22 requirement is noise here.
+// The project supports Node 24 (LTS) and 22; the AWS SDK's notice about Node versions is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 // Handlers run in process for `recipe run`: keep their structured logs and metrics off the terminal.
 process.env.POWERTOOLS_LOG_LEVEL ??= "SILENT";

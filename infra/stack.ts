@@ -191,7 +191,13 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
       "runs/*/*/rejects/*",
       "runs/*/select-and-mix/shards/*",
       "images/*",
+      // Each question's source line, gold answer and images; per-source counts; accuracy per domain.
+      "runs/*/ingest-*/shards/*",
+      "runs/*/ingest-*/manifest.json",
+      "runs/*/ingest-*/stats/*",
+      "runs/*/verify-traces/shards/*",
     ],
+    memoryMb: 2048,
     writes: ["runs/*/report/*", "runs/*/report/_SUCCESS"],
   },
   "run-failure": { reads: ["runs/*/failure.json"], writes: ["runs/*/failure.json", "runs/*/attempts/*"] },

@@ -392,6 +392,8 @@ interface RlPart {
   perSource: Record<string, number>;
   /** Pass rates of the questions that had any, in tenths (11 bins). */
   histogram: number[];
+  /** The same, by exact pass rate (`"0.25": 3`): the report's bins follow the rollouts (k/K). */
+  passRates?: Record<string, number>;
   parquet: string[];
 }
 
@@ -450,6 +452,7 @@ export async function writeRlPart(ctx: RunContext, shard: number): Promise<void>
     reasons: {},
     perSource: {},
     histogram: new Array(11).fill(0),
+    passRates: {},
     parquet: [],
   };
   // Every question the band drops is a reject a person can find (`recipe rejects`), with its source line.
@@ -459,7 +462,11 @@ export async function writeRlPart(ctx: RunContext, shard: number): Promise<void>
       part.seen++;
       const c = rates.get(q.id);
       const verdict = rlVerdict(c, band);
-      if (verdict !== "no_rollouts") part.histogram[Math.round(c!.passRate * 10)]! += 1;
+      if (verdict !== "no_rollouts") {
+        part.histogram[Math.round(c!.passRate * 10)]! += 1;
+        const rate = String(Number(c!.passRate.toFixed(6)));
+        part.passRates![rate] = (part.passRates![rate] ?? 0) + 1;
+      }
       if (verdict) {
         part.reasons[verdict] = (part.reasons[verdict] ?? 0) + 1;
         await rejects.write({
@@ -528,6 +535,7 @@ export async function finishRlDataset(ctx: RunContext) {
   const reasons = Object.fromEntries(sumCounts(parts.map((p) => p.reasons)));
   const counts = sumCounts(parts.map((p) => p.perSource));
   const histogram = new Array<number>(11).fill(0);
+  const passRates = Object.fromEntries(sumCounts(parts.map((p) => p.passRates ?? {})));
   let seen = 0;
   for (const p of parts) {
     seen += p.seen;
@@ -544,6 +552,7 @@ export async function finishRlDataset(ctx: RunContext) {
     extra: { rows: index },
     files: { parquet: parts.flatMap((p) => p.parquet) },
     passRateHistogram: histogram,
+    passRateCounts: passRates,
   });
   const card = dataCard(
     ctx,

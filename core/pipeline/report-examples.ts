@@ -11,6 +11,8 @@ import { readShard } from "../shards/jsonl.ts";
 
 export interface RejectExample {
   stage: string;
+  /** The question it is about, when the reject names one (its source line and images are looked up). */
+  questionId?: string;
   reason: string;
   origin: string;
   detail?: string;
@@ -21,6 +23,10 @@ export interface RejectExample {
 }
 
 export interface KeptExample {
+  questionId: string;
+  /** What the verifier said of the kept response. */
+  extracted?: string;
+  verdict?: string;
   domain: string;
   source: string;
   origin: string;
@@ -54,6 +60,7 @@ export async function rejectExamples(
       for await (const line of readShard(store, file)) {
         if (!line.ok) continue;
         const r = line.value as {
+          questionId?: string;
           reason?: string;
           origin?: string;
           detail?: string;
@@ -71,6 +78,7 @@ export async function rejectExamples(
         const ex = r.record?.example;
         out.push({
           stage,
+          ...(r.questionId ? { questionId: r.questionId } : {}),
           reason,
           origin: r.origin ?? "",
           detail: clip(r.detail, 300),
@@ -89,6 +97,8 @@ export async function rejectExamples(
 export async function keptExamples(store: ByteStore, runId: string, perDomain = 2): Promise<KeptExample[]> {
   const out: KeptExample[] = [];
   const count = new Map<string, number>();
+  // One trace per question: two kept traces of the same question say nothing more.
+  const shown = new Set<string>();
   const files = (await listAll(store, keys.shardsPrefix(runId, "select-and-mix"))).slice(0, MAX_SHARDS);
   for (const file of files) {
     let n = 0;
@@ -96,17 +106,23 @@ export async function keptExamples(store: ByteStore, runId: string, perDomain = 
       n += 1;
       if (!line.ok) continue;
       const t = line.value as {
+        questionId?: string;
+        verdict?: { extracted?: string; reason?: string };
         domain?: string;
         source?: string;
         response?: string;
         messages?: { role: string; content: string | { type: string; text?: string; sha256?: string }[] }[];
       };
       const domain = t.domain ?? "unknown";
-      if ((count.get(domain) ?? 0) >= perDomain) continue;
+      if ((count.get(domain) ?? 0) >= perDomain || shown.has(t.questionId ?? "")) continue;
       count.set(domain, (count.get(domain) ?? 0) + 1);
+      shown.add(t.questionId ?? "");
       const user = t.messages?.find((m) => m.role === "user")?.content ?? "";
       const parts = typeof user === "string" ? [{ type: "text", text: user }] : user;
       out.push({
+        questionId: t.questionId ?? "",
+        ...(t.verdict?.extracted !== undefined ? { extracted: clip(t.verdict.extracted, 120) } : {}),
+        ...(t.verdict?.reason ? { verdict: t.verdict.reason } : {}),
         domain,
         source: t.source ?? "",
         origin: `${file}:${n}`,

@@ -1,6 +1,8 @@
 /**
- * report: report.json and a static report.html (inline SVG, no server, no scripts): the funnel per
- * stage, reject reasons, response lengths, pass rates, domains, time per stage, and the cost estimate.
+ * report: report.json and a static report.html (one file: inline SVG and images, no server, no
+ * scripts): when the run ran, the funnel per branch, teacher accuracy per domain, counts per source,
+ * reject reasons and examples (with their source line, images and gold answer), kept examples, response
+ * lengths, pass rates by rollout count with the kept band marked, and the cost estimate.
  */
 import { configHash } from "../config/index.ts";
 import { estimateCost } from "../cost.ts";
@@ -8,6 +10,7 @@ import { keys } from "../layout/index.ts";
 import { readJson, writeJson } from "../shards/byte-store.ts";
 import { STAGE_UNITS, type StageSummary, stageSummaries, stageSummary } from "../stages/stage.ts";
 import type { RunContext } from "./context.ts";
+import { passRateBins, type QuestionInfo, questionIndex, reportData } from "./report-data.ts";
 import { imageDataUri, keptExamples, type RejectExample, rejectExamples } from "./report-examples.ts";
 import { describeRevision, type Revision, revisionKey, servedBy } from "./revision.ts";
 
@@ -15,64 +18,125 @@ function esc(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 }
 
-/** A horizontal bar chart as inline SVG. */
-export function barChart(title: string, bars: [string, number][]): string {
+/** A bar: label, value, and whether it is marked (drawn in the marked colour, e.g. the kept band). */
+export type Bar = [label: string, value: number, marked?: boolean];
+
+/** A horizontal bar chart as inline SVG (540 px wide: it fits any window the report is read in). */
+export function barChart(title: string, bars: Bar[], legend?: string): string {
   if (bars.length === 0) return `<h3>${esc(title)}</h3><p>none</p>`;
   const max = Math.max(1, ...bars.map(([, v]) => v));
   const row = 22;
   const h = bars.length * row + 10;
   const body = bars
-    .map(([label, v], i) => {
-      const w = Math.max(1, Math.round((v / max) * 360));
+    .map(([label, v, marked], i) => {
+      const w = Math.max(1, Math.round((v / max) * 260));
       const y = 5 + i * row;
-      return `<text x="0" y="${y + 15}" font-size="12">${esc(label)}</text><rect x="220" y="${y + 3}" width="${w}" height="15" fill="#4a7ab5"/><text x="${226 + w}" y="${y + 15}" font-size="12">${v}</text>`;
+      return `<text x="0" y="${y + 15}" font-size="12">${esc(label)}</text><rect x="220" y="${y + 3}" width="${w}" height="15" fill="${marked ? "#2e8b57" : "#4a7ab5"}"/><text x="${226 + w}" y="${y + 15}" font-size="12">${v}</text>`;
     })
     .join("");
-  return `<h3>${esc(title)}</h3><svg xmlns="http://www.w3.org/2000/svg" width="660" height="${h}" role="img" aria-label="${esc(title)}">${body}</svg>`;
+  return `<h3>${esc(title)}</h3>${legend ? `<p class="legend">${legend}</p>` : ""}<svg xmlns="http://www.w3.org/2000/svg" width="540" height="${h}" viewBox="0 0 540 ${h}" role="img" aria-label="${esc(title)}">${body}</svg>`;
 }
 
 const pre = (t: string | undefined) => (t ? `<pre>${esc(t)}</pre>` : "");
 
-/** A few rejects per stage and reason, each with where it came from. */
-function rejectsHtml(examples: RejectExample[]): string {
+/** The images of a question, embedded (small ones) or named by hash. */
+async function imagesHtml(ctx: RunContext, shas: readonly string[]): Promise<string> {
+  const out: string[] = [];
+  for (const sha of shas.slice(0, 4)) {
+    const uri = await imageDataUri(ctx.store, sha);
+    out.push(
+      uri
+        ? `<img src="${uri}" alt="image ${sha.slice(0, 12)}">`
+        : `<code>image ${esc(sha.slice(0, 12))}… (too large to embed)</code>`,
+    );
+  }
+  return out.join("");
+}
+
+/** A few rejects per stage and reason, each with its source line, its images and its gold answer. */
+async function rejectsHtml(
+  ctx: RunContext,
+  examples: RejectExample[],
+  index: Map<string, QuestionInfo>,
+): Promise<string> {
   if (examples.length === 0) return "";
   const groups = new Map<string, RejectExample[]>();
   for (const e of examples)
     groups.set(`${e.stage}: ${e.reason}`, [...(groups.get(`${e.stage}: ${e.reason}`) ?? []), e]);
-  const body = [...groups]
-    .map(
-      ([title, list]) =>
-        `<details><summary>${esc(title)} (${list.length} example${list.length === 1 ? "" : "s"})</summary>${list
-          .map(
-            (e) =>
-              `<div class="ex"><div class="origin">${esc(e.origin)}</div>${e.detail ? `<p>${esc(e.detail)}</p>` : ""}${e.question ? `<p><b>question</b> ${esc(e.question)}</p>` : ""}${e.extracted !== undefined || e.gold !== undefined ? `<p><b>extracted</b> <code>${esc(e.extracted ?? "(nothing)")}</code> <b>gold</b> <code>${esc(e.gold ?? "")}</code></p>` : ""}${e.responseEnd ? `<p><b>end of the response</b></p>${pre(e.responseEnd)}` : ""}</div>`,
-          )
-          .join("")}</details>`,
-    )
-    .join("");
-  return `<h2>Reject examples</h2><p>A few per reason; every reject: <code>npx recipe rejects &lt;run-id&gt; --stage S --reason R</code>.</p>${body}`;
+  const parts: string[] = [];
+  for (const [title, list] of groups) {
+    const items: string[] = [];
+    for (const e of list) {
+      const q = e.questionId ? index.get(e.questionId) : undefined;
+      const origin = q ? `${q.source} · ${q.origin}` : e.origin;
+      items.push(
+        `<div class="ex"><div class="origin">${esc(origin)}</div>${q ? await imagesHtml(ctx, q.images) : ""}${e.detail ? `<p>${esc(e.detail)}</p>` : ""}${(e.question ?? q?.question) ? `<p><b>question</b> ${esc(e.question ?? q?.question ?? "")}</p>` : ""}${e.extracted !== undefined || e.gold !== undefined || q ? `<p><b>extracted</b> <code>${esc(e.extracted ?? "(nothing)")}</code> <b>gold</b> <code>${esc(e.gold ?? q?.answer ?? "")}</code></p>` : ""}${e.responseEnd ? `<p><b>end of the response</b></p>${pre(e.responseEnd)}` : ""}</div>`,
+      );
+    }
+    parts.push(
+      `<details><summary>${esc(title)} (${list.length} example${list.length === 1 ? "" : "s"})</summary>${items.join("")}</details>`,
+    );
+  }
+  return `<h2 id="rejects">Reject examples</h2><p>A few per reason, with the question's source file and line; every reject: <code>npx recipe rejects &lt;run-id&gt; --stage S --reason R</code>.</p>${parts.join("")}`;
 }
 
-/** A few kept SFT traces per domain, with their images (small ones embedded). */
-async function keptHtml(ctx: RunContext): Promise<string> {
+/** A few kept SFT traces per domain (one per question), with their images, gold answer and verdict. */
+async function keptHtml(ctx: RunContext, index: Map<string, QuestionInfo>): Promise<string> {
   const examples = await keptExamples(ctx.store, ctx.runId);
   if (examples.length === 0) return "";
   const items: string[] = [];
   for (const e of examples) {
-    const images: string[] = [];
-    for (const sha of e.images.slice(0, 4)) {
-      const uri = await imageDataUri(ctx.store, sha);
-      images.push(
-        uri
-          ? `<img src="${uri}" alt="image ${sha.slice(0, 12)}">`
-          : `<code>image ${esc(sha.slice(0, 12))}…</code>`,
-      );
-    }
+    const q = index.get(e.questionId);
     items.push(
-      `<div class="ex"><div class="origin">${esc(e.domain)} · ${esc(e.source)} · ${esc(e.origin)}</div>${images.join("")}<p><b>question</b> ${esc(e.question)}</p>${pre(e.response)}</div>`,
+      `<div class="ex"><div class="origin">${esc(e.domain)} · ${esc(q?.source ?? e.source)} · ${esc(q?.origin ?? e.origin)}</div>${await imagesHtml(ctx, e.images)}<p><b>question</b> ${esc(e.question)}</p><p><b>gold</b> <code>${esc(q?.answer ?? "?")}</code> <b>extracted</b> <code>${esc(e.extracted ?? "")}</code> <b>verdict</b> <code>${esc(e.verdict ?? "")}</code></p>${pre(e.response)}</div>`,
     );
   }
-  return `<h2>Kept examples</h2><p>A few SFT traces per domain, as they go into the dataset.</p>${items.join("")}`;
+  return `<h2 id="kept">Kept examples</h2><p>A few SFT traces per domain, one per question, as they go into the dataset.</p>${items.join("")}`;
+}
+
+const SFT_STAGES = [
+  "ingest-sft",
+  "dedup-sft",
+  "plan-distill",
+  "distill",
+  "verify-traces",
+  "select-and-mix",
+  "write-sft-dataset",
+];
+const RL_STAGES = [
+  "ingest-rl",
+  "dedup-rl",
+  "plan-rollouts",
+  "estimate-difficulty",
+  "filter-rl",
+  "write-rl-dataset",
+];
+
+/** What a stage's in and out mean where a reader could misread them. */
+const STAGE_NOTES: Record<string, string> = {
+  distill: "each question asked teacher.samplesPerQuestion times",
+  "estimate-difficulty": "each question rolled out rl.rolloutsPerQuestion times",
+  "filter-rl": "rollouts in, one pass rate per question out; the band is applied by write-rl-dataset",
+  "write-rl-dataset": "questions outside the pass-rate band are its rejects",
+};
+
+function funnelTable(stages: StageSummary[]): string {
+  if (stages.length === 0) return "<p>none</p>";
+  return `<table><tr><th>stage</th><th>in</th><th>out</th><th>rejected</th><th>unit</th><th>seconds</th><th>note</th></tr>${stages
+    .map(
+      (s) =>
+        `<tr><td>${esc(s.stage)}</td><td>${s.in}</td><td>${s.out}</td><td>${s.rejected}</td><td>${esc(STAGE_UNITS[s.stage] ?? "")}</td><td>${s.seconds.toFixed(1)}</td><td class="note">${esc(STAGE_NOTES[s.stage] ?? "")}</td></tr>`,
+    )
+    .join("")}</table>`;
+}
+
+/** A number as a person reads it: at most 2 decimals, thousands grouped. */
+function figure(v: number | string): string {
+  return typeof v === "number" ? v.toLocaleString("en-US", { maximumFractionDigits: 2 }) : v;
+}
+
+function seconds(s: number): string {
+  return s >= 90 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`;
 }
 
 /** Which stages this execution kept and which it computed again, and why. */
@@ -103,8 +167,20 @@ export async function writeReport(ctx: RunContext) {
     avgTeacherTokens: responses > 0 ? completion / responses : 2000,
     avgRolloutTokens: 1500,
   });
+  const revision = await readJson<Revision>(ctx.store, revisionKey(ctx.runId));
+  const index = await questionIndex(ctx.store, ctx.runId);
+  const data = await reportData(ctx.store, ctx.runId, index);
+  const finishedAt = new Date();
+  const started = revision?.startedAt ? Date.parse(revision.startedAt) : Number.NaN;
   const report = {
     runId: ctx.runId,
+    time: {
+      startedAt: revision?.startedAt ?? null,
+      finishedAt: finishedAt.toISOString(),
+      wallSeconds: Number.isFinite(started) ? (finishedAt.getTime() - started) / 1000 : null,
+      stageSeconds: stages.reduce((a, s) => a + s.seconds, 0),
+    },
+    ...data,
     configHash: configHash(ctx.config),
     teacher: ctx.replayTeacher
       ? ctx.teacherKind === "synthetic"
@@ -118,30 +194,62 @@ export async function writeReport(ctx: RunContext) {
       filterRl: await servedBy(ctx.store, ctx.runId, "filter-rl"),
     },
     generation: { asked: distill?.extra.responses ?? 0, fromCache: distill?.extra.cache_hits ?? 0 },
-    revision: await readJson<Revision>(ctx.store, revisionKey(ctx.runId)),
+    revision,
     stages,
     rejectReasons,
     sft: sft
       ? { rows: sft.out, perDomain: sft.perDomain, responseChars: sft.responseChars, files: sft.files }
       : null,
-    rl: rl ? { rows: rl.out, passRateHistogram: rl.passRateHistogram, files: rl.files } : null,
+    rl: rl
+      ? {
+          rows: rl.out,
+          passRateHistogram: rl.passRateHistogram,
+          passRateCounts: rl.passRateCounts,
+          files: rl.files,
+        }
+      : null,
     cost,
   };
   await writeJson(ctx.store, keys.report(ctx.runId, "report.json"), report);
-  const funnel = stages
-    .map(
-      (s) =>
-        `<tr><td>${esc(s.stage)}</td><td>${s.in}</td><td>${s.out}</td><td>${s.rejected}</td><td>${esc(STAGE_UNITS[s.stage] ?? "")}</td><td>${s.seconds.toFixed(1)}</td></tr>`,
-    )
-    .join("");
-  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>recipe-pipeline report: ${esc(ctx.runId)}</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:980px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}.warn{background:#fff3cd;padding:8px;border:1px solid #e0c36b}.ex{border:1px solid #ddd;margin:8px 0;padding:8px}.ex img{max-width:240px;max-height:240px;margin-right:8px}.origin{color:#666;font-size:12px}pre{white-space:pre-wrap;background:#f6f6f6;padding:6px;font-size:12px}</style></head><body>
+  const sftStages = stages.filter((s) => SFT_STAGES.includes(s.stage));
+  const rlStages = stages.filter((s) => RL_STAGES.includes(s.stage));
+  const otherStages = stages.filter((s) => !SFT_STAGES.includes(s.stage) && !RL_STAGES.includes(s.stage));
+  const band = ctx.config.rl.passRateBand;
+  const bins = passRateBins(
+    (rl?.passRateCounts as Record<string, number>) ?? {},
+    ctx.config.rl.rolloutsPerQuestion,
+    band,
+  );
+  const distilled = find("dedup-sft")?.out ?? 0;
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>recipe-pipeline report: ${esc(ctx.runId)}</title>
+<style>body{font-family:system-ui,sans-serif;margin:1rem auto;padding:0 1rem;max-width:980px;overflow-wrap:anywhere}table{border-collapse:collapse;max-width:100%}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child,td.note{text-align:left}td.note{color:#555;font-size:12px}.warn{background:#fff3cd;padding:8px;border:1px solid #e0c36b}.ex{border:1px solid #ddd;margin:8px 0;padding:8px}.ex img{max-width:240px;max-height:240px;margin-right:8px}.origin{color:#666;font-size:12px}.legend{font-size:12px;color:#444}pre{white-space:pre-wrap;background:#f6f6f6;padding:6px;font-size:12px}svg{max-width:100%;height:auto}</style></head><body>
 <h1>Run ${esc(ctx.runId)}</h1>
-<p>Config hash <code>${report.configHash}</code>. Teacher: ${esc(report.teacher)}.</p>
+<p>Attempt ${report.revision?.attempt ?? 1}, started ${esc(report.time.startedAt ?? "(unknown)")}, report written ${esc(report.time.finishedAt)}${report.time.wallSeconds !== null ? `: ${seconds(report.time.wallSeconds)} in all` : ""}; ${seconds(report.time.stageSeconds)} of stage work. Config hash <code>${report.configHash}</code>. Teacher: ${esc(report.teacher)}.</p>
 <ul>${[...report.servedBy.distill, ...report.servedBy.verifyTraces, ...report.servedBy.filterRl].map((s) => `<li>${esc(s)}</li>`).join("")}<li>teacher answers: ${report.generation.asked} asked in this run, ${report.generation.fromCache} from the generation cache</li></ul>
 ${revisionHtml(report.revision)}
 ${ctx.replayTeacher ? (ctx.teacherKind === "synthetic" ? '<p class="warn"><b>Synthetic teacher:</b> responses were made from the gold answers by the bundled synthetic teacher (a seeded mix of right, wrong, unformatted, looping and truncated). This run tries the pipeline on your data; its data is not for training.</p>' : '<p class="warn"><b>Replay teacher:</b> responses came from the bundled replay server (recorded sample responses). This run exercises the pipeline; its data is not for training.</p>') : ""}
-<h2>Funnel</h2><table><tr><th>stage</th><th>in</th><th>out</th><th>rejected</th><th>unit</th><th>seconds</th></tr>${funnel}</table>
+<h2 id="summary">Summary</h2>
+<ul><li>SFT rows: ${sft?.out ?? 0}${rl ? `; RL rows: ${rl.out}` : ""}</li><li>questions with at least one verified trace: ${data.questionsWithVerifiedTrace} of ${distilled} distilled</li></ul>
+<h3 id="accuracy">Teacher accuracy per domain</h3>${
+    data.accuracy.length === 0
+      ? "<p>no responses verified</p>"
+      : `<table><tr><th>domain</th><th>responses</th><th>answer matched gold</th><th>accuracy</th><th>kept by verify-traces</th></tr>${data.accuracy
+          .map(
+            (d) =>
+              `<tr><td>${esc(d.domain)}</td><td>${d.responses}</td><td>${d.correct}</td><td>${d.responses > 0 ? `${((100 * d.correct) / d.responses).toFixed(1)}%` : ""}</td><td>${d.kept}</td></tr>`,
+          )
+          .join("")}</table>`
+  }
+<h3 id="sources">Per source</h3><table><tr><th>source</th><th>records read</th><th>questions ingested</th><th>SFT rows</th></tr>${data.sources
+    .map(
+      (s) =>
+        `<tr><td>${esc(s.source)}</td><td>${s.read}</td><td>${s.ingested}</td><td>${s.sftRows}</td></tr>`,
+    )
+    .join("")}</table>
+<h2 id="funnel">Funnel</h2>
+<h3>SFT</h3>${funnelTable(sftStages)}
+${rlStages.length > 0 ? `<h3>RL</h3>${funnelTable(rlStages)}` : ""}
+${otherStages.length > 0 ? `<h3>Other</h3>${funnelTable(otherStages)}` : ""}
 ${barChart(
   "Reject reasons",
   Object.entries(rejectReasons).sort((a, b) => b[1] - a[1]),
@@ -153,19 +261,28 @@ ${barChart("SFT response length, characters (histogram)", (sft?.responseCharsHis
       .map(([k, v]) => `${k} ${v}`)
       .join(", ") || "no rows",
   )}</p>
-${await keptHtml(ctx)}
-${rejectsHtml(await rejectExamples(ctx.store, ctx.runId))}
-${barChart(
-  "RL pass rate (tenths)",
-  ((rl?.passRateHistogram as number[]) ?? []).map((n, i) => [(i / 10).toFixed(1), n] as [string, number]),
-)}
-<h2>Cost (${esc(cost.label)})</h2><table><tr><th>stage</th><th>what</th><th>hours</th><th>USD</th></tr>${cost.lines
+${await keptHtml(ctx, index)}
+${await rejectsHtml(ctx, await rejectExamples(ctx.store, ctx.runId), index)}
+${
+  rl
+    ? `<h2 id="pass-rates">RL pass rates</h2>${barChart(
+        `Questions per pass rate (${ctx.config.rl.rolloutsPerQuestion} rollouts each, or the source's own)`,
+        bins.map((b) => [b.label, b.n, b.kept] as Bar),
+        band.enabled
+          ? `green: kept (${band.min} &lt; pass rate &lt; ${band.max}); blue: dropped as always or never solved`
+          : "the pass-rate band is off: every question is kept",
+      )}`
+    : ""
+}
+<h2 id="cost">Cost (${esc(cost.label)})</h2><table><tr><th>stage</th><th>what</th><th>hours</th><th>USD</th></tr>${cost.lines
     .map(
       (l) =>
         `<tr><td>${esc(l.stage)}</td><td>${esc(l.what)}</td><td>${l.hours.toFixed(2)}</td><td>${l.usd.toFixed(2)}</td></tr>`,
     )
     .join("")}<tr><td>total</td><td></td><td></td><td>${cost.totalUsd.toFixed(2)}</td></tr></table>
-<p>Assumptions: ${esc(JSON.stringify(cost.assumptions))}</p>
+<h3>Assumptions</h3><ul>${Object.entries(cost.assumptions)
+    .map(([k, v]) => `<li>${esc(k)}: ${esc(figure(v))}</li>`)
+    .join("")}</ul>
 </body></html>
 `;
   await ctx.store.write(keys.report(ctx.runId, "report.html"), html, { contentType: "text/html" });

@@ -42,6 +42,8 @@ export interface Revision {
   stages: StageDecision[];
   /** Objects removed from stages that are computed again (old versions stay, as the bucket keeps them). */
   removed: number;
+  /** When the execution's first step ran (ISO 8601): the report's start of the attempt. */
+  startedAt?: string;
 }
 
 /** Requests in flight at once (S3 takes thousands a second per prefix). */
@@ -107,7 +109,7 @@ export async function applyRevision(
         servedBy: [...(before.servedBy ?? []), serving],
       });
   }
-  const revision: Revision = { runId, attempt, stages, removed };
+  const revision: Revision = { runId, attempt, stages, removed, startedAt: new Date().toISOString() };
   await writeJson(store, revisionKey(runId), revision);
   return revision;
 }

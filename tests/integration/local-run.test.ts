@@ -67,7 +67,7 @@ describe("the sample run on the embedded runtime", () => {
     // images inline, the length distribution; still one static file (no scripts, nothing fetched).
     expect(report).toContain("<summary>verify-traces: answer_mismatch (3 examples)</summary>");
     expect(report).toMatch(/<b>extracted<\/b> <code>[^<]*<\/code> <b>gold<\/b>/);
-    expect(report).toMatch(/<h2>Kept examples<\/h2>[\s\S]*<img src="data:image\/png;base64,/);
+    expect(report).toMatch(/<h2 id="kept">Kept examples<\/h2>[\s\S]*<img src="data:image\/png;base64,/);
     expect(report).toContain("SFT response length, characters (histogram)");
     expect(report).not.toMatch(/<script|src="http/);
     expect(card).toContain("teacher replay/sample-teacher via the bundled replay server");
