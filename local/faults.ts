@@ -8,7 +8,7 @@
  *  - Lambda: an invoke is refused with Lambda.TooManyRequestsException at `rate`, or its execution
  *    environment exits mid-invocation (Runtime.ExitError) right after sending its k-th HTTP request
  *    (an S3 write among them: a crash in the middle of a multi-part write), at `rate` / 4;
- *  - killAtWrite: at the N-th S3 write (not a generation-cache entry) this process tells the chaos
+ *  - killAtWrite: at the N-th S3 write under a run's stage folders this process tells the chaos
  *    harness at `control` and holds that request; the harness then kills the whole process group.
  *
  * Every decision is a hash of the seed, the kind of fault, what the request is about (the method and
@@ -99,9 +99,10 @@ export class Chaos {
   killHere(method: string, path: string): boolean {
     if (this.settings.killAtWrite === undefined) return false;
     if (method !== "PUT" && method !== "POST" && method !== "DELETE") return false;
-    // Cache entries are written right after a teacher answer: a kill there is what the teacher-side
-    // kills (which first let every answered request reach the cache) are for.
-    if (path.includes("/cache/generate/")) return false;
+    // Only the run's own writes count: the sources and run.json every attempt uploads first would draw
+    // kills to where no work is done. Cache entries are written right after a teacher answer: a kill
+    // there is what the teacher-side kills (which first let every answer reach the cache) are for.
+    if (!/^\/[^/]+\/runs\/[^/]+\/[^/]+\//.test(path)) return false;
     this.writes += 1;
     return this.writes === this.settings.killAtWrite;
   }

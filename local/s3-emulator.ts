@@ -4,7 +4,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rename, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -47,6 +47,7 @@ export async function startS3Emulator(
 ): Promise<S3Emulator> {
   const dir = directory ?? (await mkdtemp(join(tmpdir(), "recipe-s3-")));
   await mkdir(dir, { recursive: true });
+  await removeAbandonedPuts(dir);
   const server = new S3rver({
     port: 0,
     address: "127.0.0.1",
@@ -114,6 +115,33 @@ interface FilesystemStore {
   }): Promise<{ size: number; md5: string }>;
 }
 
+const PARTIAL = ".partial-";
+
+/**
+ * The bodies of PUTs whose process was killed before they completed (see makePutsAtomic): S3 keeps
+ * nothing of them, so neither does the emulator once it starts again. A body another live process is
+ * writing (`recipe status` opens the folder of a running `recipe run`) is left alone.
+ */
+async function removeAbandonedPuts(dir: string): Promise<void> {
+  const files = await readdir(dir, { recursive: true });
+  for (const f of files) {
+    const at = f.lastIndexOf(PARTIAL);
+    if (at < 0) continue;
+    const pid = Number(f.slice(at + PARTIAL.length).split("-")[0]);
+    if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) continue;
+    await rm(join(dir, f), { force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /**
  * S3 makes a PUT visible all at once: a reader sees the old object or the whole new one, and a PUT
  * that was acknowledged survives. s3rver writes the object file in place (a reader can see it empty or
@@ -126,7 +154,7 @@ function makePutsAtomic(store: FilesystemStore): void {
   store.putObject = async (object) => {
     const objectPath = store.getResourcePath(object.bucket, object.key, "object");
     await mkdir(dirname(objectPath), { recursive: true });
-    const partial = `${objectPath}.partial-${randomUUID()}`;
+    const partial = `${objectPath}${PARTIAL}${process.pid}-${randomUUID()}`;
     const md5 = createHash("md5");
     let size = 0;
     const body = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content;

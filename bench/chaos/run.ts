@@ -334,8 +334,8 @@ async function main() {
       throw new Error(`the undisturbed run failed (see ${join(work, "undisturbed.log")})`);
     const calmTeacher = { requests: teacher.requests, answered: teacher.answeredDistinct };
     const calmObjects = objects(calm);
-    const runWrites = [...calmObjects.keys()].filter((k) => !k.startsWith("cache/")).length;
-    const sourceFiles = [...calmObjects.keys()].filter((k) => k.startsWith("sources/")).length;
+    // The run's own writes (under its stage folders): what an S3-write kill counts.
+    const runWrites = [...calmObjects.keys()].filter((k) => /^runs\/[^/]+\/[^/]+\//.test(k)).length;
     log(
       `undisturbed: ${calmRun.seconds.toFixed(1)} s, ${calmTeacher.requests} teacher requests, ${runWrites} objects`,
     );
@@ -348,7 +348,8 @@ async function main() {
     rmSync(dataDir, { recursive: true, force: true });
     const faultLog = join(work, "faults.jsonl");
     rmSync(faultLog, { force: true });
-    const runObjects = () => [...objects(dataDir).keys()].filter((k) => !k.startsWith("cache/")).length;
+    const inRun = (k: string) => /^runs\/[^/]+\/[^/]+\//.test(k);
+    const runObjects = () => [...objects(dataDir).keys()].filter(inRun).length;
     // The kill to come, drawn when it is armed (at an attempt's start, or after a Batch child kill).
     let pending: Kill | null = null;
     const draw = (): Kill | null =>
@@ -358,8 +359,7 @@ async function main() {
             next,
             KILLS - next,
             calmTeacher.requests - chaotic.answeredDistinct,
-            // Sources and run.json are written again by each attempt, before anything else.
-            runWrites - runObjects() + sourceFiles,
+            runWrites - runObjects(),
           );
     const landed: { kind: string; trigger: string; stage: string; attempt: number }[] = [];
     const quiesceTimeouts: number[] = [];

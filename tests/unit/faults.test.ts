@@ -37,16 +37,18 @@ describe("fault injection", () => {
     for (let i = 2; i < tries.length; i++) expect(tries.slice(i - 2, i + 1).every(Boolean)).toBe(false);
   });
 
-  it("asks to be killed at the n-th S3 write, counting no generation-cache entry and no read", () => {
+  it("asks to be killed at the n-th S3 write of the run's stages, counting no cache entry, upload or read", () => {
     const c = new Chaos({ seed: 1, rate: 0, killAtWrite: 2 });
     const at = [
       c.killHere("PUT", "/recipe-local/cache/generate/ab/x.json"),
+      c.killHere("PUT", "/recipe-local/sources/sample/sft-vqa.jsonl"),
+      c.killHere("PUT", "/recipe-local/runs/r/run.json"),
       c.killHere("GET", "/recipe-local/runs/r/config.json"),
       c.killHere("PUT", "/recipe-local/runs/r/ingest-sft/shards/00000.jsonl.gz"),
       c.killHere("PUT", "/recipe-local/runs/r/ingest-sft/stats/00000.json"),
       c.killHere("PUT", "/recipe-local/runs/r/ingest-sft/_SUCCESS"),
     ];
-    expect(at).toEqual([false, false, false, true, false]);
+    expect(at).toEqual([false, false, false, false, false, true, false]);
   });
 
   it("names the stage an S3 path is about", () => {

@@ -256,4 +256,28 @@ describe("S3 emulator specifics", () => {
       await s3.stop();
     }
   });
+
+  it("leaves nothing on disk of a PUT its process was killed in the middle of, once it starts again", async () => {
+    // Found by npm run chaos: a recipe run SIGKILLed mid-PUT left the half body beside the object, on
+    // disk for good (S3 keeps nothing of a PUT that never completed).
+    const dir = await mkdtemp(join(tmpdir(), "recipe-s3-torn-"));
+    const first = await startS3Emulator("torn", dir);
+    await first.store.write("runs/r/verify-traces/shards/00008.jsonl.gz", "whole");
+    await first.stop();
+    const folder = join(dir, "torn", "runs/r/verify-traces/shards");
+    const { writeFile } = await import("node:fs/promises");
+    await writeFile(join(folder, "00009.jsonl.gz._S3rver_object.partial-1b2c"), "half a bo");
+    // A PUT a live process is still writing (recipe status opens a running run's folder) stays.
+    const live = `00010.jsonl.gz._S3rver_object.partial-${process.pid}-3d4e`;
+    await writeFile(join(folder, live), "in flig");
+
+    const again = await startS3Emulator("torn", dir);
+    try {
+      expect((await readdir(folder)).filter((f) => f.includes(".partial-"))).toEqual([live]);
+      expect(await listAll(again.store, "runs/")).toEqual(["runs/r/verify-traces/shards/00008.jsonl.gz"]);
+    } finally {
+      await again.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
