@@ -5,13 +5,18 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keys } from "../../core/layout/index.ts";
 import { readJson } from "../../core/shards/byte-store.ts";
+import { type LambdaApi, startLambdaApi } from "../../local/lambda-api.ts";
 import { type S3Emulator, startS3Emulator } from "../../local/s3-emulator.ts";
 
 let s3: S3Emulator;
+let lambdaApi: LambdaApi;
 const saved = { ...process.env };
 
 beforeAll(async () => {
   s3 = await startS3Emulator("recipe-failures");
+  // validate-config reads the account's Lambda concurrency (GetAccountSettings).
+  lambdaApi = await startLambdaApi({ concurrency: 1000 });
+  process.env.AWS_ENDPOINT_URL_LAMBDA = lambdaApi.endpoint;
   process.env.AWS_ENDPOINT_URL = s3.endpoint;
   process.env.RECIPE_BUCKET = "recipe-failures";
   process.env.RECIPE_SOURCE_ROOT = "s3://recipe-failures/sources/";
@@ -19,6 +24,7 @@ beforeAll(async () => {
 afterAll(async () => {
   process.env = saved;
   await s3.stop();
+  await lambdaApi.close();
 });
 
 const failed = (cause: string) => ({
