@@ -276,16 +276,10 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
           cliProgress.Presets.shades_classic,
         )
       : null;
-    bar?.start(expected, 0, { stage: "starting" });
     const seen = new Set<string>();
-    let revisionShown = trigger.outcome === "already_started";
-    let done = false;
-    const execution = rt.waitFor(arn).then((e) => {
-      done = true;
-      return e;
-    });
-    // Ctrl-C: stop cleanly (the terminal's cursor back, one line on what is kept); a second one
-    // exits at once.
+    // Ctrl-C: stop cleanly (the terminal's cursor back, one line on what is kept); a second one exits
+    // at once. Listening starts before the bar hides the cursor: a press just after the bar showed
+    // found no listener and killed the process with the cursor hidden and nothing said.
     let interrupted = false;
     const onInterrupt = () => {
       if (interrupted) {
@@ -299,6 +293,13 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
       );
     };
     process.on("SIGINT", onInterrupt);
+    bar?.start(expected, 0, { stage: "starting" });
+    let revisionShown = trigger.outcome === "already_started";
+    let done = false;
+    const execution = rt.waitFor(arn).then((e) => {
+      done = true;
+      return e;
+    });
     let aborted = false;
     stopOnInterrupt = async () => {
       process.off("SIGINT", onInterrupt);
