@@ -365,9 +365,12 @@ export class LocalRunner {
   private readonly role: Principal;
   private readonly stateMachineArn: string;
 
-  /** The Batch containers running now, and whether a stop is terminating them (see terminateJobs). */
+  /**
+   * The Batch containers running now, and whether the execution stopped (see terminateJobs): then no
+   * new container starts until the next execution does.
+   */
   private readonly live = new Set<import("node:child_process").ChildProcess>();
-  private terminating = false;
+  private stopped = false;
 
   constructor(private readonly o: RunnerOptions) {
     this.definition = localDefinition(stateMachineDefinition(o.template) as Definition, o.mapConcurrency);
@@ -397,24 +400,23 @@ export class LocalRunner {
    * went on asking the teacher after its run was over, and what it was answered was never cached.
    */
   async terminateJobs(graceMs = this.o.stopGraceMs ?? 30_000): Promise<void> {
+    // Sticky until the next execution starts: a job's loop that sees a terminated child exit must not
+    // start the next array child (found by npm run chaos: it did once the stop had been reset, after
+    // the process had closed, and that child's answers were never cached).
+    this.stopped = true;
     if (this.live.size === 0) return;
-    this.terminating = true;
-    try {
-      const exits = [...this.live].map(
-        (p) =>
-          new Promise<void>((r) =>
-            p.exitCode !== null || p.signalCode !== null ? r() : p.once("exit", () => r()),
-          ),
-      );
-      for (const p of this.live) p.kill("SIGTERM");
-      const timer = setTimeout(() => {
-        for (const p of this.live) p.kill("SIGKILL");
-      }, graceMs);
-      await Promise.all(exits);
-      clearTimeout(timer);
-    } finally {
-      this.terminating = false;
-    }
+    const exits = [...this.live].map(
+      (p) =>
+        new Promise<void>((r) =>
+          p.exitCode !== null || p.signalCode !== null ? r() : p.once("exit", () => r()),
+        ),
+    );
+    for (const p of this.live) p.kill("SIGTERM");
+    const timer = setTimeout(() => {
+      for (const p of this.live) p.kill("SIGKILL");
+    }, graceMs);
+    await Promise.all(exits);
+    clearTimeout(timer);
   }
 
   private handlers(): {
@@ -523,6 +525,10 @@ export class LocalRunner {
     this.o.account.authorize(this.role, "batch:TerminateJob", jobArn);
     const def = this.jobs.get(input.JobDefinition);
     if (!def) throw new Error(`unknown job definition ${input.JobDefinition}`);
+    if (this.stopped)
+      throw Object.assign(new Error(`Batch job ${input.JobName} not started: the execution stopped`), {
+        name: "States.TaskFailed",
+      });
     // The containers run as the job definition's job role.
     const jobRole = this.o.account.jobPrincipal(input.JobDefinition);
     const env = batchEnvironment(this.o.childEnv, def, jobRole);
@@ -554,7 +560,7 @@ export class LocalRunner {
     const failures: string[] = [];
     let next = 0;
     const worker = async () => {
-      while (next < indexes.length && !this.terminating) {
+      while (next < indexes.length && !this.stopped) {
         const index = indexes[next++]!;
         for (let attempt = 1; ; attempt++) {
           const code = await this.child(
@@ -566,7 +572,7 @@ export class LocalRunner {
             attemptSeconds,
           );
           if (code === 0) break;
-          if (this.terminating) {
+          if (this.stopped) {
             failures.push(`child ${index}: terminated (the execution stopped)`);
             break;
           }
@@ -638,6 +644,10 @@ export class LocalRunner {
       for (const kill of kills) kill();
       await Promise.all(exits);
       if (code === 0) return;
+      if (this.stopped)
+        throw Object.assign(new Error(`Batch job ${jobName} terminated: the execution stopped`), {
+          name: "States.TaskFailed",
+        });
       // Batch terminates an attempt that runs past the job's timeout and does not retry it.
       const action = code === "timeout" ? "EXIT" : afterExit(def, code);
       this.o.log?.(`${jobName} (${nodes} nodes) attempt ${attempt}: main node exited ${code}`);
@@ -696,6 +706,7 @@ export class LocalRunner {
     input: unknown,
     name?: string,
   ): Promise<{ status: "SUCCEEDED" | "FAILED"; output?: unknown; error?: string; cause?: string }> {
+    this.stopped = false;
     const machine = new StateMachine(this.definition as never, {
       validationOptions: { checkArn: false, checkPaths: false },
     });

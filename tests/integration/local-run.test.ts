@@ -211,6 +211,24 @@ describe("faults", () => {
     expect(children.filter((c) => c.exitCode === null && c.signalCode === null)).toEqual([]);
   });
 
+  it("starts no Batch container once the runtime has stopped its jobs, even when none was running", async () => {
+    // Found by npm run chaos: a stop with no child running at that moment was not remembered, and the
+    // next array child (or job) started after the process had closed; its answers were never cached.
+    let distillChildren = 0;
+    const { execution } = await runSample({
+      onBatchChild: (_child, _index, _attempt, jobName) => {
+        if (jobName.startsWith("Distill")) distillChildren += 1;
+      },
+      beforeStep: async (step, event) => {
+        if (step === "plan-generation" && JSON.stringify(event).includes("plan-distill"))
+          await local.rt!.runner.terminateJobs();
+      },
+    });
+
+    expect(execution.status).toBe("FAILED");
+    expect(distillChildren).toBe(0);
+  });
+
   it("retries a Batch child killed mid-shard, which resumes without duplicates", async () => {
     let killedMidRun = false;
     const { execution } = await runSample({
