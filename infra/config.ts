@@ -60,15 +60,6 @@ export interface PipelineSettings {
   readonly gpuRunnableTimeoutHours: number;
 }
 
-function list(v: unknown, fallback: string[]): string[] {
-  if (v === undefined || v === null || v === "") return fallback;
-  if (Array.isArray(v)) return v.map(String);
-  return String(v)
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
 function bounded(name: string, v: unknown, fallback: number, min: number, max: number): number {
   if (v === undefined || v === null || v === "") return fallback;
   const n = Number(v);
@@ -162,7 +153,7 @@ export function settingsFromContext(get: (key: string) => unknown): PipelineSett
     teacherEndpointHost,
     judgeApiKeySecretArn: opt("judgeApiKeySecretArn"),
     judgeEndpointHost,
-    sourceBuckets: list(get("sourceBuckets"), []),
+    sourceBuckets: instanceTypeList(get("sourceBuckets"), []),
     alarmEmail: opt("alarmEmail"),
     gpusPerJob,
     lambdaMemoryMaxMb: num("lambdaMemoryMaxMb", 3008, 128, 10240),

@@ -100,46 +100,43 @@ export function validateRunConfig(input: unknown): ValidationResult {
   return { ok: false, problems };
 }
 
-/** Sources with neither a `format` nor a `preset` that implies one. */
-function missingFormats(input: unknown): ConfigProblem[] {
+/** Each source object of run.json as given (before the schema), with its JSONPath. */
+function rawSources(input: unknown): { path: string; source: Record<string, unknown> }[] {
   const sources = (input as { sources?: Record<string, unknown> } | null)?.sources;
   if (!sources || typeof sources !== "object") return [];
-  const out: ConfigProblem[] = [];
-  for (const branch of ["sft", "rl"]) {
+  return ["sft", "rl"].flatMap((branch) => {
     const list = (sources as Record<string, unknown>)[branch];
-    if (!Array.isArray(list)) continue;
-    list.forEach((s, i) => {
-      if (s && typeof s === "object" && !("format" in s) && !("preset" in s))
-        out.push({
-          path: `$.sources.${branch}[${i}].format`,
-          expected: '"jsonl" | "parquet"',
-          found: "undefined",
-          message: 'required: "jsonl" or "parquet" (only a preset implies it)',
-        });
-    });
-  }
-  return out;
+    if (!Array.isArray(list)) return [];
+    return list.flatMap((s, i) =>
+      s && typeof s === "object"
+        ? [{ path: `$.sources.${branch}[${i}]`, source: s as Record<string, unknown> }]
+        : [],
+    );
+  });
+}
+
+/** Sources with neither a `format` nor a `preset` that implies one. */
+function missingFormats(input: unknown): ConfigProblem[] {
+  return rawSources(input)
+    .filter(({ source }) => !("format" in source) && !("preset" in source))
+    .map(({ path }) => ({
+      path: `${path}.format`,
+      expected: '"jsonl" | "parquet"',
+      found: "undefined",
+      message: 'required: "jsonl" or "parquet" (only a preset implies it)',
+    }));
 }
 
 /** A source with a preset reads the preset's columns: a `columns` mapping beside it is a mistake. */
 function presetConflicts(input: unknown): ConfigProblem[] {
-  const sources = (input as { sources?: Record<string, unknown> } | null)?.sources;
-  if (!sources || typeof sources !== "object") return [];
-  const out: ConfigProblem[] = [];
-  for (const branch of ["sft", "rl"]) {
-    const list = (sources as Record<string, unknown>)[branch];
-    if (!Array.isArray(list)) continue;
-    list.forEach((s, i) => {
-      if (s && typeof s === "object" && "preset" in s && "columns" in s)
-        out.push({
-          path: `$.sources.${branch}[${i}].columns`,
-          expected: "no columns with a preset",
-          found: JSON.stringify((s as { columns: unknown }).columns),
-          message: `preset ${JSON.stringify((s as { preset: unknown }).preset)} reads its own columns; remove columns, or the preset to map columns yourself`,
-        });
-    });
-  }
-  return out;
+  return rawSources(input)
+    .filter(({ source }) => "preset" in source && "columns" in source)
+    .map(({ path, source }) => ({
+      path: `${path}.columns`,
+      expected: "no columns with a preset",
+      found: JSON.stringify(source.columns),
+      message: `preset ${JSON.stringify(source.preset)} reads its own columns; remove columns, or the preset to map columns yourself`,
+    }));
 }
 
 /** Parses run.json text; a JSON syntax error is a problem at `$` with its position. */
