@@ -363,7 +363,7 @@ async function main() {
           );
     const landed: { kind: string; trigger: string; stage: string; attempt: number }[] = [];
     const quiesceTimeouts: number[] = [];
-    let current: { child: ChildProcess; killed: boolean } | null = null;
+    let current: { child: ChildProcess; killed: boolean; exited: boolean } | null = null;
     let next = 0;
     let attemptRequests = 0;
     let armedTeacherAt: number | null = null;
@@ -372,13 +372,20 @@ async function main() {
     /** Holds the teacher, waits until each answer it gave is cached, then kills as `kill` says. */
     const strike = async (kill: Kill, attempt: number, what: string) => {
       if (killing || !current || current.killed) return;
+      const target = current;
       killing = true;
       chaotic.hold();
       const settled = await waitFor(
         "every delivered answer to reach the cache",
-        () => cacheEntries(dataDir) >= chaotic.answeredDistinct,
+        () => target.exited || cacheEntries(dataDir) >= chaotic.answeredDistinct,
       );
       if (!settled) quiesceTimeouts.push(attempt);
+      if (current !== target || target.killed || target.exited) {
+        // The attempt that asked ended meanwhile (it failed): its kill does not carry over.
+        killing = false;
+        chaotic.release();
+        return;
+      }
       const stage = /runs\/[^/]+\/([a-z-]+)\//.exec(what)?.[1] ?? stageNow(dataDir);
       const pgid = current.child.pid!;
       if (kill.kind === "batch-child") {
@@ -451,8 +458,9 @@ async function main() {
         { RECIPE_CHAOS: JSON.stringify(chaosEnv) },
         join(work, `chaos-${attempt}.log`),
       );
-      current = { child: r.child, killed: false };
+      current = { child: r.child, killed: false, exited: false };
       const outcome = await r.done;
+      current.exited = true;
       // Whatever the signal left of the group (a child that ignored SIGINT) goes too.
       try {
         process.kill(-r.child.pid!, "SIGKILL");
