@@ -371,7 +371,9 @@ async function main() {
 
     /** Holds the teacher, waits until each answer it gave is cached, then kills as `kill` says. */
     const strike = async (kill: Kill, attempt: number, what: string) => {
-      if (killing || !current || current.killed) return;
+      // One kill at a time; one asked for meanwhile waits its turn (it holds an S3 request until then).
+      while (killing) await new Promise((r) => setTimeout(r, 50));
+      if (!current || current.killed || current.exited) return;
       const target = current;
       killing = true;
       chaotic.hold();
