@@ -218,6 +218,20 @@ function batchChildren(root: number): { pid: number; image: string }[] {
     .sort((a, b) => a.pid - b.pid);
 }
 
+/** Whether any process of this process group is still there (zombies included). */
+function groupAlive(pgid: number): boolean {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pgid) return true;
+    } catch {
+      // exited while we looked
+    }
+  }
+  return false;
+}
+
 /** The stages under way: started (an object beside their fingerprint) and without _SUCCESS. */
 function stageNow(dataDir: string): string {
   const run = join(dataDir, "s3", "recipe-local", "runs", RUN_ID);
@@ -463,12 +477,15 @@ async function main() {
       current = { child: r.child, killed: false, exited: false };
       const outcome = await r.done;
       current.exited = true;
-      // Whatever the signal left of the group (a child that ignored SIGINT) goes too.
+      // Whatever the signal left of the group (a child that ignored SIGINT) goes too, and is gone
+      // before the teacher answers again: a held request of a dying child must read as abandoned.
       try {
         process.kill(-r.child.pid!, "SIGKILL");
       } catch {
         // the group is gone
       }
+      await waitFor("the killed process group to be gone", () => !groupAlive(r.child.pid!), 30_000);
+      await new Promise((res) => setTimeout(res, 200));
       attempts.push({ attempt, code: outcome.code, signal: outcome.signal, seconds: outcome.seconds });
       succeeded = outcome.code === 0;
       if (!succeeded && !current.killed) log(`attempt ${attempt} exited ${outcome.code} without a kill`);
