@@ -218,6 +218,20 @@ function batchChildren(root: number): { pid: number; image: string }[] {
     .sort((a, b) => a.pid - b.pid);
 }
 
+/** Whether any process of this process group is still there (zombies included). */
+function groupAlive(pgid: number): boolean {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pgid) return true;
+    } catch {
+      // exited while we looked
+    }
+  }
+  return false;
+}
+
 /** The stages under way: started (an object beside their fingerprint) and without _SUCCESS. */
 function stageNow(dataDir: string): string {
   const run = join(dataDir, "s3", "recipe-local", "runs", RUN_ID);
@@ -363,7 +377,7 @@ async function main() {
           );
     const landed: { kind: string; trigger: string; stage: string; attempt: number }[] = [];
     const quiesceTimeouts: number[] = [];
-    let current: { child: ChildProcess; killed: boolean } | null = null;
+    let current: { child: ChildProcess; killed: boolean; exited: boolean } | null = null;
     let next = 0;
     let attemptRequests = 0;
     let armedTeacherAt: number | null = null;
@@ -371,14 +385,23 @@ async function main() {
 
     /** Holds the teacher, waits until each answer it gave is cached, then kills as `kill` says. */
     const strike = async (kill: Kill, attempt: number, what: string) => {
-      if (killing || !current || current.killed) return;
+      // One kill at a time; one asked for meanwhile waits its turn (it holds an S3 request until then).
+      while (killing) await new Promise((r) => setTimeout(r, 50));
+      if (!current || current.killed || current.exited) return;
+      const target = current;
       killing = true;
       chaotic.hold();
       const settled = await waitFor(
         "every delivered answer to reach the cache",
-        () => cacheEntries(dataDir) >= chaotic.answeredDistinct,
+        () => target.exited || cacheEntries(dataDir) >= chaotic.answeredDistinct,
       );
       if (!settled) quiesceTimeouts.push(attempt);
+      if (current !== target || target.killed || target.exited) {
+        // The attempt that asked ended meanwhile (it failed): its kill does not carry over.
+        killing = false;
+        chaotic.release();
+        return;
+      }
       const stage = /runs\/[^/]+\/([a-z-]+)\//.exec(what)?.[1] ?? stageNow(dataDir);
       const pgid = current.child.pid!;
       if (kill.kind === "batch-child") {
@@ -451,14 +474,18 @@ async function main() {
         { RECIPE_CHAOS: JSON.stringify(chaosEnv) },
         join(work, `chaos-${attempt}.log`),
       );
-      current = { child: r.child, killed: false };
+      current = { child: r.child, killed: false, exited: false };
       const outcome = await r.done;
-      // Whatever the signal left of the group (a child that ignored SIGINT) goes too.
+      current.exited = true;
+      // Whatever the signal left of the group (a child that ignored SIGINT) goes too, and is gone
+      // before the teacher answers again: a held request of a dying child must read as abandoned.
       try {
         process.kill(-r.child.pid!, "SIGKILL");
       } catch {
         // the group is gone
       }
+      await waitFor("the killed process group to be gone", () => !groupAlive(r.child.pid!), 30_000);
+      await new Promise((res) => setTimeout(res, 200));
       attempts.push({ attempt, code: outcome.code, signal: outcome.signal, seconds: outcome.seconds });
       succeeded = outcome.code === 0;
       if (!succeeded && !current.killed) log(`attempt ${attempt} exited ${outcome.code} without a kill`);

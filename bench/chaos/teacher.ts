@@ -98,7 +98,8 @@ export async function startChaosTeacher(latencyMs: number): Promise<ChaosTeacher
     asked.set(request, n + 1);
     chaosTeacher.onRequest?.(requests);
     if (holding) await new Promise<void>((r) => held.push(r));
-    if (req.socket.destroyed) return; // its asker was killed while it was held
+    // Its asker was killed while it was held (a socket its peer closed may not read as destroyed yet).
+    if (req.socket.destroyed || !req.socket.writable || req.socket.readableEnded) return;
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     // At most two faults in a row for one request: the worker's retries get through.
     const u = n < 2 ? uniform(seed, "teacher", request, n) : 1;
