@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { resolveRunConfig, validateRunConfig } from "../../core/config/index.ts";
 import { configWarnings } from "../../core/config/warnings.ts";
@@ -147,5 +148,13 @@ describe("config warnings", () => {
         }),
       ),
     ).toEqual([]);
+  });
+
+  it("the published example starts GSPO from the recipe's cold-start checkpoint, so it warns of nothing", () => {
+    const c = resolveRunConfig(JSON.parse(readFileSync("examples/openmmreasoner.run.json", "utf8")));
+
+    expect([c.training.enabled, c.training.algorithm]).toEqual([true, "gspo"]);
+    expect(c.training.startModel).toMatch(/^s3:\/\/[^/]+\/models\/OpenMMReasoner-ColdStart\/$/);
+    expect(configWarnings(c)).toEqual([]);
   });
 });
