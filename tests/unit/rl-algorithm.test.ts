@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { resolveRunConfig, validateRunConfig } from "../../core/config/index.ts";
 import { configWarnings } from "../../core/config/warnings.ts";
+import { estimateCost } from "../../core/cost.ts";
 import { stageFingerprints } from "../../core/pipeline/fingerprint.ts";
 import { verlOverrides } from "../../core/train/verl.ts";
 
@@ -126,6 +127,21 @@ describe("training.algorithm", () => {
     expect(grpo["train-rl"].reads["training.algorithm"]).toBe("grpo");
     expect(grpo["train-rl"].fingerprint).not.toBe(gspo["train-rl"].fingerprint);
     expect(grpo["write-rl-dataset"].fingerprint).toBe(gspo["write-rl-dataset"].fingerprint);
+  });
+});
+
+describe("recipe estimate", () => {
+  it("names the algorithm whose steps it prices", () => {
+    const config = resolveRunConfig({ ...base, training: { enabled: true, algorithm: "dapo" } });
+
+    const e = estimateCost(config, {
+      sftQuestions: 0,
+      rlQuestions: 10,
+      avgTeacherTokens: 1,
+      avgRolloutTokens: 1,
+    });
+
+    expect(e.lines.find((l) => l.stage === "train-rl")?.what).toBe("1500 DAPO steps on 1 x 8 GPU nodes");
   });
 });
 
