@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { deployProblems } from "../core/config/deploy.ts";
 import { formatProblems, parseRunConfigText } from "../core/config/index.ts";
+import { configWarnings } from "../core/config/warnings.ts";
 import { PROJECT_ROOT } from "../infra/root.ts";
 import { deployFacts, deploySettings } from "./deploy-settings.ts";
 import { debugRequested, describeError } from "./errors.ts";
@@ -61,6 +62,7 @@ async function validateCommand(
     return EXIT_INVALID;
   }
   io.out(`${file}: OK\n`);
+  for (const w of configWarnings(result.config)) io.err(`warning: ${w}\n`);
   if (!opts.remote)
     for (const w of await (await import("./source-columns.ts")).sourceColumnWarnings(result.config, file))
       io.err(`warning: ${w}\n`);

@@ -10,6 +10,7 @@ import { SFNClient } from "@aws-sdk/client-sfn";
 import cliProgress from "cli-progress";
 import { type ConfigProblem, formatProblems, parseRunConfigText } from "../core/config/index.ts";
 import { Rl, Teacher } from "../core/config/schema.ts";
+import { configWarnings } from "../core/config/warnings.ts";
 import { probeEndpoint } from "../core/generate/probe.ts";
 import {
   attemptOf,
@@ -131,6 +132,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
     return 2;
   }
   // What `recipe validate` warns about, before anything starts.
+  for (const w of configWarnings(parsed.config)) err(`warning: ${w}\n`);
   for (const w of await (await import("./source-columns.ts")).sourceColumnWarnings(parsed.config, file))
     err(`warning: ${w}\n`);
   const effective = effectiveRunConfig(text, opts);

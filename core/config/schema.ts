@@ -457,22 +457,52 @@ export const Rl = z
   .superRefine((r, ctx) => loadableBy(ctx, ["policyModel"], r.policyModel, "generate"))
   .describe("The RL set: difficulty estimation and the informative pass-rate band.");
 
+/**
+ * The settings of the recipe repository's RL script for each algorithm its paper compares
+ * (shared/RECIPE.md; all three use adv_estimator grpo, no KL, 28,696-token responses, temperature
+ * 1.0, dynamic batch size and no overlong buffer, which are the other fields' defaults). GRPO and
+ * DAPO as published: the repository ships only the GSPO scripts.
+ */
+export const RL_ALGORITHMS = {
+  gspo: { lossMode: "gspo", lossAggMode: "seq-mean-token-mean", clipRatioLow: 3e-4, clipRatioHigh: 4e-4 },
+  grpo: { lossMode: "vanilla", lossAggMode: "token-mean", clipRatioLow: 0.2, clipRatioHigh: 0.2 },
+  dapo: { lossMode: "vanilla", lossAggMode: "token-mean", clipRatioLow: 0.2, clipRatioHigh: 0.2 },
+} as const;
+
+/** The default start model of RL training: the base model, not the SFT cold-start checkpoint. */
+export const BASE_START_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct";
+
 export const Training = z
   .strictObject({
-    enabled: z.boolean().default(false).describe("Run verl GSPO training at the end of the run."),
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe("Run verl RL training (`algorithm`, GSPO by default) at the end of the run."),
+    algorithm: z
+      .enum(["gspo", "grpo", "dapo"])
+      .default("gspo")
+      .describe(
+        "The RL algorithm, with the settings of the recipe repository's script for it: `gspo` (loss mode `gspo`, `seq-mean-token-mean`, clip 3e-4/4e-4), `grpo` and `dapo` (as published: loss mode `vanilla`, `token-mean`, clip 0.2/0.2). It sets `lossMode`, `lossAggMode`, `clipRatioLow` and `clipRatioHigh`; any of them given explicitly wins.",
+      ),
     startModel: z
       .string()
       .min(1)
-      .default("Qwen/Qwen2.5-VL-7B-Instruct")
-      .describe("Model to train: the SFT cold-start checkpoint (an S3 URI or a model id)."),
+      .default(BASE_START_MODEL)
+      .describe(
+        "Model to train: the SFT cold-start checkpoint (an S3 URI or a model id). The default is the base model; the recipe starts RL from its SFT checkpoint, and `recipe validate` warns while this is left at the base model.",
+      ),
     advEstimator: z
       .literal("grpo")
       .default("grpo")
       .describe("verl `algorithm.adv_estimator` (GSPO uses grpo)."),
-    lossMode: z.enum(["gspo", "vanilla"]).default("gspo").describe("verl `policy_loss.loss_mode`."),
+    lossMode: z
+      .enum(["gspo", "vanilla"])
+      .optional()
+      .describe("verl `policy_loss.loss_mode`. Default: the `algorithm`'s."),
     lossAggMode: z
       .enum(["seq-mean-token-mean", "token-mean", "seq-mean-token-sum"])
-      .default("seq-mean-token-mean"),
+      .optional()
+      .describe("verl `actor.loss_agg_mode`. Default: the `algorithm`'s."),
     rolloutsPerPrompt: z
       .number()
       .int()
@@ -487,8 +517,16 @@ export const Training = z
       .default(1.0)
       .describe("Rollout temperature; the recipe saw GSPO collapse at 1.4."),
     rolloutTopP: z.number().gt(0).max(1).default(1.0),
-    clipRatioLow: z.number().positive().default(3e-4),
-    clipRatioHigh: z.number().positive().default(4e-4),
+    clipRatioLow: z
+      .number()
+      .positive()
+      .optional()
+      .describe("verl `actor.clip_ratio_low`. Default: the `algorithm`'s."),
+    clipRatioHigh: z
+      .number()
+      .positive()
+      .optional()
+      .describe("verl `actor.clip_ratio_high`. Default: the `algorithm`'s."),
     trainBatchSize: positiveInt.default(128).describe("Prompts per training batch."),
     ppoMiniBatchSize: positiveInt.default(128),
     learningRate: z.number().positive().max(1e-3).default(1e-6),
@@ -562,12 +600,13 @@ export const Training = z
   })
   .superRefine((t, ctx) => {
     if (t.enabled) loadableBy(ctx, ["startModel"], t.startModel, "train-rl");
-    if (t.clipRatioLow > 0.05 || t.clipRatioHigh > 0.05) {
+    const r = withAlgorithm(t);
+    if (r.lossMode === "gspo" && (r.clipRatioLow > 0.05 || r.clipRatioHigh > 0.05)) {
       ctx.addIssue({
         code: "custom",
-        path: ["clipRatioHigh"],
+        path: [r.clipRatioHigh > 0.05 ? "clipRatioHigh" : "clipRatioLow"],
         message: "GSPO clips sequence-level ratios: use values around 1e-4 (the recipe uses 3e-4/4e-4)",
-        input: t.clipRatioHigh,
+        input: r.clipRatioHigh > 0.05 ? r.clipRatioHigh : r.clipRatioLow,
       });
     }
     for (const [key, size] of [
@@ -591,7 +630,29 @@ export const Training = z
       });
     }
   })
-  .describe("verl GSPO training, the recipe's stage 2 (OpenMMReasoner, arXiv 2511.16334).");
+  // The resolved config states what the algorithm chose, so validate prints it and fingerprints hash it.
+  .transform(withAlgorithm)
+  .describe("verl RL training (GSPO by default), the recipe's stage 2 (OpenMMReasoner, arXiv 2511.16334).");
+
+/** The algorithm's settings, under any the config gives explicitly. */
+function withAlgorithm<
+  T extends {
+    algorithm: keyof typeof RL_ALGORITHMS;
+    lossMode?: "gspo" | "vanilla" | undefined;
+    lossAggMode?: "seq-mean-token-mean" | "token-mean" | "seq-mean-token-sum" | undefined;
+    clipRatioLow?: number | undefined;
+    clipRatioHigh?: number | undefined;
+  },
+>(t: T) {
+  const preset = RL_ALGORITHMS[t.algorithm];
+  return {
+    ...t,
+    lossMode: t.lossMode ?? preset.lossMode,
+    lossAggMode: t.lossAggMode ?? preset.lossAggMode,
+    clipRatioLow: t.clipRatioLow ?? preset.clipRatioLow,
+    clipRatioHigh: t.clipRatioHigh ?? preset.clipRatioHigh,
+  };
+}
 
 /**
  * Settings of the deployed compute environments and job definitions, which a run cannot change:

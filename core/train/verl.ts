@@ -1,6 +1,6 @@
 /**
- * verl GSPO configuration from run.json (RECIPE.md stage 2): the exact `verl.trainer.main_ppo`
- * Hydra overrides. Pure: the launcher runs what this returns, and `--dry-run` prints it.
+ * verl RL configuration from run.json (RECIPE.md stage 2; GSPO, GRPO or DAPO by
+ * `training.algorithm`, resolved by the schema): the exact `verl.trainer.main_ppo` Hydra overrides. Pure: the launcher runs what this returns, and `--dry-run` prints it.
  */
 import type { RunConfig } from "../config/schema.ts";
 

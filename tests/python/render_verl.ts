@@ -1,7 +1,7 @@
 /**
  * Prints, as JSON, the verl overrides the launcher renders for a run.json (training on), for the
  * Python check that composes them against verl's own Hydra config.
- * Usage: node --import tsx tests/python/render_verl.ts <run.json>
+ * Usage: node --import tsx tests/python/render_verl.ts <run.json> [training.algorithm]
  */
 import { readFileSync } from "node:fs";
 import { parseRunConfigText } from "../../core/config/index.ts";
@@ -9,9 +9,10 @@ import { trainingEnv } from "../../core/train/cluster.ts";
 import { verlOverrides } from "../../core/train/verl.ts";
 
 const file = process.argv[2];
-if (!file) throw new Error("usage: render_verl.ts <run.json>");
+const algorithm = process.argv[3];
+if (!file) throw new Error("usage: render_verl.ts <run.json> [training.algorithm]");
 const raw = JSON.parse(readFileSync(file, "utf8")) as { training?: Record<string, unknown> };
-raw.training = { ...raw.training, enabled: true };
+raw.training = { ...raw.training, enabled: true, ...(algorithm ? { algorithm } : {}) };
 const parsed = parseRunConfigText(JSON.stringify(raw));
 if (!parsed.ok) throw new Error(`${file}: ${JSON.stringify(parsed.problems)}`);
 console.log(

@@ -35,9 +35,9 @@ def installed_verl_version() -> str:
     return version("verl")
 
 
-def rendered(run_json: str) -> dict:
+def rendered(run_json: str, algorithm: str | None = None) -> dict:
     out = subprocess.run(
-        ["node", "--import", "tsx", "tests/python/render_verl.ts", run_json],
+        ["node", "--import", "tsx", "tests/python/render_verl.ts", run_json, *([algorithm] if algorithm else [])],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -142,6 +142,39 @@ def test_verl_implements_the_loss_the_recipe_uses():
     assert r["lossMode"] == "gspo"
     assert r["lossMode"] in registered_policy_losses()
     assert r["lossAggMode"] in loss_agg_modes()
+
+
+# shared/RECIPE.md, "The repository's RL scripts for the algorithms it compares": what each
+# `training.algorithm` must reach verl as (GRPO and DAPO as published).
+RECIPE_ALGORITHMS = {
+    "gspo": {"loss_mode": "gspo", "loss_agg_mode": "seq-mean-token-mean", "clip_ratio_low": 3e-4, "clip_ratio_high": 4e-4},
+    "grpo": {"loss_mode": "vanilla", "loss_agg_mode": "token-mean", "clip_ratio_low": 0.2, "clip_ratio_high": 0.2},
+    "dapo": {"loss_mode": "vanilla", "loss_agg_mode": "token-mean", "clip_ratio_low": 0.2, "clip_ratio_high": 0.2},
+}
+
+
+@pytest.mark.parametrize("algorithm", sorted(RECIPE_ALGORITHMS))
+def test_each_algorithm_composes_against_verls_own_config_with_the_recipes_settings(algorithm: str):
+    r = rendered("examples/openmmreasoner.run.json", algorithm)
+    cfg = compose_overrides(r["overrides"])
+
+    actor = cfg.actor_rollout_ref.actor
+    expected = RECIPE_ALGORITHMS[algorithm]
+    assert r["training"]["algorithm"] == algorithm
+    assert actor.policy_loss.loss_mode == expected["loss_mode"]
+    assert actor.loss_agg_mode == expected["loss_agg_mode"]
+    assert actor.clip_ratio_low == pytest.approx(expected["clip_ratio_low"])
+    assert actor.clip_ratio_high == pytest.approx(expected["clip_ratio_high"])
+    # What all three scripts share.
+    assert cfg.algorithm.adv_estimator == "grpo"
+    assert cfg.algorithm.use_kl_in_reward is False
+    assert actor.use_kl_loss is False
+    assert cfg.data.max_response_length == 28696
+    assert cfg.actor_rollout_ref.rollout.temperature == 1.0
+    assert actor.use_dynamic_bsz is True
+    # verl implements the loss and the aggregation it is told to use (else it fails at step 1, on GPUs).
+    assert actor.policy_loss.loss_mode in registered_policy_losses()
+    assert actor.loss_agg_mode in loss_agg_modes()
 
 
 def test_an_unknown_override_is_refused_as_verl_would():

@@ -393,6 +393,66 @@ describe("recipe run with a teacher that cannot answer", () => {
   });
 });
 
+describe("RL training from the base model", () => {
+  const BASE_WARNING =
+    "warning: $.training.startModel is the base model Qwen/Qwen2.5-VL-7B-Instruct: RL starts from the base model, not from an SFT cold-start checkpoint as the recipe does; set training.startModel to your SFT checkpoint (s3://…)";
+
+  async function sampleWithTraining(training: Record<string, unknown>): Promise<string> {
+    const { symlinkSync } = await import("node:fs");
+    const { resolve } = await import("node:path");
+    const folder = await mkdtemp(join(tmpdir(), "recipe-base-"));
+    symlinkSync(resolve("examples/sample"), join(folder, "sample"));
+    const sample = JSON.parse(readFileSync("examples/run.sample.json", "utf8"));
+    writeFileSync(join(folder, "run.json"), JSON.stringify({ ...sample, training }));
+    return join(folder, "run.json");
+  }
+
+  it("recipe validate warns, locally and with --remote, and still passes", async () => {
+    const file = await sampleWithTraining({ enabled: true });
+
+    const local = await cli(["validate", file, "--quiet"]);
+    const remote = await cli(["validate", file, "--quiet", "--remote"]);
+
+    expect(local.code).toBe(0);
+    expect(local.err.split("\n")).toContain(BASE_WARNING);
+    expect(remote.err.split("\n")).toContain(BASE_WARNING);
+  });
+
+  it("recipe validate says nothing of it for an SFT checkpoint", async () => {
+    const file = await sampleWithTraining({ enabled: true, startModel: "s3://my-bucket/models/sft/" });
+
+    const result = await cli(["validate", file, "--quiet"]);
+
+    expect(result.code).toBe(0);
+    expect(result.err).not.toContain("startModel");
+  });
+
+  it("recipe run prints the warning before it starts anything", async () => {
+    const { createServer } = await import("node:net");
+    const closed = await new Promise<number>((r) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = s.address() as { port: number };
+        s.close(() => r(port));
+      });
+    });
+    const file = await sampleWithTraining({ enabled: true });
+
+    // An endpoint that refuses the connection stops the run at its first check, after the warnings.
+    const result = await cli([
+      "run",
+      file,
+      "--teacher-url",
+      `http://127.0.0.1:${closed}/v1`,
+      "--teacher-model",
+      "m",
+    ]);
+
+    expect(result.code).toBe(1);
+    expect(result.err.split("\n")).toContain(BASE_WARNING);
+    expect(result.err.indexOf(BASE_WARNING)).toBeLessThan(result.err.indexOf("not started"));
+  });
+});
+
 describe("recipe outside the repository", () => {
   it("reads a run.json and its relative sources from the user's folder, wherever it runs from", async () => {
     const { symlinkSync } = await import("node:fs");
