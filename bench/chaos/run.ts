@@ -298,6 +298,9 @@ async function controlServer(onKill: (body: { pid: number; what: string }) => vo
 const OPERATIONAL = new Set([
   "seconds",
   "wall_seconds",
+  // The report's time block (when the run started and finished, its wall and stage seconds).
+  "wallSeconds",
+  "stageSeconds",
   "requests",
   "retries",
   "resumed",
