@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { dirname } from "node:path";
+import { mulberry32 } from "../../core/random.ts";
 
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -9,17 +10,8 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[i]!;
 }
 
-/** mulberry32: a seeded PRNG so generated workloads are identical from run to run. */
-export function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG (mulberry32) so generated workloads are identical from run to run. */
+export const seeded = mulberry32;
 
 export function fmt(n: number): string {
   if (!Number.isFinite(n)) return String(n);

@@ -2,23 +2,12 @@
  * The validation split of the RL set: a seeded sample of its prompts that training never sees, so
  * verl's "val" score measures held-out prompts. Pure: the launcher streams the rows through it.
  */
+import { mulberry32 } from "../random.ts";
 
 /** How many prompts are held out: the configured number, at most a tenth of the set (at least 1). */
 export function validationCount(total: number, wanted: number): number {
   if (total < 2) return 0;
   return Math.min(wanted, Math.max(1, Math.floor(total / 10)));
-}
-
-/** mulberry32: a small seeded generator, the same sequence on every node and every attempt. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -29,7 +18,7 @@ export function heldOutRows(total: number, count: number, seed: number): Set<num
   const n = Math.min(count, total);
   const order = new Uint32Array(total);
   for (let i = 0; i < total; i++) order[i] = i;
-  const next = random(seed);
+  const next = mulberry32(seed);
   for (let i = 0; i < n; i++) {
     const j = i + Math.floor(next() * (total - i));
     const t = order[i]!;
