@@ -2,30 +2,12 @@
  * failure.json belongs to its attempt (issue 27, item 2): run-failure names the attempt and keeps a
  * copy under attempts/<n>/; the next attempt's first step moves an earlier one out of the way.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { keys } from "../../core/layout/index.ts";
 import { readJson } from "../../core/shards/byte-store.ts";
-import { type LambdaApi, startLambdaApi } from "../../local/lambda-api.ts";
-import { type S3Emulator, startS3Emulator } from "../../local/s3-emulator.ts";
+import { handlerEnvironment } from "../helpers/handler-env.ts";
 
-let s3: S3Emulator;
-let lambdaApi: LambdaApi;
-const saved = { ...process.env };
-
-beforeAll(async () => {
-  s3 = await startS3Emulator("recipe-failures");
-  // validate-config reads the account's Lambda concurrency (GetAccountSettings).
-  lambdaApi = await startLambdaApi({ concurrency: 1000 });
-  process.env.AWS_ENDPOINT_URL_LAMBDA = lambdaApi.endpoint;
-  process.env.AWS_ENDPOINT_URL = s3.endpoint;
-  process.env.RECIPE_BUCKET = "recipe-failures";
-  process.env.RECIPE_SOURCE_ROOT = "s3://recipe-failures/sources/";
-});
-afterAll(async () => {
-  process.env = saved;
-  await s3.stop();
-  await lambdaApi.close();
-});
+const env = handlerEnvironment("recipe-failures");
 
 const failed = (cause: string) => ({
   Error: "InputContractError",
@@ -50,20 +32,20 @@ describe("failure.json", () => {
     });
     await handle({ runId: "f1", execution: "f1.2", state: "Report", error: failed("a later catch") });
 
-    const current = await readJson<{ attempt: number; cause: unknown }>(s3.store, keys.failure("f1"));
+    const current = await readJson<{ attempt: number; cause: unknown }>(env.s3.store, keys.failure("f1"));
     expect(current).toMatchObject({ attempt: 2, cause: { errorMessage: "the SFT set is empty" } });
-    expect(await readJson(s3.store, keys.attemptFailure("f1", 1))).toMatchObject({
+    expect(await readJson(env.s3.store, keys.attemptFailure("f1", 1))).toMatchObject({
       attempt: 1,
       cause: { errorMessage: "2 of 2 shards have no result" },
     });
-    expect(await readJson(s3.store, keys.attemptFailure("f1", 2))).toEqual(current);
+    expect(await readJson(env.s3.store, keys.attemptFailure("f1", 2))).toEqual(current);
   });
 
   it("leaves the run's folder when the next attempt starts, and stays under attempts/", async () => {
     const { handle: fail } = await import("../../lambdas/run-failure/handler.ts");
     const { handle: validate } = await import("../../lambdas/validate-config/handler.ts");
-    await s3.store.write("sources/q.jsonl", `${JSON.stringify({ question: "1+1?", answer: "2" })}\n`);
-    await s3.store.write(
+    await env.s3.store.write("sources/q.jsonl", `${JSON.stringify({ question: "1+1?", answer: "2" })}\n`);
+    await env.s3.store.write(
       keys.runConfig("f2"),
       JSON.stringify({
         runId: "f2",
@@ -76,8 +58,8 @@ describe("failure.json", () => {
 
     await validate({ runId: "f2", execution: "f2.2" });
 
-    expect(await s3.store.exists(keys.failure("f2"))).toBe(false);
-    expect(await readJson(s3.store, keys.attemptFailure("f2", 1))).toMatchObject({ attempt: 1 });
+    expect(await env.s3.store.exists(keys.failure("f2"))).toBe(false);
+    expect(await readJson(env.s3.store, keys.attemptFailure("f2", 1))).toMatchObject({ attempt: 1 });
   });
 });
 

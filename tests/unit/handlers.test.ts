@@ -4,44 +4,26 @@
  */
 import { readFileSync } from "node:fs";
 import { parquetWriteBuffer } from "hyparquet-writer";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../core/errors.ts";
 import { keys } from "../../core/layout/index.ts";
 import { readJson } from "../../core/shards/byte-store.ts";
 import { readShard } from "../../core/shards/jsonl.ts";
 import type { ShardStats } from "../../core/stages/stage.ts";
-import { type LambdaApi, startLambdaApi } from "../../local/lambda-api.ts";
-import { type S3Emulator, startS3Emulator } from "../../local/s3-emulator.ts";
+import { handlerEnvironment } from "../helpers/handler-env.ts";
 
-let s3: S3Emulator;
-let lambdaApi: LambdaApi;
-const saved = { ...process.env };
-
-beforeAll(async () => {
-  s3 = await startS3Emulator("recipe-handlers");
-  // validate-config reads the account's Lambda concurrency (GetAccountSettings).
-  lambdaApi = await startLambdaApi({ concurrency: 1000 });
-  process.env.AWS_ENDPOINT_URL_LAMBDA = lambdaApi.endpoint;
-  process.env.AWS_ENDPOINT_URL = s3.endpoint;
-  process.env.RECIPE_BUCKET = "recipe-handlers";
-  process.env.RECIPE_SOURCE_ROOT = "s3://recipe-handlers/sources/";
-});
-afterAll(async () => {
-  process.env = saved;
-  await s3.stop();
-  await lambdaApi.close();
-});
+const env = handlerEnvironment("recipe-handlers");
 
 async function rejectsOf(key: string) {
   const out: { reason: string }[] = [];
-  for await (const l of readShard(s3.store, key)) if (l.ok) out.push(l.value as { reason: string });
+  for await (const l of readShard(env.s3.store, key)) if (l.ok) out.push(l.value as { reason: string });
   return out.map((r) => r.reason);
 }
 
 describe("validate-config handler", () => {
   it("fails the run with failure.json listing every problem of a bad run.json", async () => {
     const { handle } = await import("../../lambdas/validate-config/handler.ts");
-    await s3.store.write(
+    await env.s3.store.write(
       keys.runConfig("bad-run"),
       JSON.stringify({
         runId: "bad-run",
@@ -54,7 +36,7 @@ describe("validate-config handler", () => {
     await expect(handle({ runId: "bad-run" })).rejects.toBeInstanceOf(ConfigError);
 
     const failure = await readJson<{ problems: { path: string }[]; whatToDo: string }>(
-      s3.store,
+      env.s3.store,
       keys.failure("bad-run"),
     );
     expect(failure?.problems.map((p) => p.path).sort()).toEqual([
@@ -71,7 +53,7 @@ describe("validate-config handler", () => {
     const { handle } = await import("../../lambdas/validate-config/handler.ts");
     const { handle: recordFailure } = await import("../../lambdas/run-failure/handler.ts");
     const config = JSON.parse(readFileSync("examples/run.sample.json", "utf8"));
-    await s3.store.write(keys.runConfig("again"), JSON.stringify({ ...config, runId: "again" }));
+    await env.s3.store.write(keys.runConfig("again"), JSON.stringify({ ...config, runId: "again" }));
     await recordFailure({
       runId: "again",
       state: "PlanSftGeneration",
@@ -81,13 +63,13 @@ describe("validate-config handler", () => {
     await handle({ runId: "again", execution: "again.2" });
     await recordFailure({ runId: "again", state: "Distill", error: { Error: "States.TaskFailed" } });
 
-    const failure = await readJson<{ state: string; error: string }>(s3.store, keys.failure("again"));
+    const failure = await readJson<{ state: string; error: string }>(env.s3.store, keys.failure("again"));
     expect([failure?.state, failure?.error]).toEqual(["Distill", "States.TaskFailed"]);
   });
 
   it("refuses a run.json whose runId is not its folder", async () => {
     const { handle } = await import("../../lambdas/validate-config/handler.ts");
-    await s3.store.write(keys.runConfig("folder-a"), readFileSync("examples/run.sample.json"));
+    await env.s3.store.write(keys.runConfig("folder-a"), readFileSync("examples/run.sample.json"));
 
     await expect(handle({ runId: "folder-a" })).rejects.toThrow(/runId must match/);
   });
@@ -96,8 +78,8 @@ describe("validate-config handler", () => {
 describe("ingest over S3: bad rows become rejects with reasons", () => {
   it("ingests JSONL and Parquet sources, rejecting malformed lines, missing columns and corrupt images", async () => {
     const png = readFileSync("examples/sample/images/bar-0.png");
-    await s3.store.write("sources/q/images/ok.png", png);
-    await s3.store.write("sources/q/images/corrupt.png", png.subarray(0, 100));
+    await env.s3.store.write("sources/q/images/ok.png", png);
+    await env.s3.store.write("sources/q/images/corrupt.png", png.subarray(0, 100));
     const lines = [
       JSON.stringify({
         question: "What is shown?",
@@ -113,15 +95,15 @@ describe("ingest over S3: bad rows become rejects with reasons", () => {
       JSON.stringify({ question: "Bad choices?", answer: "A", choices: "A,B" }),
       "",
     ];
-    await s3.store.write("sources/q/part-0.jsonl", lines.join("\n"));
+    await env.s3.store.write("sources/q/part-0.jsonl", lines.join("\n"));
     const parquet = parquetWriteBuffer({
       columnData: [
         { name: "prompt", data: ["2+2?", "3+3?", ""], type: "STRING" },
         { name: "solution", data: ["4", "6", "1"], type: "STRING" },
       ],
     });
-    await s3.store.write("sources/p/data.parquet", new Uint8Array(parquet));
-    await s3.store.write(
+    await env.s3.store.write("sources/p/data.parquet", new Uint8Array(parquet));
+    await env.s3.store.write(
       keys.runConfig("ing"),
       JSON.stringify({
         runId: "ing",
@@ -146,7 +128,7 @@ describe("ingest over S3: bad rows become rejects with reasons", () => {
     await validate({ runId: "ing" });
 
     const planned = await plan({ runId: "ing", branch: "sft" });
-    const items = (await readJson<{ shard: number }[]>(s3.store, planned.manifest.key))!;
+    const items = (await readJson<{ shard: number }[]>(env.s3.store, planned.manifest.key))!;
     const results = [];
     for (const item of items) results.push(await ingest({ runId: "ing", item }));
     const again = await ingest({ runId: "ing", item: items[0] });
@@ -169,30 +151,30 @@ describe("ingest over S3: bad rows become rejects with reasons", () => {
     expect(await rejectsOf(keys.rejects("ing", "ingest-sft", 1))).toEqual(["missing_question"]);
     // A missing image is named as the source gave it, with the file and line of its record.
     const missing = [];
-    for await (const l of readShard(s3.store, keys.rejects("ing", "ingest-sft", 0)))
+    for await (const l of readShard(env.s3.store, keys.rejects("ing", "ingest-sft", 0)))
       if (l.ok && (l.value as { reason: string }).reason === "image_not_found") missing.push(l.value);
     expect(missing).toEqual([
       expect.objectContaining({ origin: "sources/q/part-0.jsonl:6", detail: "images/none.png" }),
     ]);
-    const stats = await readJson<ShardStats>(s3.store, keys.stats("ing", "ingest-sft", 0));
+    const stats = await readJson<ShardStats>(env.s3.store, keys.stats("ing", "ingest-sft", 0));
     expect(stats?.in).toBe(stats!.out + stats!.rejected);
     expect(again.skipped).toBe(true);
     const questions = [];
-    for await (const l of readShard(s3.store, keys.shard("ing", "ingest-sft", 0))) {
+    for await (const l of readShard(env.s3.store, keys.shard("ing", "ingest-sft", 0))) {
       if (l.ok) questions.push(l.value as { answer: string; images: unknown[] });
     }
     expect(questions[0]).toMatchObject({
       answer: "fig",
       images: [expect.objectContaining({ mediaType: "image/png", width: 360 })],
     });
-    expect(await s3.store.exists(keys.image((questions[0]!.images[0] as { sha256: string }).sha256))).toBe(
-      true,
-    );
+    expect(
+      await env.s3.store.exists(keys.image((questions[0]!.images[0] as { sha256: string }).sha256)),
+    ).toBe(true);
   });
 
   it("treats an empty source file as a shard with nothing in it", async () => {
-    await s3.store.write("sources/empty/part.jsonl", "");
-    await s3.store.write(
+    await env.s3.store.write("sources/empty/part.jsonl", "");
+    await env.s3.store.write(
       keys.runConfig("empty"),
       JSON.stringify({
         runId: "empty",
@@ -204,7 +186,7 @@ describe("ingest over S3: bad rows become rejects with reasons", () => {
     const { handle: ingest } = await import("../../lambdas/ingest-source/handler.ts");
     await validate({ runId: "empty" });
     const planned = await plan({ runId: "empty", branch: "sft" });
-    const [item] = (await readJson<{ shard: number }[]>(s3.store, planned.manifest.key))!;
+    const [item] = (await readJson<{ shard: number }[]>(env.s3.store, planned.manifest.key))!;
 
     const result = await ingest({ runId: "empty", item });
 
