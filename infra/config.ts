@@ -4,7 +4,7 @@
  */
 import type { Node } from "constructs";
 import { GPU_INSTANCES } from "../core/generate/fit.ts";
-import { DEFAULT_INSTANCE_TYPES, instanceTypeList, QUEUE_SETTING } from "../core/generate/queues.ts";
+import { DEFAULT_INSTANCE_TYPES, QUEUE_SETTING, settingList } from "../core/generate/queues.ts";
 
 export interface PipelineSettings {
   /** "kms" (a customer managed key, rotated) or "s3" (S3-managed keys). @default "kms" */
@@ -97,7 +97,7 @@ export function settingsFromContext(get: (key: string) => unknown): PipelineSett
     );
   const gpusPerJob = num("gpusPerJob", 8, 1, 8);
   const types = (setting: string, fallback: string[]) => {
-    const list = instanceTypeList(get(setting), fallback);
+    const list = settingList(get(setting), fallback);
     if (list.length === 0) problems.push(`context ${setting} names no instance type`);
     for (const t of list) {
       const known = GPU_INSTANCES[t];
@@ -110,7 +110,7 @@ export function settingsFromContext(get: (key: string) => unknown): PipelineSett
   };
   const largeInstanceTypes = types(QUEUE_SETTING.large, DEFAULT_INSTANCE_TYPES.large);
   const smallInstanceTypes = types(QUEUE_SETTING.small, DEFAULT_INSTANCE_TYPES.small);
-  const trainInstanceTypes = instanceTypeList(get("trainInstanceTypes"), ["p5.48xlarge"]);
+  const trainInstanceTypes = settingList(get("trainInstanceTypes"), ["p5.48xlarge"]);
   const vcpus = (list: string[]) => Math.max(0, ...list.map((t) => GPU_INSTANCES[t]?.vcpus ?? 0));
   const maxVcpus = num("maxVcpus", 1024, 1, 100_000);
   const largest = vcpus([...largeInstanceTypes, ...smallInstanceTypes]);
@@ -153,7 +153,7 @@ export function settingsFromContext(get: (key: string) => unknown): PipelineSett
     teacherEndpointHost,
     judgeApiKeySecretArn: opt("judgeApiKeySecretArn"),
     judgeEndpointHost,
-    sourceBuckets: instanceTypeList(get("sourceBuckets"), []),
+    sourceBuckets: settingList(get("sourceBuckets"), []),
     alarmEmail: opt("alarmEmail"),
     gpusPerJob,
     lambdaMemoryMaxMb: num("lambdaMemoryMaxMb", 3008, 128, 10240),

@@ -119,7 +119,7 @@ export function pricedInstance(queue: Pick<GpuQueue, "instanceTypes">): string |
 }
 
 /** A comma-separated deploy setting as a list ("a, b" -> ["a", "b"]). */
-export function instanceTypeList(v: unknown, fallback: string[]): string[] {
+export function settingList(v: unknown, fallback: string[]): string[] {
   if (v === undefined || v === null || v === "") return fallback;
   if (Array.isArray(v)) return v.map(String);
   return String(v)

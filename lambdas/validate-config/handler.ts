@@ -14,8 +14,8 @@ import { ConfigError } from "../../core/errors.ts";
 import {
   DEFAULT_INSTANCE_TYPES,
   type GpuQueue,
-  instanceTypeList,
   type QueueSize,
+  settingList,
 } from "../../core/generate/queues.ts";
 import { attemptOf, keys } from "../../core/layout/index.ts";
 import { mapConcurrencyCap } from "../../core/pipeline/concurrency.ts";
@@ -45,7 +45,7 @@ function deployFacts(env = process.env): DeployFacts {
   const queues: GpuQueue[] = (["small", "large"] as QueueSize[]).flatMap((size) => {
     const queue = env[`RECIPE_GPU_QUEUE_${size.toUpperCase()}`];
     if (!queue) return [];
-    const types = instanceTypeList(
+    const types = settingList(
       env[`RECIPE_GPU_QUEUE_${size.toUpperCase()}_TYPES`],
       DEFAULT_INSTANCE_TYPES[size],
     );
