@@ -25,6 +25,19 @@ export interface ChaosTeacher {
   readonly answeredDistinct: number;
   /** Answers delivered in total. */
   readonly answered: number;
+  /**
+   * Requests past the hold (let through before `hold()`, or after `release()`) not yet done with:
+   * answered, refused, reset or dropped. While one is, an answer may still be counted.
+   */
+  readonly inFlight: number;
+  /**
+   * Whether the teacher is quiet: holding, nothing past the hold in flight, and every answer it
+   * delivered is among the `cached` generation-cache entries. Only then may a kill land without
+   * losing an answer it already gave (a request past the hold when `hold()` was called is answered
+   * afterwards: checking the cache before it was, a kill then lost that answer and the next attempt
+   * asked again).
+   */
+  quiet(cached: number): boolean;
   /** Requests answered more than once, with how often. */
   askedAgain(): { request: string; answers: number }[];
   faults: Record<string, number>;
@@ -54,6 +67,7 @@ export async function startChaosTeacher(latencyMs: number): Promise<ChaosTeacher
   let rate = 0;
   let seed = 0;
   let holding = false;
+  let inFlight = 0;
   const held: (() => void)[] = [];
 
   const answerFor = async (body: string, payload: Payload): Promise<string> => {
@@ -100,6 +114,11 @@ export async function startChaosTeacher(latencyMs: number): Promise<ChaosTeacher
     if (holding) await new Promise<void>((r) => held.push(r));
     // Its asker was killed while it was held (a socket its peer closed may not read as destroyed yet).
     if (req.socket.destroyed || !req.socket.writable || req.socket.readableEnded) return;
+    // Past the hold: in flight until the response closes (after its answer is counted, or dropped).
+    inFlight += 1;
+    res.once("close", () => {
+      inFlight -= 1;
+    });
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     // At most two faults in a row for one request: the worker's retries get through.
     const u = n < 2 ? uniform(seed, "teacher", request, n) : 1;
@@ -159,6 +178,10 @@ export async function startChaosTeacher(latencyMs: number): Promise<ChaosTeacher
     get answered() {
       return answered;
     },
+    get inFlight() {
+      return inFlight;
+    },
+    quiet: (cached) => holding && inFlight === 0 && cached >= answers.size,
     askedAgain: () => [...answers].filter(([, k]) => k > 1).map(([request, k]) => ({ request, answers: k })),
     faults,
     onRequest: null,
