@@ -7,7 +7,7 @@
  *    connection (what its clients see of a process restart), at `rate`;
  *  - Lambda: an invoke is refused with Lambda.TooManyRequestsException at `rate`, or its execution
  *    environment exits mid-invocation (Runtime.ExitError) right after sending its k-th HTTP request
- *    (an S3 write among them: a crash in the middle of a multi-part write), at `rate` / 4;
+ *    (an S3 write among them: a crash in the middle of a multi-part write), at `rate`;
  *  - killAtWrite: at the N-th S3 write under a run's stage folders this process tells the chaos
  *    harness at `control` and holds that request; the harness then kills the whole process group.
  *
@@ -121,10 +121,9 @@ export class Chaos {
   crashAfter(step: string, payload: string): number | undefined {
     const what = `${step} ${digest(payload)}`;
     const n = this.occurrence(`crash ${what}`);
-    // Each event crashes at most twice: the state machine's retries (and the next `recipe run`) go on.
-    // A quarter of the rate: a crash fails the whole execution (the state machine does not retry
-    // Runtime.ExitError), so at the full rate nearly every attempt of a big run would end in one.
-    if (n >= 2 || uniform(this.settings.seed, "crash", what, n) >= this.settings.rate / 4) return undefined;
+    // Each event crashes at most twice: the state machine retries Runtime.ExitError twice (CRASH_RETRY
+    // in infra/constructs/pipeline-state-machine.ts), so the step then goes on.
+    if (n >= 2 || uniform(this.settings.seed, "crash", what, n) >= this.settings.rate) return undefined;
     return 1 + Math.floor(uniform(this.settings.seed, "crash-at", what, n) * 6);
   }
 }

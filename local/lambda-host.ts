@@ -15,6 +15,7 @@
  *    Lambda.TooManyRequestsException (Lambda throttles, it does not queue). An asynchronous invoke
  *    (EventBridge's) waits for a free one, as Lambda's own queue retries it.
  */
+import { randomUUID } from "node:crypto";
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -234,7 +235,7 @@ export class LambdaHost {
   }
 
   private run(f: LambdaFunction, env: Environment, payload: string, crashAfter?: number): Promise<string> {
-    const id = Math.random().toString(36).slice(2);
+    const id = randomUUID();
     return new Promise<string>((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
@@ -269,10 +270,15 @@ export class LambdaHost {
       const onExit = (code: number) => {
         done();
         this.discard(f, env);
+        // As Lambda answers the invoke and Step Functions reports it: the payload's errorType is the
+        // task's error, the payload itself (JSON) its cause.
         reject(
           lambdaError(
             "Runtime.ExitError",
-            `${f.step}: RequestId: ${id} Error: Runtime exited with error: exit status ${code}`,
+            JSON.stringify({
+              errorType: "Runtime.ExitError",
+              errorMessage: `RequestId: ${id} Error: Runtime exited with error: exit status ${code}`,
+            }),
           ),
         );
       };

@@ -81,6 +81,24 @@ export const THROTTLE_RETRY: sfn.RetryProps = {
   jitterStrategy: sfn.JitterType.FULL,
 };
 
+/**
+ * A crashed execution environment: the function's runtime exited mid-invocation (its host failed, the
+ * process was killed, a native module crashed). Lambda answers the invoke with the error payload
+ * `{"errorType":"Runtime.ExitError","errorMessage":"RequestId: ... Error: Runtime exited with error:
+ * ..."}` and Step Functions reports the payload's errorType as the task's error (the payload as its
+ * cause). Every step's writes are atomic and its finished work kept, so the invocation is retried, at
+ * most twice: a function that exits on every invoke still fails the run. `Lambda.Unknown` (a payload
+ * without an errorType) is left out: AWS documents it for out-of-memory and timeouts too, which a
+ * retry would hit again.
+ */
+export const CRASH_RETRY: sfn.RetryProps = {
+  errors: ["Runtime.ExitError"],
+  interval: Duration.seconds(2),
+  maxAttempts: 2,
+  backoffRate: 2,
+  jitterStrategy: sfn.JitterType.FULL,
+};
+
 /** Where the Distributed Maps' result writers put their (unread) results. */
 const MAP_RESULTS = "tmp/map-results";
 
@@ -106,6 +124,7 @@ export class PipelineStateMachine extends Construct {
       resultPath: sfn.JsonPath.DISCARD,
     });
     record.addRetry(THROTTLE_RETRY);
+    record.addRetry(CRASH_RETRY);
     record.addRetry({ errors: TRANSIENT, interval: Duration.seconds(2), maxAttempts: 4, backoffRate: 2 });
     this.recordFailure = record.next(
       new sfn.Fail(this, "RunFailed", { error: "RunFailed", cause: "see runs/<run-id>/failure.json" }),
@@ -309,6 +328,7 @@ export class PipelineStateMachine extends Construct {
       retryOnServiceExceptions: false,
     });
     task.addRetry(THROTTLE_RETRY);
+    task.addRetry(CRASH_RETRY);
     task.addRetry({
       errors: TRANSIENT,
       interval: Duration.seconds(5),
@@ -369,6 +389,7 @@ export class PipelineStateMachine extends Construct {
       retryOnServiceExceptions: false,
     });
     child.addRetry(THROTTLE_RETRY);
+    child.addRetry(CRASH_RETRY);
     child.addRetry({
       errors: TRANSIENT,
       interval: Duration.seconds(5),

@@ -222,6 +222,68 @@ describe("state machine", () => {
     expect(JSON.stringify(validate.Retry)).toContain("TransientError");
   });
 
+  it("retries a crashed Lambda execution environment (Runtime.ExitError) on every Lambda task, and not a timeout or out-of-memory", async () => {
+    // Found by npm run chaos: a Lambda environment that exited mid-invocation failed the whole execution.
+    // Step Functions reports a function error by its payload's errorType: Runtime.ExitError for a crash.
+    const lambdaTasks = allStates(definition.States as Record<string, State>).filter(
+      ([, s]) => s.Type === "Task" && /"arn:aws:lambda:/.test(JSON.stringify(s.Resource)),
+    );
+    expect(lambdaTasks.length).toBeGreaterThan(15);
+    type Retrier = { ErrorEquals: string[]; MaxAttempts?: number };
+    for (const [name, t] of lambdaTasks) {
+      const retry = (t.Retry ?? []) as Retrier[];
+      const crash = retry.find((r) => r.ErrorEquals.includes("Runtime.ExitError"));
+      expect(crash?.MaxAttempts, name).toBe(2);
+      const all = retry.flatMap((r) => r.ErrorEquals);
+      for (const never of ["Sandbox.Timedout", "Runtime.OutOfMemory", "Lambda.Unknown", "States.ALL"])
+        expect(all, `${name} retries ${never}`).not.toContain(never);
+    }
+
+    // The synthesized retriers, as an interpreter applies them: two crashes are survived, three fail.
+    await import("../../local/polyfills.ts");
+    const { StateMachine } = await import("aws-local-stepfunctions");
+    const [, task] = lambdaTasks.find(([n]) => n === "ValidateConfig")!;
+    const crashes = async (n: number) => {
+      let calls = 0;
+      const machine = new StateMachine(
+        {
+          StartAt: "T",
+          States: {
+            T: {
+              Type: "Task",
+              Resource: "arn:aws:lambda:us-east-1:1:function:f",
+              Retry: task.Retry,
+              End: true,
+            },
+          },
+        } as never,
+        { validationOptions: { checkArn: false } },
+      );
+      const run = machine.run(
+        {},
+        {
+          overrides: {
+            taskResourceLocalHandlers: {
+              T: async () => {
+                calls += 1;
+                if (calls <= n) throw Object.assign(new Error("{}"), { name: "Runtime.ExitError" });
+                return { ok: true };
+              },
+            },
+            retryIntervalOverrides: { T: 0 },
+          },
+        },
+      );
+      const outcome = await run.result.then(
+        () => "SUCCEEDED",
+        (err: Error & { cause?: { name?: string } }) => err.cause?.name ?? err.name,
+      );
+      return { outcome, calls };
+    };
+    expect(await crashes(2)).toEqual({ outcome: "SUCCEEDED", calls: 3 });
+    expect(await crashes(3)).toEqual({ outcome: "Runtime.ExitError", calls: 3 });
+  });
+
   it("passes asl-validator", () => {
     const { isValid, errorsText } = aslValidator(definition as never);
 

@@ -99,7 +99,15 @@ describe("local Lambda host", () => {
         ["broken", fn("broken", { code: async () => fixture("broken.mjs") })],
       ]),
     );
-    expect((await failure(host.invoke("a", { kind: "exit" }))).name).toBe("Runtime.ExitError");
+    const exit = await failure(host.invoke("a", { kind: "exit" }));
+    expect(exit.name).toBe("Runtime.ExitError");
+    // What Step Functions reports as the cause: Lambda's error payload, as JSON.
+    expect(JSON.parse(exit.message)).toEqual({
+      errorType: "Runtime.ExitError",
+      errorMessage: expect.stringMatching(
+        /^RequestId: [0-9a-f-]{36} Error: Runtime exited with error: exit status \d+$/,
+      ),
+    });
     expect((await failure(host.invoke("broken", {}))).name).toBe("Runtime.ImportModuleError");
     expect((await failure(host.invoke("nope", {}))).name).toBe("Lambda.ResourceNotFoundException");
   });
