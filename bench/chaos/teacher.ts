@@ -140,6 +140,8 @@ export async function startChaosTeacher(latencyMs: number): Promise<ChaosTeacher
       return;
     }
     const text = await answerFor(body, payload);
+    // Its asker left while it was answered (killed): what is written now would reach no one.
+    if (req.socket.destroyed || req.socket.readableEnded) return;
     if (kind === "truncated") {
       const bytes = Buffer.from(text);
       res.writeHead(200, { "content-type": "application/json", "content-length": String(bytes.length) });

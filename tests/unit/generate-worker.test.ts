@@ -167,6 +167,40 @@ describe("generate worker", () => {
     }
   });
 
+  it("keeps an answer whose cache write fails past the S3 client's own retries: written again, never asked again", async () => {
+    // Seen while tracing npm run chaos's re-asks: its S3 faults (two per request in a row, plus dropped
+    // connections from any request's fault) can fail one cache write on all three of the SDK's attempts;
+    // the answer was then dropped, the shard failed, and the shard's retry asked for it again.
+    const { ctx } = await preparedRun(2);
+    const server = await startFakeOpenAI();
+    const store = ctx.store as FsStore;
+    const failures = new Map<string, number>();
+    const flaky = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === "writeIfAbsent" || prop === "write")
+          return async (key: string, ...rest: unknown[]) => {
+            const n = failures.get(key) ?? 0;
+            if (key.startsWith("cache/") && n < 3) {
+              failures.set(key, n + 1);
+              throw Object.assign(new Error("We encountered an internal error."), { name: "InternalError" });
+            }
+            return (target[prop] as (...a: unknown[]) => Promise<unknown>).call(target, key, ...rest);
+          };
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    try {
+      const result = await runWorker({ ...distillChild(ctx, server.url), store: flaky });
+
+      expect(result.exitCode).toBe(0);
+      expect(failures.size).toBeGreaterThan(0);
+      expect([...server.answersPerRequest.values()].filter((n) => n > 1)).toEqual([]);
+      expect((await listAll(store, "cache/generate/")).length).toBe(server.requests.length);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("counts another run's cached answers as cache hits, not as its own", async () => {
     const { ctx } = await preparedRun(2);
     const server = await startFakeOpenAI();

@@ -67,6 +67,9 @@ interface Task {
   key: string;
 }
 
+/** Attempts at an answer's cache write (each one the S3 client's own three). */
+const CACHE_WRITE_ATTEMPTS = 6;
+
 const TRANSIENT_STATUS = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
 /**
  * Statuses that say the endpoint (not this request) is wrong: a refused API key, an unknown model or
@@ -181,9 +184,20 @@ async function work(
     // Written before it counts: after this line a restart will never ask for it again.
     const key = keys.generationCache(t.key);
     const body = JSON.stringify(value);
-    if (!(await o.store.writeIfAbsent(key, body, { contentType: "application/json" }))) {
-      // Already there: keep a valid entry (another attempt finished first), replace an unreadable one.
-      if (!(await cachedAt(t))) await o.store.write(key, body, { contentType: "application/json" });
+    // An answer is teacher time: a few S3 errors in a row (past the client's own three attempts: 500s,
+    // 503 SlowDown, dropped connections) must not drop it, or the shard's retry asks for it again.
+    for (let a = 0; ; a++) {
+      try {
+        if (!(await o.store.writeIfAbsent(key, body, { contentType: "application/json" }))) {
+          // Already there: keep a valid entry (another attempt finished first), replace an unreadable one.
+          if (!(await cachedAt(t))) await o.store.write(key, body, { contentType: "application/json" });
+        }
+        break;
+      } catch (err) {
+        if (a + 1 >= CACHE_WRITE_ATTEMPTS) throw err;
+        log("cache write failed, retrying", { key, attempt: a + 1, error: (err as Error).message });
+        await sleep(backoffMs(a, random));
+      }
     }
     answeredByThisRun(value);
     return value;
