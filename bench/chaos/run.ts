@@ -114,6 +114,10 @@ function writeRunFolder(): string {
     license: "CC0-1.0",
   });
   config.batch = { questionsPerShard: Math.max(16, Math.ceil(QUESTIONS / 8)) };
+  // RL training as the embedded runtime runs it (the trainer's dry run: its launcher checks the RL set,
+  // the reward glue and verl's command), so that its launcher can be killed as a Spot reclaim would.
+  // Batches of 2: the RL set of a short run gives verl steps to take.
+  config.training = { enabled: true, trainBatchSize: 2, ppoMiniBatchSize: 2 };
   const file = join(folder, "run.json");
   writeFileSync(file, JSON.stringify(config, null, 2));
   return file;
@@ -456,6 +460,29 @@ async function main() {
       }
     };
 
+    // The trainer's launcher is killed once (SIGKILL, as a Spot reclaim would), the first time it runs:
+    // no teacher request or run write happens while it does, so no drawn kill can land there.
+    let launcherKilled = KILLS === 0;
+    const launcherWatch = setInterval(() => {
+      if (launcherKilled || killing || !current || current.killed || current.exited) return;
+      const victim = batchChildren(current.child.pid!).find((c) => c.image === "train-rl");
+      if (!victim) return;
+      launcherKilled = true;
+      try {
+        process.kill(victim.pid, "SIGKILL");
+        landed.push({
+          kind: "batch-child-train-rl",
+          trigger: "launcher running",
+          stage: "train-rl",
+          attempt,
+        });
+        log(`attempt ${attempt}: SIGKILL Batch child train-rl (pid ${victim.pid}), the trainer's launcher`);
+      } catch {
+        // it exited first
+        launcherKilled = false;
+      }
+    }, 200);
+
     const t0 = performance.now();
     const attempts: { attempt: number; code: number | null; signal: string | null; seconds: number }[] = [];
     const maxAttempts = KILLS * 3 + 10;
@@ -497,6 +524,7 @@ async function main() {
       if (!succeeded && !current.killed) log(`attempt ${attempt} exited ${outcome.code} without a kill`);
     }
     const chaosSeconds = (performance.now() - t0) / 1000;
+    clearInterval(launcherWatch);
     await control.close();
 
     // 3. Compare.
@@ -548,6 +576,7 @@ async function main() {
       attempts: attempts.length,
       killsLanded: landed.length,
       killsByKind,
+      trainerLauncherKilled: launcherKilled && KILLS > 0,
       faults,
       teacher: {
         undisturbedRequests: calmTeacher.requests,
