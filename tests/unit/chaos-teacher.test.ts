@@ -3,6 +3,7 @@
  * again after a kill is a defect, so a kill may land only when the teacher is quiet.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { killAt } from "../../bench/chaos/kills.ts";
 import { type ChaosTeacher, startChaosTeacher } from "../../bench/chaos/teacher.ts";
 
 const body = (n: number) =>
@@ -74,5 +75,32 @@ describe("the chaos teacher", () => {
     expect(teacher.quiet(0)).toBe(false);
     teacher.hold();
     expect(teacher.quiet(0)).toBe(true);
+  });
+});
+
+describe("the chaos kills", () => {
+  it("arms a kill drawn mid-attempt on the teacher, and holds it for the next attempt once the teacher is done", () => {
+    // Regression: after a Batch child kill the next kill was drawn as an S3-write kill, which the
+    // running attempt (its write count fixed when it started) could never land; the long run finished
+    // with 17 of its 30 kills.
+    const draws = Array.from({ length: 200 }, (_, i) => i);
+    const atStart = draws.map((i) => killAt(7, i, 10, 500, 200));
+    expect(atStart.some((k) => k?.trigger === "s3-write")).toBe(true);
+    const mid = draws.map((i) => killAt(7, i, 10, 500, 200, true));
+    expect(mid.every((k) => k?.trigger === "teacher")).toBe(true);
+    // Same kinds either way: only the trigger moves.
+    expect(mid.map((k) => k?.kind)).toEqual(atStart.map((k) => k?.kind));
+    expect(draws.map((i) => killAt(7, i, 10, 0, 200, true))).toEqual(draws.map(() => null));
+    // At an attempt's start with the teacher done, every kill is an S3-write kill of the group.
+    for (const k of draws.map((i) => killAt(7, i, 10, 0, 200)))
+      expect([k?.trigger, k?.kind === "batch-child"]).toEqual(["s3-write", false]);
+  });
+
+  it("draws every kill within the work left, spread over the kills left", () => {
+    for (let i = 0; i < 200; i++) {
+      const k = killAt(3, i, 4, 100, 40)!;
+      expect(k.at).toBeGreaterThanOrEqual(1);
+      expect(k.at).toBeLessThanOrEqual(k.trigger === "teacher" ? 50 : 20);
+    }
   });
 });
