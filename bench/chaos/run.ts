@@ -47,9 +47,6 @@ const { values: args } = parseArgs({
     latency: { type: "string", default: "5" },
     keep: { type: "boolean", default: false },
     work: { type: "string" },
-    // Report answered requests asked again without failing: for CI while that check is a known,
-    // intermittent defect (1-3 of ~1,200 requests in some runs of one seed; README "Chaos").
-    "asked-again-is-a-warning": { type: "boolean", default: false },
   },
 });
 const KILLS = Number(args.kills);
@@ -585,18 +582,12 @@ async function main() {
       markers.missing.length + markers.extra.length + markers.differ.length > 0 &&
         "a _SUCCESS or stats object differs",
       report.missing.length + report.differ.length > 0 && "the report's counts differ",
-      askedAgain.length > 0 &&
-        !args["asked-again-is-a-warning"] &&
-        `${askedAgain.length} answered teacher requests were asked again`,
+      askedAgain.length > 0 && `${askedAgain.length} answered teacher requests were asked again`,
       outside.length > 0 && "objects outside the run's prefixes",
       leftovers.length > 0 && "open multipart uploads or torn puts left",
     ].filter(Boolean);
     summary.ok = failures.length === 0;
     summary.failures = failures;
-    if (askedAgain.length > 0 && args["asked-again-is-a-warning"])
-      summary.warnings = [
-        `${askedAgain.length} answered teacher requests were asked again (a known defect; not failing this run: --asked-again-is-a-warning)`,
-      ];
     if (askedAgain.length > 0) summary.askedAgainExamples = askedAgain.slice(0, 5);
     await chaotic.close();
   } finally {
