@@ -6,6 +6,8 @@
  * Descriptions on each field are the source of docs/run-config.md (`npm run docs`).
  */
 import { z } from "zod";
+import { RECIPE_EVAL_TASKS } from "../eval/tasks.ts";
+import { EVAL_MODELS } from "../layout/index.ts";
 import { type Image, unloadable } from "../models/architectures.ts";
 import { PRESET_NAMES, PRESETS } from "../stages/presets.ts";
 
@@ -472,8 +474,63 @@ export const RL_ALGORITHMS = {
 /** The default start model of RL training: the base model, not the SFT cold-start checkpoint. */
 export const BASE_START_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct";
 
+/**
+ * The SFT cold start (shared/RECIPE.md "Stage 1b"): lmms-engine's fsdp2_trainer on the run's SFT set,
+ * with the recipe repository's settings as defaults. Its output, `runs/<id>/models/sft/`, is where RL
+ * training starts unless `training.startModel` says otherwise.
+ */
+export const SftTraining = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe("Train the SFT cold start (lmms-engine) on the run's SFT set after write-sft-dataset."),
+    baseModel: z
+      .string()
+      .min(1)
+      .default(BASE_START_MODEL)
+      .describe(
+        "The model SFT trains (a model id or an s3:// Hugging Face folder); also the evaluated `base`.",
+      ),
+    learningRate: z.number().positive().max(1e-2).default(5e-5).describe("lmms-engine `learning_rate`."),
+    lrScheduler: z
+      .enum(["cosine", "linear", "constant_with_warmup"])
+      .default("cosine")
+      .describe("lmms-engine `lr_scheduler_type`."),
+    warmupRatio: z.number().min(0).max(1).default(0.1).describe("lmms-engine `warmup_ratio`."),
+    weightDecay: z.number().min(0).default(0).describe("lmms-engine `weight_decay`."),
+    packingLength: positiveInt.default(61440).describe("Tokens per packed sequence (`packing_length`)."),
+    perDeviceBatchSize: positiveInt.default(1).describe("`per_device_train_batch_size`."),
+    gradientAccumulationSteps: positiveInt.default(1).describe("`gradient_accumulation_steps`."),
+    maxSteps: positiveInt.default(4300).describe("lmms-engine `max_steps`."),
+    epochs: positiveInt.default(1).describe("lmms-engine `num_train_epochs`."),
+    saveSteps: positiveInt
+      .default(2000)
+      .describe("Checkpoint every N steps (`save_steps`); each goes to S3."),
+    saveTotalLimit: positiveInt
+      .default(3)
+      .describe("Checkpoints kept on the node's disk (`save_total_limit`)."),
+    imageMaxPixels: positiveInt.default(4194304).describe("The processor's `image_max_pixels`."),
+    gradientCheckpointing: z.boolean().default(true),
+    useLiger: z.boolean().default(true).describe("Liger kernels (`use_liger_kernel`)."),
+    useRmpad: z.boolean().default(true).describe("Remove padding (`use_rmpad`)."),
+    sequenceParallelSize: positiveInt
+      .default(1)
+      .describe("Ulysses sequence parallelism (`sp_ulysses_degree`)."),
+    nodes: positiveInt
+      .max(64)
+      .default(4)
+      .describe(
+        "Training nodes (the published run: 4 of 8 GPUs). More than 1 runs as an AWS Batch multi-node parallel job on on-demand capacity.",
+      ),
+    gpusPerNode: positiveInt.max(8).default(8),
+    checkpointSyncMinutes: positiveInt.default(15).describe("How often checkpoints are copied to S3."),
+  })
+  .describe("SFT cold-start training with lmms-engine, the recipe's stage 1b.");
+
 export const Training = z
   .strictObject({
+    sft: SftTraining.prefault({}),
     enabled: z
       .boolean()
       .default(false)
@@ -654,6 +711,36 @@ function withAlgorithm<
   };
 }
 
+/** Evaluation of the run's models on the recipe's benchmarks (shared/RECIPE.md "Stage 3"). */
+export const Evaluation = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Evaluate the models (lmms-eval, served by vLLM, scored by this project's verifier) at the end of the run.",
+      ),
+    models: z
+      .array(z.enum(EVAL_MODELS))
+      .min(1)
+      .optional()
+      .describe(
+        "Which models: `base`, `sft`, `rl`. Default: all the run has (the base model and those it trains).",
+      ),
+    tasks: z
+      .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "an lmms-eval task name"))
+      .min(1)
+      .default([...RECIPE_EVAL_TASKS])
+      .describe("lmms-eval tasks. Default: the recipe's benchmarks."),
+    limit: positiveInt.optional().describe("Questions per task (a smoke test); all by default."),
+    maxNewTokens: positiveInt.default(49152).describe("Generation limit per answer (the recipe's: 49,152)."),
+    batchSize: positiveInt
+      .default(256)
+      .describe("Requests in flight to the served model (the recipe's: 256)."),
+    gpuMemoryUtilization: z.number().gt(0).max(0.95).default(0.7).describe("vLLM `gpu_memory_utilization`."),
+  })
+  .describe("Evaluation of the base, SFT and RL models on the recipe's benchmarks, the recipe's stage 3.");
+
 /**
  * Settings of the deployed compute environments and job definitions, which a run cannot change:
  * where each is set instead. run.json that names one is refused with that hint (never ignored).
@@ -778,6 +865,7 @@ export const RunConfig = z
     mixing: Mixing.prefault({}),
     rl: Rl.prefault({}),
     training: Training.prefault({}),
+    evaluation: Evaluation.prefault({}),
     batch: Batch.prefault({}),
     orchestration: Orchestration.prefault({}),
     output: Output.prefault({}),
