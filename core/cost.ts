@@ -101,16 +101,17 @@ export function estimateCost(config: RunConfig, input: EstimateInput): Estimate 
     rolloutInstanceType,
     `${rolloutTokens.toExponential(2)} rollout tokens on ${rolloutInstanceType}`,
   );
-  if (config.training.enabled) {
+  const rl = config.training.rl;
+  if (rl.enabled) {
     // An RL step's time grows with rollouts x response length (the same for each algorithm); 10 minutes per step on the published 64 GPUs.
-    const gpus = config.training.nodes * config.training.gpusPerNode;
-    const hours = (config.training.totalSteps * 10 * (64 / gpus)) / 60;
+    const gpus = rl.nodes * rl.gpusPerNode;
+    const hours = (rl.totalSteps * 10 * (64 / gpus)) / 60;
     const nodePrice = ON_DEMAND_USD_PER_HOUR["p5.48xlarge"]!;
     lines.push({
       stage: "train-rl",
-      what: `${config.training.totalSteps} ${config.training.algorithm.toUpperCase()} steps on ${config.training.nodes} x 8 GPU nodes`,
+      what: `${rl.totalSteps} ${rl.algorithm.toUpperCase()} steps on ${rl.nodes} x 8 GPU nodes`,
       hours,
-      usd: hours * nodePrice * config.training.nodes,
+      usd: hours * nodePrice * rl.nodes,
     });
   }
   const records =

@@ -22,7 +22,7 @@ export interface PipelineSettings {
   readonly maxVcpus: number;
   /** Instance types of the multi-node training environment. @default p5.48xlarge */
   readonly trainInstanceTypes: string[];
-  /** Nodes the training environment must hold at once (training.nodes of the runs). @default 8, the published recipe's */
+  /** Nodes the training environment must hold at once (training.rl.nodes of the runs). @default 8, the published recipe's */
   readonly trainNodes: number;
   /** Max vCPUs of the training environment. @default trainNodes x the largest train instance's vCPUs (1,536 for 8 x p5.48xlarge) */
   readonly trainMaxVcpus: number;

@@ -528,9 +528,8 @@ export const SftTraining = z
   })
   .describe("SFT cold-start training with lmms-engine, the recipe's stage 1b.");
 
-export const Training = z
+export const RlTraining = z
   .strictObject({
-    sft: SftTraining.prefault({}),
     enabled: z
       .boolean()
       .default(false)
@@ -544,9 +543,9 @@ export const Training = z
     startModel: z
       .string()
       .min(1)
-      .default(BASE_START_MODEL)
+      .optional()
       .describe(
-        "Model to train: the SFT cold-start checkpoint (an S3 URI or a model id). The default is the base model; the recipe starts RL from its SFT checkpoint, and `recipe validate` warns while this is left at the base model.",
+        "Model to train (an s3:// Hugging Face folder or a model id). Default: the run's SFT output `s3://<bucket>/runs/<runId>/models/sft/` when `training.sft.enabled` (the recipe's cold start), else the base model `training.sft.baseModel`, of which `recipe validate` warns. One given here wins.",
       ),
     advEstimator: z
       .literal("grpo")
@@ -656,7 +655,7 @@ export const Training = z
     checkpointSyncMinutes: positiveInt.default(15).describe("How often checkpoints are copied to S3."),
   })
   .superRefine((t, ctx) => {
-    if (t.enabled) loadableBy(ctx, ["startModel"], t.startModel, "train-rl");
+    if (t.enabled && t.startModel !== undefined) loadableBy(ctx, ["startModel"], t.startModel, "train-rl");
     const r = withAlgorithm(t);
     if (r.lossMode === "gspo" && (r.clipRatioLow > 0.05 || r.clipRatioHigh > 0.05)) {
       ctx.addIssue({
@@ -690,6 +689,42 @@ export const Training = z
   // The resolved config states what the algorithm chose, so validate prints it and fingerprints hash it.
   .transform(withAlgorithm)
   .describe("verl RL training (GSPO by default), the recipe's stage 2 (OpenMMReasoner, arXiv 2511.16334).");
+
+/** RL training's settings, which were flat under `training` before `training.sft` came. */
+export const RL_TRAINING_KEYS = Object.keys(RlTraining.in.shape) as (keyof typeof RlTraining.in.shape)[];
+
+const movedToRl = (key: string) =>
+  z.unknown().optional().describe(`Refused: moved to \`training.rl.${key}\`.`);
+
+export const Training = z
+  .strictObject({
+    sft: SftTraining.prefault({}),
+    rl: RlTraining.prefault({}),
+    ...(Object.fromEntries(RL_TRAINING_KEYS.map((k) => [k, movedToRl(k)])) as Record<
+      (typeof RL_TRAINING_KEYS)[number],
+      ReturnType<typeof movedToRl>
+    >),
+  })
+  .superRefine((t, ctx) => {
+    // Without SFT and a startModel, RL trains the base model: train-rl's image must load it.
+    if (t.rl.enabled && t.rl.startModel === undefined && !t.sft.enabled)
+      loadableBy(ctx, ["sft", "baseModel"], t.sft.baseModel, "train-rl");
+    // An old run.json's flat RL field is refused with its new place, never silently ignored.
+    for (const key of RL_TRAINING_KEYS) {
+      const value = (t as Record<string, unknown>)[key];
+      if (value === undefined) continue;
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: `moved: RL training's settings are under training.rl; write training.rl.${key} instead of training.${key}`,
+        params: { expected: `absent: moved to training.rl.${key}` },
+        input: value,
+      });
+    }
+  })
+  // The resolved config holds only the two sections: code reading a moved key does not compile.
+  .transform(({ sft, rl }) => ({ sft, rl }))
+  .describe("Model training: the SFT cold start (`sft`), then RL (`rl`).");
 
 /** The algorithm's settings, under any the config gives explicitly. */
 function withAlgorithm<

@@ -64,8 +64,8 @@ export const OPERATIONAL: readonly string[] = [
   "rl.policyWeightsUri",
   "verification.hangGuardMs",
   "verification.judge.endpoint",
-  "training.saveFreq",
-  "training.checkpointSyncMinutes",
+  "training.rl.saveFreq",
+  "training.rl.checkpointSyncMinutes",
   "training.sft.saveTotalLimit",
   "training.sft.checkpointSyncMinutes",
 ];
@@ -142,8 +142,15 @@ export const STAGE_INPUTS: Record<OutputStage, StageInputs> = {
     logic: 1,
   },
   // The rows it trains on, not the data card: a new description does not retrain a policy.
+  // Its start model: training.rl.startModel, else SFT's output or, SFT off, the base model.
   "train-rl": {
-    reads: ["training", ...VERDICT, "teacher.systemPrompt"],
+    reads: [
+      "training.rl",
+      "training.sft.enabled",
+      "training.sft.baseModel",
+      ...VERDICT,
+      "teacher.systemPrompt",
+    ],
     after: ["filter-rl", "train-sft"],
     logic: 1,
   },

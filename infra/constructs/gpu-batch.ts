@@ -279,7 +279,7 @@ export class GpuBatch extends Construct {
     jobRole.addToPolicy(
       new iam.PolicyStatement({
         actions: ["s3:GetObject"],
-        // Stored images; model folders a run names (an s3:// training.startModel).
+        // Stored images; model folders a run names (an s3:// training.rl.startModel).
         resources: [props.bucket.arnForObjects("images/*"), props.bucket.arnForObjects("models/*")],
       }),
     );
@@ -401,7 +401,7 @@ export class GpuBatch extends Construct {
       timeout: Duration.days(14),
       propagateTags: true,
     });
-    // An open node range ("0:"), so that a submission sets the node count (training.nodes) with
+    // An open node range ("0:"), so that a submission sets the node count (training.rl.nodes) with
     // nodeOverrides.numNodes; Batch refuses that override on a closed range.
     (this.trainMultiNodeJob.node.defaultChild as batch.CfnJobDefinition).addPropertyOverride(
       "NodeProperties.NodeRangeProperties.0.TargetNodes",

@@ -47,7 +47,7 @@ export interface PipelineStateMachineProps {
   readonly queues: Record<QueueSize, batch.IJobQueue>;
   readonly generateJob: batch.IJobDefinition;
   readonly trainJob: batch.IJobDefinition;
-  /** training.nodes > 1: the multi-node parallel job definition and its on-demand queue. */
+  /** training.rl.nodes > 1: the multi-node parallel job definition and its on-demand queue. */
   readonly trainMultiNodeJob: batch.IJobDefinition;
   readonly trainQueue: batch.IJobQueue;
 }
@@ -391,7 +391,7 @@ export class PipelineStateMachine extends Construct {
     mode: "distill" | "rollouts" | "train",
     array: boolean,
     graph: "main" | "branch",
-    /** A multi-node parallel job's own queue: it is submitted with training.nodes nodes. */
+    /** A multi-node parallel job's own queue: it is submitted with training.rl.nodes nodes. */
     multiNodeQueue?: batch.IJobQueue,
   ): sfn.IChainable {
     const env: Record<string, string>[] = [

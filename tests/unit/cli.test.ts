@@ -127,7 +127,7 @@ describe("recipe validate", () => {
     expect(result.out).toMatch(/^examples\/run\.sample\.json: OK\n/);
     const resolved = JSON.parse(result.out.slice(result.out.indexOf("\n") + 1));
     expect(resolved.teacher.samplesPerQuestion).toBe(4);
-    expect(resolved.training.rolloutsPerPrompt).toBe(16);
+    expect(resolved.training.rl.rolloutsPerPrompt).toBe(16);
   });
 
   it("lists three independent mistakes with path, expected and found, exit 2", async () => {
@@ -395,7 +395,7 @@ describe("recipe run with a teacher that cannot answer", () => {
 
 describe("RL training from the base model", () => {
   const BASE_WARNING =
-    "warning: $.training.startModel is the base model Qwen/Qwen2.5-VL-7B-Instruct: RL starts from the base model, not from an SFT cold-start checkpoint as the recipe does; set training.startModel to your SFT checkpoint (s3://…)";
+    "warning: $.training.rl.startModel: RL starts from the base model Qwen/Qwen2.5-VL-7B-Instruct, not from an SFT cold-start checkpoint as the recipe does; set training.sft.enabled to train one in this run (RL then starts from it), or training.rl.startModel to your SFT checkpoint (s3://…)";
 
   async function sampleWithTraining(training: Record<string, unknown>): Promise<string> {
     const { symlinkSync } = await import("node:fs");
@@ -403,7 +403,7 @@ describe("RL training from the base model", () => {
     const folder = await mkdtemp(join(tmpdir(), "recipe-base-"));
     symlinkSync(resolve("examples/sample"), join(folder, "sample"));
     const sample = JSON.parse(readFileSync("examples/run.sample.json", "utf8"));
-    writeFileSync(join(folder, "run.json"), JSON.stringify({ ...sample, training }));
+    writeFileSync(join(folder, "run.json"), JSON.stringify({ ...sample, training: { rl: training } }));
     return join(folder, "run.json");
   }
 
