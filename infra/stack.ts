@@ -259,6 +259,10 @@ export class RecipePipelineStack extends Stack {
       gpusPerJob: s.gpusPerJob,
       generateImageUri: s.generateImageUri,
       trainImageUri: s.trainImageUri,
+      sftImageUri: s.sftImageUri,
+      evalImageUri: s.evalImageUri,
+      judgeApiKeySecretArn: s.judgeApiKeySecretArn,
+      judgeEndpointHost: s.judgeEndpointHost,
       teacherApiKeySecretArn: s.teacherApiKeySecretArn,
       teacherEndpointHost: s.teacherEndpointHost,
       sourceBuckets: s.sourceBuckets,
@@ -301,6 +305,9 @@ export class RecipePipelineStack extends Stack {
       trainJob: gpu.trainJob,
       trainMultiNodeJob: gpu.trainMultiNodeJob,
       trainQueue: gpu.trainQueue,
+      trainSftJob: gpu.trainSftJob,
+      trainSftMultiNodeJob: gpu.trainSftMultiNodeJob,
+      evaluateJob: gpu.evaluateJob,
     });
     storage.key?.grantEncryptDecrypt(pipeline.stateMachine);
 

@@ -905,6 +905,18 @@ export const RunConfig = z
     orchestration: Orchestration.prefault({}),
     output: Output.prefault({}),
   })
+  .superRefine((c, ctx) => {
+    // train-sft trains on the SFT set this run writes: without SFT sources there is none, and RL
+    // would wait for a model that never comes.
+    if (c.training.sft.enabled && c.sources.sft.length === 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["training", "sft", "enabled"],
+        message:
+          "train-sft trains on this run's SFT set, but sources.sft is empty: add SFT sources, or turn it off and give training.rl.startModel",
+        input: true,
+      });
+  })
   .describe("A recipe-pipeline run.");
 
 /** What the user writes (defaults optional). */

@@ -238,6 +238,16 @@ describe("run config", () => {
     expect(found.map((p) => p.path)).toEqual(["$.training.sft.baseModel"]);
   });
 
+  it("refuses SFT training in a run with no SFT sources (nothing to train on)", () => {
+    const found = problems({
+      runId: "r",
+      sources: { rl: [{ name: "b", uri: "b.jsonl", format: "jsonl", domain: "chart", license: "x" }] },
+      training: { sft: { enabled: true } },
+    });
+
+    expect(found.map((p) => p.path)).toEqual(["$.training.sft.enabled"]);
+  });
+
   it("throws a ConfigError carrying every problem from resolveRunConfig", () => {
     const act = () => resolveRunConfig({ runId: "" });
 
