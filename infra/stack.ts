@@ -196,6 +196,8 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
       "runs/*/ingest-*/manifest.json",
       "runs/*/ingest-*/stats/*",
       "runs/*/verify-traces/shards/*",
+      // The benchmark table: each model's score per task (evaluate's results).
+      "runs/*/eval/*",
     ],
     memoryMb: 2048,
     writes: ["runs/*/report/*", "runs/*/report/_SUCCESS"],

@@ -209,6 +209,29 @@ describe("recipe estimate", () => {
     expect(result.out).toContain("assumptions:");
   });
 
+  it("prices the published recipe's SFT training, RL training and evaluation jobs", async () => {
+    const result = await cli([
+      "estimate",
+      "examples/openmmreasoner.run.json",
+      "--sft-questions",
+      "1000",
+      "--rl-questions",
+      "0",
+    ]);
+
+    expect(result.code).toBe(0);
+    const line = (stage: string) => result.out.split("\n").find((l) => l.startsWith(`${stage} `));
+    // 4,300 steps of one 61,440-token pack per GPU at 4,000 tokens/s: 18.3 h on 4 nodes of 8, before RL.
+    expect(result.out.indexOf("train-sft")).toBeLessThan(result.out.indexOf("train-rl"));
+    expect(result.out.indexOf("train-rl")).toBeLessThan(result.out.indexOf("evaluate"));
+    expect(line("train-sft")).toMatch(
+      /^train-sft\s+18\.3\s+\$4039\.20 {2}4300 SFT steps on 4 x 8 GPUs \(587 GPU hours, 61440-token packs\)$/,
+    );
+    expect(line("train-rl")).toContain("1500 GSPO steps on 8 x 8 GPU nodes");
+    expect(line("evaluate")).toContain("3 model(s) (base, sft, rl) x 14 benchmark(s) x 1000 questions");
+    expect(result.out).toContain("SFT tokens per GPU per second: 4,000");
+  });
+
   it("scales the distillation cost with the question count", async () => {
     const small = await cli(["estimate", "examples/run.sample.json", "--sft-questions", "1000", "--json"]);
     const large = await cli(["estimate", "examples/run.sample.json", "--sft-questions", "2000", "--json"]);

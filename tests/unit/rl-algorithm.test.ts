@@ -11,6 +11,14 @@ const base = {
   runId: "r",
   sources: { rl: [{ name: "a", uri: "s3://b/a/", format: "parquet", domain: "puzzle", license: "x" }] },
 };
+/** SFT training needs an SFT set to train on. */
+const withSft = {
+  ...base,
+  sources: {
+    ...base.sources,
+    sft: [{ name: "s", uri: "s3://b/s/", format: "parquet", domain: "chart", license: "x" }],
+  },
+};
 
 function overrides(training: Record<string, unknown>): Map<string, string> {
   const config = resolveRunConfig({ ...base, training: { rl: training } });
@@ -177,7 +185,7 @@ describe("config warnings", () => {
     ).toEqual([]);
     expect(
       configWarnings(
-        resolveRunConfig({ ...base, training: { sft: { enabled: true }, rl: { enabled: true } } }),
+        resolveRunConfig({ ...withSft, training: { sft: { enabled: true }, rl: { enabled: true } } }),
       ),
     ).toEqual([]);
   });
@@ -199,7 +207,7 @@ describe("config warnings", () => {
 
 describe("rlStartModel", () => {
   const start = (training: Record<string, unknown>) =>
-    rlStartModel(resolveRunConfig({ ...base, training }), "pipeline", "r");
+    rlStartModel(resolveRunConfig({ ...withSft, training }), "pipeline", "r");
 
   it("is the run's SFT output when train-sft runs", () => {
     expect(start({ sft: { enabled: true }, rl: { enabled: true } })).toBe("s3://pipeline/runs/r/models/sft/");
