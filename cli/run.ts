@@ -20,6 +20,7 @@ import {
   keys,
   STAGES,
 } from "../core/layout/index.ts";
+import { evalRows, evalTableText, readEvalResults } from "../core/pipeline/report-eval.ts";
 import { describeRevision, type Revision, revisionKey } from "../core/pipeline/revision.ts";
 import { type ByteStore, listAll, readJson } from "../core/shards/byte-store.ts";
 import { createS3Client, S3Store } from "../core/shards/s3-store.ts";
@@ -485,6 +486,9 @@ export async function statusCommand(runId: string, opts: StatusOptions, out: Out
     out(
       `run ${runId}: ${execution?.status ?? "unknown execution state"}${execution?.error ? ` (${execution.error})` : ""}\n\n${summaryTable(rows)}\n${rejectsHint(runId, rows, opts.bucket ? ` --bucket ${opts.bucket}` : "")}`,
     );
+    // The models' benchmark scores, once evaluate has written any.
+    const evaluated = evalRows(await readEvalResults(store, runId));
+    if (evaluated.length > 0) out(`\nbenchmarks (evaluate):\n${evalTableText(evaluated)}`);
     // failure.json speaks of one attempt: shown only when it is the attempt shown above (a run that
     // failed and then succeeded is not failed).
     const found = await readJson<Record<string, unknown>>(store, keys.failure(runId));

@@ -28,6 +28,21 @@ export const ASSUMED_TOKENS_PER_SECOND: Record<string, number> = {
 };
 
 export const SPOT_DISCOUNT = 0.6;
+
+/**
+ * SFT training throughput assumed per GPU (p5-class H100, a 7B vision-language model, packed
+ * sequences, gradient checkpointing): each step trains one `packingLength` pack per GPU, so a step
+ * takes packingLength / this many seconds whatever the GPU count. The recipe publishes no wall time.
+ */
+export const SFT_TOKENS_PER_GPU_SECOND = 4000;
+/** Evaluation: output tokens per second of one job (vLLM, a 7B model, 8 data-parallel replicas). */
+export const EVAL_TOKENS_PER_SECOND = 20000;
+/** Questions per benchmark when evaluation.limit is not set (MathVista testmini: 1,000; MMMU val: 900). */
+export const EVAL_QUESTIONS_PER_TASK = 1000;
+/** Average tokens of an evaluated answer (reasoning, up to evaluation.maxNewTokens). */
+export const EVAL_ANSWER_TOKENS = 3000;
+/** Loading and serving one model in the evaluate job (staging the weights, vLLM's start), hours. */
+const EVAL_MODEL_LOAD_HOURS = 0.25;
 const LAMBDA_USD_PER_GB_SECOND = 0.0000133334; // arm64
 const S3_USD_PER_GB_MONTH = 0.023;
 
@@ -51,6 +66,8 @@ export interface EstimateInput {
   avgTeacherTokens: number;
   avgRolloutTokens: number;
   tokensPerSecond?: number;
+  /** Questions per evaluated benchmark. @default evaluation.limit, else EVAL_QUESTIONS_PER_TASK */
+  evalQuestionsPerTask?: number;
 }
 
 export interface CostLine {
@@ -101,17 +118,57 @@ export function estimateCost(config: RunConfig, input: EstimateInput): Estimate 
     rolloutInstanceType,
     `${rolloutTokens.toExponential(2)} rollout tokens on ${rolloutInstanceType}`,
   );
-  if (config.training.enabled) {
+  const evalAssumptions: Record<string, number | string> = {};
+  const sft = config.training.sft;
+  if (sft.enabled) {
+    // One pack per GPU per step, gradient accumulation and batch per device as configured.
+    const stepSeconds =
+      (sft.packingLength * sft.perDeviceBatchSize * sft.gradientAccumulationSteps) /
+      SFT_TOKENS_PER_GPU_SECOND;
+    const hours = (sft.maxSteps * stepSeconds) / 3600;
+    const nodePrice = ON_DEMAND_USD_PER_HOUR["p5.48xlarge"]!;
+    lines.push({
+      stage: "train-sft",
+      what: `${sft.maxSteps} SFT steps on ${sft.nodes} x ${sft.gpusPerNode} GPUs (${(hours * sft.nodes * sft.gpusPerNode).toFixed(0)} GPU hours, ${sft.packingLength}-token packs)`,
+      hours,
+      usd: hours * nodePrice * sft.nodes,
+    });
+    evalAssumptions["SFT tokens per GPU per second"] = SFT_TOKENS_PER_GPU_SECOND;
+  }
+  const rl = config.training.rl;
+  if (rl.enabled) {
     // An RL step's time grows with rollouts x response length (the same for each algorithm); 10 minutes per step on the published 64 GPUs.
-    const gpus = config.training.nodes * config.training.gpusPerNode;
-    const hours = (config.training.totalSteps * 10 * (64 / gpus)) / 60;
+    const gpus = rl.nodes * rl.gpusPerNode;
+    const hours = (rl.totalSteps * 10 * (64 / gpus)) / 60;
     const nodePrice = ON_DEMAND_USD_PER_HOUR["p5.48xlarge"]!;
     lines.push({
       stage: "train-rl",
-      what: `${config.training.totalSteps} ${config.training.algorithm.toUpperCase()} steps on ${config.training.nodes} x 8 GPU nodes`,
+      what: `${rl.totalSteps} ${rl.algorithm.toUpperCase()} steps on ${rl.nodes} x 8 GPU nodes`,
       hours,
-      usd: hours * nodePrice * config.training.nodes,
+      usd: hours * nodePrice * rl.nodes,
     });
+  }
+  const evaluation = config.evaluation;
+  if (evaluation.enabled) {
+    // Every model the run has unless the config names them (the job's own default).
+    const models =
+      evaluation.models ??
+      (["base", ...(sft.enabled ? ["sft"] : []), ...(config.training.rl.enabled ? ["rl"] : [])] as const);
+    const questions = input.evalQuestionsPerTask ?? evaluation.limit ?? EVAL_QUESTIONS_PER_TASK;
+    const answerTokens = Math.min(EVAL_ANSWER_TOKENS, evaluation.maxNewTokens);
+    const perModelHours =
+      (evaluation.tasks.length * questions * answerTokens) / EVAL_TOKENS_PER_SECOND / 3600 +
+      EVAL_MODEL_LOAD_HOURS;
+    const hours = models.length * perModelHours;
+    lines.push({
+      stage: "evaluate",
+      what: `${models.length} model(s) (${models.join(", ")}) x ${evaluation.tasks.length} benchmark(s) x ${questions} questions, ${(perModelHours / evaluation.tasks.length).toFixed(2)} h per model per benchmark on 1 x 8 GPU node`,
+      hours,
+      usd: hours * hourly("p5.48xlarge"),
+    });
+    evalAssumptions["evaluation questions per benchmark"] = questions;
+    evalAssumptions["evaluation tokens per answer"] = answerTokens;
+    evalAssumptions["evaluation output tokens per second"] = EVAL_TOKENS_PER_SECOND;
   }
   const records =
     input.sftQuestions * config.teacher.samplesPerQuestion +
@@ -143,6 +200,7 @@ export function estimateCost(config: RunConfig, input: EstimateInput): Estimate 
       "average rollout tokens": input.avgRolloutTokens,
       "instance type": instanceType,
       "rollout instance type": rolloutInstanceType,
+      ...evalAssumptions,
       capacity:
         capacity === "spot"
           ? `spot (list price less ${SPOT_DISCOUNT * 100}%)`

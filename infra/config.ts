@@ -22,7 +22,7 @@ export interface PipelineSettings {
   readonly maxVcpus: number;
   /** Instance types of the multi-node training environment. @default p5.48xlarge */
   readonly trainInstanceTypes: string[];
-  /** Nodes the training environment must hold at once (training.nodes of the runs). @default 8, the published recipe's */
+  /** Nodes the training environment must hold at once (training.rl.nodes of the runs). @default 8, the published recipe's */
   readonly trainNodes: number;
   /** Max vCPUs of the training environment. @default trainNodes x the largest train instance's vCPUs (1,536 for 8 x p5.48xlarge) */
   readonly trainMaxVcpus: number;
@@ -35,6 +35,10 @@ export interface PipelineSettings {
   /** Prebuilt images (for deploying without Docker). @default build batch-images/<name> as Docker assets */
   readonly generateImageUri?: string;
   readonly trainImageUri?: string;
+  /** The train-sft image (batch-images/train-sft), prebuilt. @default built from the checkout */
+  readonly sftImageUri?: string;
+  /** The evaluate image (batch-images/evaluate), prebuilt. @default built from the checkout */
+  readonly evalImageUri?: string;
   /** Secrets Manager ARN of a hosted teacher's API key, injected into the generate jobs as OPENAI_API_KEY. @default none */
   readonly teacherApiKeySecretArn?: string;
   /** The one host (https) the teacher's key may be sent to; required with teacherApiKeySecretArn. */
@@ -149,6 +153,8 @@ export function settingsFromContext(get: (key: string) => unknown): PipelineSett
     trainAvailabilityZone: opt("trainAvailabilityZone"),
     generateImageUri: opt("generateImageUri"),
     trainImageUri: opt("trainImageUri"),
+    sftImageUri: opt("sftImageUri"),
+    evalImageUri: opt("evalImageUri"),
     teacherApiKeySecretArn: opt("teacherApiKeySecretArn"),
     teacherEndpointHost,
     judgeApiKeySecretArn: opt("judgeApiKeySecretArn"),

@@ -36,8 +36,14 @@ const RULES: { where: RegExp; rule: string; reason: string }[] = [
       "The GPU job role reads and writes objects under runs/* and cache/generate/* and reads images/* of the pipeline bucket (run ids are known only at run time); it may not delete or touch object versions.",
   },
   {
+    where: /\/Gpu\/(TrainSftRole|EvaluateRole)\/DefaultPolicy\/Resource$/,
+    rule: "AwsSolutions-IAM5",
+    reason:
+      "train-sft reads its run's SFT set, images and models and writes only runs/*/train-sft/* and runs/*/models/sft/*; evaluate reads the run's models and writes only runs/*/eval/* and runs/*/evaluate/* (run ids are known only at run time); neither may delete or touch object versions.",
+  },
+  {
     where:
-      /\/Gpu\/(GenerateContainer|TrainRlContainer|TrainRlNodeContainer)\/ExecutionRole\/DefaultPolicy\/Resource$/,
+      /\/Gpu\/(GenerateContainer|TrainRlContainer|TrainRlNodeContainer|TrainSftContainer|TrainSftNodeContainer|EvaluateContainer)\/ExecutionRole\/DefaultPolicy\/Resource$/,
     rule: "AwsSolutions-IAM5",
     reason:
       "The container execution roles pull the job image (ecr:GetAuthorizationToken has no resource scope) and write the job's own log group.",

@@ -196,6 +196,8 @@ const GRANTS: Record<StepName | "start-run", Grants> = {
       "runs/*/ingest-*/manifest.json",
       "runs/*/ingest-*/stats/*",
       "runs/*/verify-traces/shards/*",
+      // The benchmark table: each model's score per task (evaluate's results).
+      "runs/*/eval/*",
     ],
     memoryMb: 2048,
     writes: ["runs/*/report/*", "runs/*/report/_SUCCESS"],
@@ -259,6 +261,10 @@ export class RecipePipelineStack extends Stack {
       gpusPerJob: s.gpusPerJob,
       generateImageUri: s.generateImageUri,
       trainImageUri: s.trainImageUri,
+      sftImageUri: s.sftImageUri,
+      evalImageUri: s.evalImageUri,
+      judgeApiKeySecretArn: s.judgeApiKeySecretArn,
+      judgeEndpointHost: s.judgeEndpointHost,
       teacherApiKeySecretArn: s.teacherApiKeySecretArn,
       teacherEndpointHost: s.teacherEndpointHost,
       sourceBuckets: s.sourceBuckets,
@@ -301,6 +307,9 @@ export class RecipePipelineStack extends Stack {
       trainJob: gpu.trainJob,
       trainMultiNodeJob: gpu.trainMultiNodeJob,
       trainQueue: gpu.trainQueue,
+      trainSftJob: gpu.trainSftJob,
+      trainSftMultiNodeJob: gpu.trainSftMultiNodeJob,
+      evaluateJob: gpu.evaluateJob,
     });
     storage.key?.grantEncryptDecrypt(pipeline.stateMachine);
 

@@ -9,9 +9,9 @@
  */
 import "./polyfills.ts";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { App } from "aws-cdk-lib";
 import { StateMachine } from "aws-local-stepfunctions";
 import { readJson } from "../core/shards/byte-store.ts";
@@ -124,7 +124,7 @@ export function lambdaFunctions(
 
 /** Job definition ARN (local) -> its retry strategy and which image it runs. */
 export interface LocalJobDefinition {
-  image: "generate" | "train-rl";
+  image: JobImage;
   attempts: number;
   evaluateOnExit: { Action: string; OnExitCode?: string; OnStatusReason?: string; OnReason?: string }[];
   /** The job definition's attempt timeout (seconds), unless the submission sets one. */
@@ -133,6 +133,57 @@ export interface LocalJobDefinition {
   multiNode?: { numNodes: number; mainNode: number; openRange: boolean };
   /** The container's environment as the job definition gives it (tokens resolved locally). */
   environment: Record<string, string>;
+}
+
+/** The image (batch-images/<image>) each job definition runs. */
+export type JobImage = "generate" | "train-sft" | "train-rl" | "evaluate";
+
+/** Which image a job definition runs, by its logical id (GpuTrainSft..., GpuTrainRl..., GpuEvaluate...). */
+export function jobImage(logicalId: string): JobImage {
+  if (logicalId.includes("TrainSft")) return "train-sft";
+  if (logicalId.includes("Train")) return "train-rl";
+  if (logicalId.includes("Evaluate")) return "evaluate";
+  return "generate";
+}
+
+/** An image's entry: the Node program its container runs (batch-images/<image>/src/main.ts). */
+export function jobEntry(image: JobImage): string {
+  return join(PROJECT_ROOT, "batch-images", image, "src", "main.ts");
+}
+
+/** Why an image's entry cannot run here (null: it can): a checkout without the image's folder. */
+export function entryProblem(image: JobImage): string | null {
+  const entry = jobEntry(image);
+  return existsSync(entry)
+    ? null
+    : `${relative(PROJECT_ROOT, entry)} is missing from this checkout (the ${image} image's entry)`;
+}
+
+/**
+ * What the embedded runtime adds to a job's environment, having no GPU. train-rl runs verl's dry run.
+ * train-sft runs its dry run (validate the SFT set, render the config, print the torchrun command)
+ * unless RECIPE_SFT_PYTHON names a Python with lmms-engine (tests/images/venv.sh train-sft), which
+ * then trains a tiny model on CPU. evaluate runs its dry run unless RECIPE_EVAL_PYTHON names a
+ * Python with lmms-eval; it then asks RECIPE_EVAL_MODEL_URL, by default the local teacher (the
+ * replay server or --teacher-url), for every model's answers. generate jobs call the local teacher.
+ */
+export function localJobEnv(
+  image: JobImage,
+  env: NodeJS.ProcessEnv,
+  teacherEnv: Record<string, string> = {},
+): Record<string, string> {
+  switch (image) {
+    case "generate":
+      return teacherEnv;
+    case "train-rl":
+      return { RECIPE_TRAIN_DRY_RUN: "1" };
+    case "train-sft":
+      return env.RECIPE_SFT_PYTHON ? {} : { RECIPE_TRAIN_DRY_RUN: "1" };
+    case "evaluate": {
+      const url = env.RECIPE_EVAL_MODEL_URL ?? teacherEnv.OPENAI_BASE_URL;
+      return env.RECIPE_EVAL_PYTHON && url ? { RECIPE_EVAL_MODEL_URL: url } : { RECIPE_EVAL_DRY_RUN: "1" };
+    }
+  }
 }
 
 export function jobDefinitions(template: TemplateLike): Map<string, LocalJobDefinition> {
@@ -170,7 +221,7 @@ export function jobDefinitions(template: TemplateLike): Map<string, LocalJobDefi
         : {}),
       attemptSeconds: timeout?.AttemptDurationSeconds,
       environment,
-      image: id.includes("Train") ? "train-rl" : "generate",
+      image: jobImage(id),
       attempts: retry.Attempts ?? 1,
       evaluateOnExit: retry.EvaluateOnExit ?? [],
     });
@@ -546,12 +597,17 @@ export class LocalRunner {
         )
       : (input.ContainerOverrides?.Environment ?? []);
     for (const e of overrides) env[e.Name] = e.Value;
-    Object.assign(env, this.o.teacherEnv);
+    Object.assign(env, localJobEnv(def.image, env, this.o.teacherEnv));
     const attemptSeconds = input.Timeout?.AttemptDurationSeconds ?? def.attemptSeconds;
     const size = input.ArrayProperties?.Size ?? 0;
     const indexes = size >= 2 ? Array.from({ length: size }, (_, i) => i) : [0];
-    const entry = join(PROJECT_ROOT, "batch-images", def.image, "src", "main.ts");
-    if (def.image === "train-rl") env.RECIPE_TRAIN_DRY_RUN = "1";
+    const entry = jobEntry(def.image);
+    // As a container whose image lacks its entry fails at once: the job fails, naming what is missing.
+    const missing = entryProblem(def.image);
+    if (missing)
+      throw Object.assign(new Error(`Batch job ${input.JobName} failed: ${missing}`), {
+        name: "States.TaskFailed",
+      });
     if (def.multiNode) {
       const nodes = input.NodeOverrides?.NumNodes ?? def.multiNode.numNodes;
       await this.multiNodeJob(input.JobName, def, entry, env, nodes, attemptSeconds);

@@ -6,6 +6,8 @@
  * Descriptions on each field are the source of docs/run-config.md (`npm run docs`).
  */
 import { z } from "zod";
+import { RECIPE_EVAL_TASKS } from "../eval/tasks.ts";
+import { EVAL_MODELS } from "../layout/index.ts";
 import { type Image, unloadable } from "../models/architectures.ts";
 import { PRESET_NAMES, PRESETS } from "../stages/presets.ts";
 
@@ -472,7 +474,61 @@ export const RL_ALGORITHMS = {
 /** The default start model of RL training: the base model, not the SFT cold-start checkpoint. */
 export const BASE_START_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct";
 
-export const Training = z
+/**
+ * The SFT cold start (shared/RECIPE.md "Stage 1b"): lmms-engine's fsdp2_trainer on the run's SFT set,
+ * with the recipe repository's settings as defaults. Its output, `runs/<id>/models/sft/`, is where RL
+ * training starts unless `training.startModel` says otherwise.
+ */
+export const SftTraining = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe("Train the SFT cold start (lmms-engine) on the run's SFT set after write-sft-dataset."),
+    baseModel: z
+      .string()
+      .min(1)
+      .default(BASE_START_MODEL)
+      .describe(
+        "The model SFT trains (a model id or an s3:// Hugging Face folder); also the evaluated `base`.",
+      ),
+    learningRate: z.number().positive().max(1e-2).default(5e-5).describe("lmms-engine `learning_rate`."),
+    lrScheduler: z
+      .enum(["cosine", "linear", "constant_with_warmup"])
+      .default("cosine")
+      .describe("lmms-engine `lr_scheduler_type`."),
+    warmupRatio: z.number().min(0).max(1).default(0.1).describe("lmms-engine `warmup_ratio`."),
+    weightDecay: z.number().min(0).default(0).describe("lmms-engine `weight_decay`."),
+    packingLength: positiveInt.default(61440).describe("Tokens per packed sequence (`packing_length`)."),
+    perDeviceBatchSize: positiveInt.default(1).describe("`per_device_train_batch_size`."),
+    gradientAccumulationSteps: positiveInt.default(1).describe("`gradient_accumulation_steps`."),
+    maxSteps: positiveInt.default(4300).describe("lmms-engine `max_steps`."),
+    epochs: positiveInt.default(1).describe("lmms-engine `num_train_epochs`."),
+    saveSteps: positiveInt
+      .default(2000)
+      .describe("Checkpoint every N steps (`save_steps`); each goes to S3."),
+    saveTotalLimit: positiveInt
+      .default(3)
+      .describe("Checkpoints kept on the node's disk (`save_total_limit`)."),
+    imageMaxPixels: positiveInt.default(4194304).describe("The processor's `image_max_pixels`."),
+    gradientCheckpointing: z.boolean().default(true),
+    useLiger: z.boolean().default(true).describe("Liger kernels (`use_liger_kernel`)."),
+    useRmpad: z.boolean().default(true).describe("Remove padding (`use_rmpad`)."),
+    sequenceParallelSize: positiveInt
+      .default(1)
+      .describe("Ulysses sequence parallelism (`sp_ulysses_degree`)."),
+    nodes: positiveInt
+      .max(64)
+      .default(4)
+      .describe(
+        "Training nodes (the published run: 4 of 8 GPUs). More than 1 runs as an AWS Batch multi-node parallel job on on-demand capacity.",
+      ),
+    gpusPerNode: positiveInt.max(8).default(8),
+    checkpointSyncMinutes: positiveInt.default(15).describe("How often checkpoints are copied to S3."),
+  })
+  .describe("SFT cold-start training with lmms-engine, the recipe's stage 1b.");
+
+export const RlTraining = z
   .strictObject({
     enabled: z
       .boolean()
@@ -487,9 +543,9 @@ export const Training = z
     startModel: z
       .string()
       .min(1)
-      .default(BASE_START_MODEL)
+      .optional()
       .describe(
-        "Model to train: the SFT cold-start checkpoint (an S3 URI or a model id). The default is the base model; the recipe starts RL from its SFT checkpoint, and `recipe validate` warns while this is left at the base model.",
+        "Model to train (an s3:// Hugging Face folder or a model id). Default: the run's SFT output `s3://<bucket>/runs/<runId>/models/sft/` when `training.sft.enabled` (the recipe's cold start), else the base model `training.sft.baseModel`, of which `recipe validate` warns. One given here wins.",
       ),
     advEstimator: z
       .literal("grpo")
@@ -599,7 +655,7 @@ export const Training = z
     checkpointSyncMinutes: positiveInt.default(15).describe("How often checkpoints are copied to S3."),
   })
   .superRefine((t, ctx) => {
-    if (t.enabled) loadableBy(ctx, ["startModel"], t.startModel, "train-rl");
+    if (t.enabled && t.startModel !== undefined) loadableBy(ctx, ["startModel"], t.startModel, "train-rl");
     const r = withAlgorithm(t);
     if (r.lossMode === "gspo" && (r.clipRatioLow > 0.05 || r.clipRatioHigh > 0.05)) {
       ctx.addIssue({
@@ -634,6 +690,42 @@ export const Training = z
   .transform(withAlgorithm)
   .describe("verl RL training (GSPO by default), the recipe's stage 2 (OpenMMReasoner, arXiv 2511.16334).");
 
+/** RL training's settings, which were flat under `training` before `training.sft` came. */
+export const RL_TRAINING_KEYS = Object.keys(RlTraining.in.shape) as (keyof typeof RlTraining.in.shape)[];
+
+const movedToRl = (key: string) =>
+  z.unknown().optional().describe(`Refused: moved to \`training.rl.${key}\`.`);
+
+export const Training = z
+  .strictObject({
+    sft: SftTraining.prefault({}),
+    rl: RlTraining.prefault({}),
+    ...(Object.fromEntries(RL_TRAINING_KEYS.map((k) => [k, movedToRl(k)])) as Record<
+      (typeof RL_TRAINING_KEYS)[number],
+      ReturnType<typeof movedToRl>
+    >),
+  })
+  .superRefine((t, ctx) => {
+    // Without SFT and a startModel, RL trains the base model: train-rl's image must load it.
+    if (t.rl.enabled && t.rl.startModel === undefined && !t.sft.enabled)
+      loadableBy(ctx, ["sft", "baseModel"], t.sft.baseModel, "train-rl");
+    // An old run.json's flat RL field is refused with its new place, never silently ignored.
+    for (const key of RL_TRAINING_KEYS) {
+      const value = (t as Record<string, unknown>)[key];
+      if (value === undefined) continue;
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: `moved: RL training's settings are under training.rl; write training.rl.${key} instead of training.${key}`,
+        params: { expected: `absent: moved to training.rl.${key}` },
+        input: value,
+      });
+    }
+  })
+  // The resolved config holds only the two sections: code reading a moved key does not compile.
+  .transform(({ sft, rl }) => ({ sft, rl }))
+  .describe("Model training: the SFT cold start (`sft`), then RL (`rl`).");
+
 /** The algorithm's settings, under any the config gives explicitly. */
 function withAlgorithm<
   T extends {
@@ -653,6 +745,36 @@ function withAlgorithm<
     clipRatioHigh: t.clipRatioHigh ?? preset.clipRatioHigh,
   };
 }
+
+/** Evaluation of the run's models on the recipe's benchmarks (shared/RECIPE.md "Stage 3"). */
+export const Evaluation = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Evaluate the models (lmms-eval, served by vLLM, scored by this project's verifier) at the end of the run.",
+      ),
+    models: z
+      .array(z.enum(EVAL_MODELS))
+      .min(1)
+      .optional()
+      .describe(
+        "Which models: `base`, `sft`, `rl`. Default: all the run has (the base model and those it trains).",
+      ),
+    tasks: z
+      .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "an lmms-eval task name"))
+      .min(1)
+      .default([...RECIPE_EVAL_TASKS])
+      .describe("lmms-eval tasks. Default: the recipe's benchmarks."),
+    limit: positiveInt.optional().describe("Questions per task (a smoke test); all by default."),
+    maxNewTokens: positiveInt.default(49152).describe("Generation limit per answer (the recipe's: 49,152)."),
+    batchSize: positiveInt
+      .default(256)
+      .describe("Requests in flight to the served model (the recipe's: 256)."),
+    gpuMemoryUtilization: z.number().gt(0).max(0.95).default(0.7).describe("vLLM `gpu_memory_utilization`."),
+  })
+  .describe("Evaluation of the base, SFT and RL models on the recipe's benchmarks, the recipe's stage 3.");
 
 /**
  * Settings of the deployed compute environments and job definitions, which a run cannot change:
@@ -778,9 +900,22 @@ export const RunConfig = z
     mixing: Mixing.prefault({}),
     rl: Rl.prefault({}),
     training: Training.prefault({}),
+    evaluation: Evaluation.prefault({}),
     batch: Batch.prefault({}),
     orchestration: Orchestration.prefault({}),
     output: Output.prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    // train-sft trains on the SFT set this run writes: without SFT sources there is none, and RL
+    // would wait for a model that never comes.
+    if (c.training.sft.enabled && c.sources.sft.length === 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["training", "sft", "enabled"],
+        message:
+          "train-sft trains on this run's SFT set, but sources.sft is empty: add SFT sources, or turn it off and give training.rl.startModel",
+        input: true,
+      });
   })
   .describe("A recipe-pipeline run.");
 

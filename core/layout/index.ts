@@ -15,11 +15,13 @@ export const STAGES = [
   "verify-traces",
   "select-and-mix",
   "write-sft-dataset",
+  "train-sft",
   "plan-rollouts",
   "estimate-difficulty",
   "filter-rl",
   "write-rl-dataset",
   "train-rl",
+  "evaluate",
   "report",
 ] as const;
 export type Stage = (typeof STAGES)[number];
@@ -28,6 +30,13 @@ export type Branch = "sft" | "rl";
 /** The ingest and dedup stages of each branch. */
 export const INGEST_STAGE: Record<Branch, Stage> = { sft: "ingest-sft", rl: "ingest-rl" };
 export const DEDUP_STAGE: Record<Branch, Stage> = { sft: "dedup-sft", rl: "dedup-rl" };
+
+/** The models a run trains, each exported under `runs/<id>/models/<model>/`. */
+export const TRAINED_MODELS = ["sft", "rl"] as const;
+export type TrainedModel = (typeof TRAINED_MODELS)[number];
+/** The models a run evaluates: the base model and those it trains. */
+export const EVAL_MODELS = ["base", ...TRAINED_MODELS] as const;
+export type EvalModel = (typeof EVAL_MODELS)[number];
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/;
 
@@ -122,6 +131,19 @@ export const keys = {
       throw new InvariantError(`bad dataset file name: ${file}`);
     return `${runPrefix(runId)}datasets/${branch}/${file}`;
   },
+  /**
+   * A trained model exported as a Hugging Face folder (config.json, weights, tokenizer and processor,
+   * README.md model card): `models/sft/` from train-sft, `models/rl/` from train-rl.
+   */
+  modelPrefix: (runId: string, model: TrainedModel) => {
+    if (!TRAINED_MODELS.includes(model)) throw new InvariantError(`not a trained model: ${model}`);
+    return `${runPrefix(runId)}models/${model}/`;
+  },
+  /** One benchmark's score for one model (core/eval/result.ts EvalResult). */
+  evalResult: (runId: string, model: EvalModel, task: string) => `${evalPrefix(runId, model, task)}.json`,
+  /** lmms-eval's logged samples of that benchmark, one JSON object a line (gzip). */
+  evalSamples: (runId: string, model: EvalModel, task: string) =>
+    `${evalPrefix(runId, model, task)}.samples.jsonl.gz`,
   report: (runId: string, file: "report.json" | "report.html") => `${runPrefix(runId)}report/${file}`,
   /** Images are stored once by content hash, shared by all runs. */
   image: (sha256: string) => {
@@ -134,6 +156,12 @@ export const keys = {
     return `cache/generate/${sha256.slice(0, 2)}/${sha256}.json`;
   },
 } as const;
+
+function evalPrefix(runId: string, model: EvalModel, task: string): string {
+  if (!EVAL_MODELS.includes(model)) throw new InvariantError(`not an evaluated model: ${model}`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(task)) throw new InvariantError(`bad task name: ${task}`);
+  return `${runPrefix(runId)}eval/${model}/${task}`;
+}
 
 /** Parses a `runs/<id>/run.json` key (the S3 trigger); null for any other key. */
 export function runIdFromConfigKey(key: string): string | null {

@@ -64,8 +64,10 @@ export const OPERATIONAL: readonly string[] = [
   "rl.policyWeightsUri",
   "verification.hangGuardMs",
   "verification.judge.endpoint",
-  "training.saveFreq",
-  "training.checkpointSyncMinutes",
+  "training.rl.saveFreq",
+  "training.rl.checkpointSyncMinutes",
+  "training.sft.saveTotalLimit",
+  "training.sft.checkpointSyncMinutes",
 ];
 
 /** What each stage reads, in STAGES order (which is an order where inputs come first). */
@@ -106,6 +108,12 @@ export const STAGE_INPUTS: Record<OutputStage, StageInputs> = {
     after: ["select-and-mix"],
     logic: 1,
   },
+  // The rows it trains on (what select-and-mix chose, as write-sft-dataset lays them out), not the card.
+  "train-sft": {
+    reads: ["training.sft", "teacher.systemPrompt", "output", "mixing.blankImageForTextOnly"],
+    after: ["select-and-mix"],
+    logic: 1,
+  },
   "plan-rollouts": {
     reads: ["rl.enabled", "rl.passRateFrom", "rl.rolloutsPerQuestion"],
     after: ["dedup-rl"],
@@ -134,9 +142,30 @@ export const STAGE_INPUTS: Record<OutputStage, StageInputs> = {
     logic: 1,
   },
   // The rows it trains on, not the data card: a new description does not retrain a policy.
-  "train-rl": { reads: ["training", ...VERDICT, "teacher.systemPrompt"], after: ["filter-rl"], logic: 1 },
+  // Its start model: training.rl.startModel, else SFT's output or, SFT off, the base model.
+  "train-rl": {
+    reads: [
+      "training.rl",
+      "training.sft.enabled",
+      "training.sft.baseModel",
+      ...VERDICT,
+      "teacher.systemPrompt",
+    ],
+    after: ["filter-rl", "train-sft"],
+    logic: 1,
+  },
+  // A changed evaluation setting re-evaluates only; a retrained model is evaluated again.
+  evaluate: {
+    reads: ["evaluation", ...VERDICT, "training.sft.baseModel"],
+    after: ["train-sft", "train-rl"],
+    logic: 1,
+  },
   // The report states everything; it is cheap to write again.
-  report: { reads: [""], after: ["write-sft-dataset", "write-rl-dataset", "train-rl"], logic: 1 },
+  report: {
+    reads: [""],
+    after: ["write-sft-dataset", "train-sft", "write-rl-dataset", "train-rl", "evaluate"],
+    logic: 1,
+  },
 };
 
 export const OUTPUT_STAGES = Object.keys(STAGE_INPUTS) as OutputStage[];

@@ -11,6 +11,7 @@ import { readJson, writeJson } from "../shards/byte-store.ts";
 import { STAGE_UNITS, type StageSummary, stageSummaries, stageSummary } from "../stages/stage.ts";
 import type { RunContext } from "./context.ts";
 import { passRateBins, type QuestionInfo, questionIndex, reportData } from "./report-data.ts";
+import { evalMeans, evalRows, evalTableHtml, readEvalResults } from "./report-eval.ts";
 import { imageDataUri, keptExamples, type RejectExample, rejectExamples } from "./report-examples.ts";
 import { describeRevision, type Revision, revisionKey, servedBy } from "./revision.ts";
 
@@ -170,6 +171,9 @@ export async function writeReport(ctx: RunContext) {
   const revision = await readJson<Revision>(ctx.store, revisionKey(ctx.runId));
   const index = await questionIndex(ctx.store, ctx.runId);
   const data = await reportData(ctx.store, ctx.runId, index);
+  // The benchmark table (evaluate's results), in the order of the run's own task list.
+  const evalResults = await readEvalResults(ctx.store, ctx.runId);
+  const benchmarks = evalRows(evalResults, undefined, ctx.config.evaluation.tasks);
   const finishedAt = new Date();
   const started = revision?.startedAt ? Date.parse(revision.startedAt) : Number.NaN;
   const report = {
@@ -208,6 +212,14 @@ export async function writeReport(ctx: RunContext) {
           files: rl.files,
         }
       : null,
+    evaluation:
+      benchmarks.length > 0
+        ? {
+            benchmarks,
+            means: evalMeans(benchmarks),
+            models: [...new Set(evalResults.map((r) => r.modelUri))],
+          }
+        : null,
     cost,
   };
   await writeJson(ctx.store, keys.report(ctx.runId, "report.json"), report);
@@ -274,6 +286,7 @@ ${
       )}`
     : ""
 }
+${benchmarks.length > 0 ? `<h2 id="benchmarks">Benchmarks</h2>${evalTableHtml(benchmarks)}` : ""}
 <h2 id="cost">Cost (${esc(cost.label)})</h2><table><tr><th>stage</th><th>what</th><th>hours</th><th>USD</th></tr>${cost.lines
     .map(
       (l) =>

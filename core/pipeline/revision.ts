@@ -27,6 +27,10 @@ import type { SourceIdentity } from "./source-identity.ts";
 function outputFolders(stage: OutputStage): string[] {
   if (stage === "write-sft-dataset") return [`${stage}/`, "datasets/sft/"];
   if (stage === "write-rl-dataset") return [`${stage}/`, "datasets/rl/"];
+  // A retrained model is exported again; re-evaluated models are scored again (no stale results).
+  if (stage === "train-sft") return [`${stage}/`, "models/sft/"];
+  if (stage === "train-rl") return [`${stage}/`, "models/rl/"];
+  if (stage === "evaluate") return [`${stage}/`, "eval/"];
   return [`${stage}/`];
 }
 

@@ -97,9 +97,9 @@ export function rayWorkerCommand(mainAddress: string, gpusPerNode: number): stri
  * The node count the job runs with must be the one verl is told: a mismatch would leave verl waiting
  * for GPUs that never join (or idle nodes billed for nothing).
  */
-export function checkNodeCount(role: NodeRole, configured: number): void {
+export function checkNodeCount(role: NodeRole, configured: number, setting = "training.rl.nodes"): void {
   if (role.nodes !== configured)
     throw new InputContractError(
-      `the job runs on ${role.nodes} node(s) but training.nodes is ${configured}: the state machine submits training.nodes nodes; was the job submitted by hand?`,
+      `the job runs on ${role.nodes} node(s) but ${setting} is ${configured}: the state machine submits ${setting} nodes; was the job submitted by hand?`,
     );
 }

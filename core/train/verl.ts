@@ -1,6 +1,6 @@
 /**
  * verl RL configuration from run.json (RECIPE.md stage 2; GSPO, GRPO or DAPO by
- * `training.algorithm`, resolved by the schema): the exact `verl.trainer.main_ppo` Hydra overrides. Pure: the launcher runs what this returns, and `--dry-run` prints it.
+ * `training.rl.algorithm`, resolved by the schema): the exact `verl.trainer.main_ppo` Hydra overrides. Pure: the launcher runs what this returns, and `--dry-run` prints it.
  */
 import type { RunConfig } from "../config/schema.ts";
 
@@ -27,7 +27,7 @@ export function verlOverrides(
   paths: VerlPaths,
   workerEnv: Record<string, string> = {},
 ): string[] {
-  const t = config.training;
+  const t = config.training.rl;
   const list = (xs: string[]) => `[${xs.join(",")}]`;
   const maxTokens = t.maxPromptLength + t.maxResponseLength;
   return [

@@ -4,9 +4,12 @@
  * the teacher, the small one (g6e class) for the policy's rollouts; Batch starts whichever of a
  * queue's types is cheapest, so a queue's types must all hold the model sent to it
  * (core/generate/queues.ts picks the queue per run). Multi-node training has its own on-demand queue
- * in one Availability Zone. Job definitions for `generate` and `train-rl` carry the container
- * contract's retry rules: spot reclaim (`Host EC2*`) and exit 75 retry, exit 3 fails at once.
+ * in one Availability Zone. Job definitions for `generate`, `train-sft`, `train-rl` and `evaluate`
+ * carry the container contract's retry rules: spot reclaim (`Host EC2*`) and exit 75 retry, exit 3
+ * fails at once. train-sft and evaluate run as roles of their own, with only their stage's keys.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { Annotations, Duration, Size, Stack, Token } from "aws-cdk-lib";
 import * as batch from "aws-cdk-lib/aws-batch";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
@@ -40,7 +43,13 @@ export interface GpuBatchProps {
   /** An image URI (ECR or public), or undefined to build batch-images/<name> as a Docker asset. */
   readonly generateImageUri?: string;
   readonly trainImageUri?: string;
+  readonly sftImageUri?: string;
+  readonly evalImageUri?: string;
   readonly teacherApiKeySecretArn?: string;
+  /** A hosted judge's key: the evaluate job scores undecided answers with it, as verify-shard does. */
+  readonly judgeApiKeySecretArn?: string;
+  /** The one host the judge's key may be sent to (the evaluate job checks it again). */
+  readonly judgeEndpointHost?: string;
   /** The one host the teacher's key may be sent to (the generate job checks it again). */
   readonly teacherEndpointHost?: string;
   readonly sourceBuckets: string[];
@@ -61,6 +70,9 @@ export function batchNames(stack: Stack): {
   train: string;
   trainQueue: string;
   trainMultiNode: string;
+  trainSft: string;
+  trainSftMultiNode: string;
+  evaluate: string;
 } {
   const prefix = stack.stackName;
   return {
@@ -69,6 +81,9 @@ export function batchNames(stack: Stack): {
     train: `${prefix}-train-rl`,
     trainQueue: `${prefix}-train-multinode`,
     trainMultiNode: `${prefix}-train-rl-multinode`,
+    trainSft: `${prefix}-train-sft`,
+    trainSftMultiNode: `${prefix}-train-sft-multinode`,
+    evaluate: `${prefix}-evaluate`,
   };
 }
 
@@ -95,6 +110,11 @@ export class GpuBatch extends Construct {
   /** Training on more than one node: a multi-node parallel job, on its own on-demand queue. */
   readonly trainMultiNodeJob: batch.MultiNodeJobDefinition;
   readonly trainQueue: batch.JobQueue;
+  /** SFT (lmms-engine) on one node, and on several as a multi-node parallel job on trainQueue. */
+  readonly trainSftJob: batch.EcsJobDefinition;
+  readonly trainSftMultiNodeJob: batch.MultiNodeJobDefinition;
+  /** Evaluation (lmms-eval against vLLM in the job) of the run's models. */
+  readonly evaluateJob: batch.EcsJobDefinition;
   readonly vpc: ec2.IVpc;
   /** Every compute environment, by id (Spot/OnDemand per queue, TrainOnDemand). */
   readonly environments: Record<string, batch.ManagedEc2EcsComputeEnvironment> = {};
@@ -245,7 +265,20 @@ export class GpuBatch extends Construct {
 
     // A prebuilt image in ECR is pulled with the execution role: it needs ECR's pull actions on that
     // repository (and an auth token), which an image given by URI does not grant by itself.
-    const image = (uri: string | undefined, folder: string, id: string): ecs.ContainerImage => {
+    const image = (
+      uri: string | undefined,
+      folder: string,
+      id: string,
+      setting?: string,
+    ): ecs.ContainerImage => {
+      if (!uri && setting && !existsSync(join(PROJECT_ROOT, "batch-images", folder, "Dockerfile"))) {
+        // A checkout without the image's folder cannot build it: an error annotation stops
+        // `cdk deploy` (and `cdk synth`) with this message instead of a job that could never start.
+        Annotations.of(this).addError(
+          `batch-images/${folder}/Dockerfile is missing: this checkout cannot build the ${folder} image; deploy with -c ${setting}=<image uri>`,
+        );
+        return ecs.ContainerImage.fromRegistry(`missing/batch-images/${folder}`);
+      }
       if (!uri)
         return ecs.ContainerImage.fromAsset(PROJECT_ROOT, {
           file: `batch-images/${folder}/Dockerfile`,
@@ -262,6 +295,8 @@ export class GpuBatch extends Construct {
     };
     const generateImage = image(props.generateImageUri, "generate", "GenerateRepository");
     const trainImage = image(props.trainImageUri, "train-rl", "TrainRepository");
+    const sftImage = image(props.sftImageUri, "train-sft", "TrainSftRepository", "sftImageUri");
+    const evalImage = image(props.evalImageUri, "evaluate", "EvaluateRepository", "evalImageUri");
 
     const logGroup = new logs.LogGroup(this, "JobLogs", { retention: logs.RetentionDays.THREE_MONTHS });
     const jobRole = new iam.Role(this, "JobRole", {
@@ -279,13 +314,38 @@ export class GpuBatch extends Construct {
     jobRole.addToPolicy(
       new iam.PolicyStatement({
         actions: ["s3:GetObject"],
-        // Stored images; model folders a run names (an s3:// training.startModel).
+        // Stored images; model folders a run names (an s3:// training.rl.startModel).
         resources: [props.bucket.arnForObjects("images/*"), props.bucket.arnForObjects("models/*")],
       }),
     );
     jobRole.addToPolicy(
       new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [props.bucket.bucketArn] }),
     );
+    // Model folders in the deploy's source buckets (weightsUri, startModel, baseModel): read by prefix.
+    const readSourceBuckets = (role: iam.Role) => {
+      for (const b of props.sourceBuckets) {
+        role.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["s3:ListBucket"],
+            resources: [Stack.of(this).formatArn({ service: "s3", region: "", account: "", resource: b })],
+          }),
+        );
+        role.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ["s3:GetObject"],
+            resources: [
+              Stack.of(this).formatArn({
+                service: "s3",
+                region: "",
+                account: "",
+                resource: b,
+                resourceName: "*",
+              }),
+            ],
+          }),
+        );
+      }
+    };
     for (const b of props.sourceBuckets) {
       // Listing: a staged model folder (weightsUri, startModel) is read by its prefix.
       jobRole.addToPolicy(
@@ -310,6 +370,57 @@ export class GpuBatch extends Construct {
       );
     }
     props.key?.grant(jobRole, "kms:Decrypt", "kms:GenerateDataKey");
+    /**
+     * A job role with only its stage's keys (run ids are known only at run time, so `runs/*` stands
+     * for each run): what it reads, what it writes, listing (a missing key then reads as 404, not
+     * 403). No delete, no versions.
+     */
+    const stageRole = (id: string, reads: string[], writes: string[]) => {
+      const role = new iam.Role(this, id, { assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com") });
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:GetObject"],
+          resources: [...reads, ...writes].map((k) => props.bucket.arnForObjects(k)),
+        }),
+      );
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:PutObject", "s3:AbortMultipartUpload"],
+          resources: writes.map((k) => props.bucket.arnForObjects(k)),
+        }),
+      );
+      role.addToPolicy(
+        new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [props.bucket.bucketArn] }),
+      );
+      readSourceBuckets(role);
+      props.key?.grant(role, "kms:Decrypt", "kms:GenerateDataKey");
+      return role;
+    };
+    // The run's resolved config and its record of the run (every job reads them).
+    const runFiles = ["runs/*/config.json", "runs/*/run.json"];
+    // train-sft: the SFT set (write-sft-dataset's _SUCCESS names its files; its images) and the base
+    // model; it writes its checkpoints and summary (runs/<id>/train-sft/) and the model (models/sft/).
+    const sftRole = stageRole(
+      "TrainSftRole",
+      [...runFiles, "runs/*/write-sft-dataset/*", "runs/*/datasets/sft/*", "images/*", "models/*"],
+      ["runs/*/train-sft/*", "runs/*/models/sft/*"],
+    );
+    // evaluate: the run's models (and a base model staged under models/); it writes the results
+    // (runs/<id>/eval/) and its stage folder (runs/<id>/evaluate/).
+    const evalRole = stageRole(
+      "EvaluateRole",
+      [...runFiles, "runs/*/models/*", "models/*", "images/*"],
+      ["runs/*/eval/*", "runs/*/evaluate/*"],
+    );
+    // The hosted judge's key, as Batch injects a secret (the execution role reads it at start; the
+    // job role never can), and the one host it may go to.
+    const judgeKey = props.judgeApiKeySecretArn
+      ? {
+          RECIPE_JUDGE_API_KEY: batch.Secret.fromSecretsManager(
+            secrets.Secret.fromSecretCompleteArn(this, "JudgeKey", props.judgeApiKeySecretArn),
+          ),
+        }
+      : undefined;
     const apiKey = props.teacherApiKeySecretArn
       ? {
           OPENAI_API_KEY: batch.Secret.fromSecretsManager(
@@ -334,13 +445,14 @@ export class GpuBatch extends Construct {
       shmGiB: number,
       secrets?: Record<string, batch.Secret>,
       extraEnv: Record<string, string> = {},
+      role: iam.IRole = jobRole,
     ) =>
       new batch.EcsEc2ContainerDefinition(this, `${name}Container`, {
         image,
         cpu: Math.max(4, gpu * 4),
         memory: Size.gibibytes(memoryGiB),
         gpu,
-        jobRole,
+        jobRole: role,
         logging: ecs.LogDriver.awsLogs({ streamPrefix: name, logGroup }),
         linuxParameters: new batch.LinuxParameters(this, `${name}Linux`, {
           sharedMemorySize: Size.gibibytes(shmGiB),
@@ -401,11 +513,71 @@ export class GpuBatch extends Construct {
       timeout: Duration.days(14),
       propagateTags: true,
     });
-    // An open node range ("0:"), so that a submission sets the node count (training.nodes) with
+    // An open node range ("0:"), so that a submission sets the node count (training.rl.nodes) with
     // nodeOverrides.numNodes; Batch refuses that override on a closed range.
     (this.trainMultiNodeJob.node.defaultChild as batch.CfnJobDefinition).addPropertyOverride(
       "NodeProperties.NodeRangeProperties.0.TargetNodes",
       "0:",
     );
+
+    // train-sft: lmms-engine under torchrun, like train-rl on one node (the large queue) or on
+    // several (the on-demand training queue, in its placement group), with the same retry rules: a
+    // retried attempt resumes from the newest complete checkpoint in S3.
+    this.trainSftJob = new batch.EcsJobDefinition(this, "TrainSft", {
+      jobDefinitionName: names.trainSft,
+      container: container("TrainSft", sftImage, 8, 900, 256, undefined, {}, sftRole),
+      retryAttempts: 10,
+      retryStrategies,
+      timeout: Duration.days(14),
+      propagateTags: true,
+    });
+    this.trainSftMultiNodeJob = new batch.MultiNodeJobDefinition(this, "TrainSftMultiNode", {
+      jobDefinitionName: names.trainSftMultiNode,
+      containers: [
+        {
+          startNode: 0,
+          endNode: 1,
+          // torchrun's rendezvous and NCCL between nodes (core/train/cluster.ts).
+          container: container(
+            "TrainSftNode",
+            sftImage,
+            8,
+            900,
+            256,
+            undefined,
+            { NCCL_SOCKET_IFNAME: DEFAULT_SOCKET_IFNAME, GLOO_SOCKET_IFNAME: DEFAULT_SOCKET_IFNAME },
+            sftRole,
+          ),
+        },
+      ],
+      mainNode: 0,
+      retryAttempts: 10,
+      retryStrategies,
+      timeout: Duration.days(14),
+      propagateTags: true,
+    });
+    // Open, as train-rl's: the submission sets training.sft.nodes.
+    (this.trainSftMultiNodeJob.node.defaultChild as batch.CfnJobDefinition).addPropertyOverride(
+      "NodeProperties.NodeRangeProperties.0.TargetNodes",
+      "0:",
+    );
+    // evaluate: one node of the large queue; vLLM serves each model in turn inside the job.
+    this.evaluateJob = new batch.EcsJobDefinition(this, "Evaluate", {
+      jobDefinitionName: names.evaluate,
+      container: container(
+        "Evaluate",
+        evalImage,
+        8,
+        900,
+        256,
+        judgeKey,
+        judgeKey && props.judgeEndpointHost ? { RECIPE_JUDGE_KEY_HOST: props.judgeEndpointHost } : {},
+        evalRole,
+      ),
+      retryAttempts: 10,
+      retryStrategies,
+      timeout: Duration.days(3),
+      propagateTags: true,
+    });
   }
 }

@@ -37,8 +37,10 @@ export type StepName =
 
 /** Upper bound of a generate step (distill or rollouts), all Batch attempts included. */
 export const GENERATE_STEP_TIMEOUT = Duration.days(4);
-/** Upper bound of the train-rl step: the job's own limit is 14 days an attempt; a week more for a spot reclaim and resume. */
+/** Upper bound of a training step (train-sft, train-rl): the job's own limit is 14 days an attempt; a week more for a spot reclaim and resume. */
 export const TRAIN_STEP_TIMEOUT = Duration.days(21);
+/** Upper bound of the evaluate step: 3 days an attempt, and time for a retried one. */
+export const EVALUATE_STEP_TIMEOUT = Duration.days(7);
 
 export interface PipelineStateMachineProps {
   readonly functions: Record<StepName, lambda.IFunction>;
@@ -47,9 +49,13 @@ export interface PipelineStateMachineProps {
   readonly queues: Record<QueueSize, batch.IJobQueue>;
   readonly generateJob: batch.IJobDefinition;
   readonly trainJob: batch.IJobDefinition;
-  /** training.nodes > 1: the multi-node parallel job definition and its on-demand queue. */
+  /** training.rl.nodes > 1: the multi-node parallel job definition and its on-demand queue. */
   readonly trainMultiNodeJob: batch.IJobDefinition;
   readonly trainQueue: batch.IJobQueue;
+  /** train-sft on one node (the large queue) and, training.sft.nodes > 1, on several (trainQueue). */
+  readonly trainSftJob: batch.IJobDefinition;
+  readonly trainSftMultiNodeJob: batch.IJobDefinition;
+  readonly evaluateJob: batch.IJobDefinition;
 }
 
 /**
@@ -170,11 +176,20 @@ export class PipelineStateMachine extends Construct {
       )
       .otherwise(new sfn.Pass(this, "NoTraining"))
       .afterwards();
+    // After RL training (and SFT's, which the Parallel waited for): the run's models on the benchmarks.
+    const evaluate = new sfn.Choice(this, "EvaluateRequested?")
+      .when(
+        sfn.Condition.booleanEquals("$.config.evaluate", true),
+        this.batchJob("Evaluate", props.evaluateJob, "evaluate", false, "main"),
+      )
+      .otherwise(new sfn.Pass(this, "NoEvaluation"))
+      .afterwards();
     const report = this.lambda("Report", "report", { "runId.$": "$.runId" }, "$.report", "main");
     const definition = validate
       .next(ingestSft)
       .next(parallel)
       .next(train)
+      .next(evaluate)
       .next(report)
       .next(new sfn.Succeed(this, "Done"));
 
@@ -261,7 +276,14 @@ export class PipelineStateMachine extends Construct {
               stack.formatArn({ service: "batch", resource: "job-queue", resourceName: name }),
             ),
             stack.formatArn({ service: "batch", resource: "job-queue", resourceName: names.trainQueue }),
-            ...[names.generate, names.train, names.trainMultiNode].map((name) =>
+            ...[
+              names.generate,
+              names.train,
+              names.trainMultiNode,
+              names.trainSft,
+              names.trainSftMultiNode,
+              names.evaluate,
+            ].map((name) =>
               stack.formatArn({ service: "batch", resource: "job-definition", resourceName: `${name}:*` }),
             ),
             job,
@@ -409,17 +431,20 @@ export class PipelineStateMachine extends Construct {
   private batchJob(
     id: string,
     job: batch.IJobDefinition,
-    mode: "distill" | "rollouts" | "train",
+    mode: "distill" | "rollouts" | "train" | "train-sft" | "evaluate",
     array: boolean,
     graph: "main" | "branch",
-    /** A multi-node parallel job's own queue: it is submitted with training.nodes nodes. */
+    /** A multi-node parallel job's own queue: it is submitted with training.rl.nodes nodes. */
     multiNodeQueue?: batch.IJobQueue,
   ): sfn.IChainable {
     const env: Record<string, string>[] = [
       { Name: "RECIPE_RUN_ID", "Value.$": "$.runId" },
       { Name: "RECIPE_MODE", Value: mode },
     ];
-    if (mode !== "train")
+    // distill and rollouts serve a model per run (validate-config's queue and model); the training and
+    // evaluation jobs read what they need from the run's resolved config.
+    const generate = mode === "distill" || mode === "rollouts";
+    if (generate)
       env.push({
         Name: "RECIPE_SERVE_MODEL",
         "Value.$": mode === "distill" ? "$.config.teacherModel" : "$.config.policyModel",
@@ -432,7 +457,7 @@ export class PipelineStateMachine extends Construct {
         { Name: "OPENAI_BASE_URL", "Value.$": "$.config.teacherUrl" },
       );
     if (mode === "rollouts") env.push({ Name: "RECIPE_SERVING", Value: "batch" });
-    if (mode !== "train")
+    if (generate)
       env.push({
         Name: "RECIPE_WEIGHTS_URI",
         "Value.$": mode === "distill" ? "$.config.teacherWeightsUri" : "$.config.policyWeightsUri",
@@ -446,7 +471,7 @@ export class PipelineStateMachine extends Construct {
             "JobName.$": `States.Format('${id}-{}', $.runId)`,
             // The queue whose instance types hold the model (validate-config's pick, per run); training
             // on one node needs a p5-class host (900 GiB of memory, 8 GPUs): the large queue.
-            ...(mode === "train"
+            ...(!generate
               ? { JobQueue: (multiNodeQueue ?? this.props.queues.large).jobQueueArn }
               : { "JobQueue.$": mode === "distill" ? "$.config.teacherQueue" : "$.config.policyQueue" }),
             JobDefinition: job.jobDefinitionArn,
@@ -456,22 +481,25 @@ export class PipelineStateMachine extends Construct {
             ...(multiNodeQueue
               ? {
                   NodeOverrides: {
-                    "NumNodes.$": "$.config.trainNodes",
+                    "NumNodes.$": mode === "train-sft" ? "$.config.trainSftNodes" : "$.config.trainNodes",
                     NodePropertyOverrides: [{ TargetNodes: "0:", ContainerOverrides: { Environment: env } }],
                   },
                 }
               : { ContainerOverrides: { Environment: env } }),
             // batch.jobTimeoutHours bounds each attempt of the generate jobs (training keeps its own).
-            ...(mode === "train"
-              ? {}
-              : { Timeout: { "AttemptDurationSeconds.$": "$.config.jobTimeoutSeconds" } }),
+            ...(!generate ? {} : { Timeout: { "AttemptDurationSeconds.$": "$.config.jobTimeoutSeconds" } }),
             Tags: { "recipe-run.$": "$.runId" },
           },
           ResultSelector: { "jobId.$": "$.JobId", "status.$": "$.Status" },
           ResultPath: `$.batch${id}`,
           // A job that never leaves RUNNABLE is cancelled by the queue; this bounds the whole step
           // (every Batch attempt included) so a stuck run fails with States.Timeout, not in 30 days.
-          TimeoutSeconds: (mode === "train" ? TRAIN_STEP_TIMEOUT : GENERATE_STEP_TIMEOUT).toSeconds(),
+          TimeoutSeconds: (generate
+            ? GENERATE_STEP_TIMEOUT
+            : mode === "evaluate"
+              ? EVALUATE_STEP_TIMEOUT
+              : TRAIN_STEP_TIMEOUT
+          ).toSeconds(),
         },
       });
       state.addRetry({
@@ -628,6 +656,27 @@ export class PipelineStateMachine extends Construct {
           "$.sft",
           "branch",
         ),
+      )
+      // The SFT cold start on the set just written; RL training (after the Parallel) waits for it.
+      .next(
+        new sfn.Choice(this, "TrainSftRequested?")
+          .when(
+            sfn.Condition.booleanEquals("$.config.trainSft", true),
+            new sfn.Choice(this, "TrainSftOnSeveralNodes?")
+              .when(
+                sfn.Condition.numberGreaterThan("$.config.trainSftNodes", 1),
+                this.batchJob(
+                  "TrainSftMultiNode",
+                  this.props.trainSftMultiNodeJob,
+                  "train-sft",
+                  false,
+                  "branch",
+                  this.props.trainQueue,
+                ),
+              )
+              .otherwise(this.batchJob("TrainSft", this.props.trainSftJob, "train-sft", false, "branch")),
+          )
+          .otherwise(new sfn.Pass(this, "NoTrainSft")),
       );
     return new sfn.Choice(this, "SftEnabled?")
       .when(sfn.Condition.booleanEquals("$.config.sft", true), work)

@@ -112,9 +112,13 @@ export const handle = handler("validate-config", Event, async ({ runId, executio
     runId,
     sft: c.sources.sft.length > 0,
     rl: c.sources.rl.length > 0 && c.rl.enabled,
-    train: c.training.enabled,
+    train: c.training.rl.enabled,
     // More than one: the multi-node parallel job (core/train/cluster.ts).
-    trainNodes: c.training.nodes,
+    trainNodes: c.training.rl.nodes,
+    // train-sft trains on the SFT set, so only a run with an SFT branch has it.
+    trainSft: c.sources.sft.length > 0 && c.training.sft.enabled,
+    trainSftNodes: c.training.sft.nodes,
+    evaluate: c.evaluation.enabled,
     teacherModel: c.teacher.model,
     policyModel: c.rl.policyModel,
     teacherServing: c.teacher.serving,

@@ -14,7 +14,9 @@ fi
 out=$(mktemp -d "${TMPDIR:-/tmp}/recipe-cfn-lint-XXXXXX")
 trap 'rm -rf "$out"' EXIT
 images=(-c generateImageUri=123456789012.dkr.ecr.us-east-1.amazonaws.com/recipe-generate:1
-  -c trainImageUri=123456789012.dkr.ecr.us-east-1.amazonaws.com/recipe-train-rl:1)
+  -c trainImageUri=123456789012.dkr.ecr.us-east-1.amazonaws.com/recipe-train-rl:1
+  -c sftImageUri=123456789012.dkr.ecr.us-east-1.amazonaws.com/recipe-train-sft:1
+  -c evalImageUri=123456789012.dkr.ecr.us-east-1.amazonaws.com/recipe-evaluate:1)
 for variant in default alarm-email; do
   extra=()
   [ "$variant" = alarm-email ] && extra=(-c alarmEmail=ops@example.com)

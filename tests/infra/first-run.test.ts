@@ -165,7 +165,8 @@ describe("2. Lambda concurrency", () => {
 describe("3. a region in every container", () => {
   it("gives every job definition the stack's region as AWS_REGION and AWS_DEFAULT_REGION", () => {
     const defs = of("AWS::Batch::JobDefinition");
-    expect(defs).toHaveLength(3);
+    // generate, train-rl (one node, several), train-sft (one node, several), evaluate.
+    expect(defs).toHaveLength(6);
     for (const [id, d] of defs) {
       const p = d.Properties!;
       const container = (p.ContainerProperties ??

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { settingsFrom } from "../../infra/config.ts";
 import { acknowledgeNagFindings } from "../../infra/nag.ts";
 import { RecipePipelineStack } from "../../infra/stack.ts";
-import { stateMachineDefinition } from "../../local/definition.ts";
+import { localRef, stateMachineDefinition } from "../../local/definition.ts";
 import { LocalAccount } from "../../local/iam/account.ts";
 
 let template: Template;
@@ -156,7 +156,10 @@ describe("state machine", () => {
       "RolloutsArray",
       "RlVerifyMap",
       "WriteRlDataset",
+      "TrainSft",
+      "TrainSftMultiNode",
       "TrainRl",
+      "Evaluate",
       "Report",
       "RecordFailure",
     ]) {
@@ -407,9 +410,12 @@ describe("first deploy on a new account (issue 12)", () => {
       "RecipePipeline-train-multinode",
     ]);
     expect(definitions.sort()).toEqual([
+      "RecipePipeline-evaluate",
       "RecipePipeline-generate",
       "RecipePipeline-train-rl",
       "RecipePipeline-train-rl-multinode",
+      "RecipePipeline-train-sft",
+      "RecipePipeline-train-sft-multinode",
     ]);
 
     const submit = roleStatements(/^PipelineBatchJobsPolicy/).find((x) =>
@@ -599,6 +605,221 @@ describe("first deploy on a new account (issue 12)", () => {
   it("hard-codes no partition in any ARN", () => {
     expect(JSON.stringify(json)).not.toMatch(/"arn:aws:/);
   });
+});
+
+describe("SFT training and evaluation jobs (issue 24)", () => {
+  const jobDef = (name: string) =>
+    Object.entries(json.Resources).find(
+      ([, r]) => r.Type === "AWS::Batch::JobDefinition" && r.Properties?.JobDefinitionName === name,
+    )!;
+  type Submit = {
+    Next?: string;
+    Parameters: {
+      JobQueue: unknown;
+      JobDefinition: unknown;
+      NodeOverrides?: {
+        "NumNodes.$": string;
+        NodePropertyOverrides: { ContainerOverrides: { Environment: unknown[] } }[];
+      };
+      ContainerOverrides?: { Environment: unknown[] };
+    };
+  };
+  const state = (name: string) =>
+    allStates(definition.States as Record<string, State>).find(([n]) => n === name)![1];
+
+  it("defines train-sft on one node and on several (open range, NCCL/Gloo interfaces), and evaluate, with the retry rules", () => {
+    for (const name of [
+      "RecipePipeline-train-sft",
+      "RecipePipeline-train-sft-multinode",
+      "RecipePipeline-evaluate",
+    ]) {
+      const [, def] = jobDef(name);
+      const retry = def.Properties!.RetryStrategy as {
+        Attempts: number;
+        EvaluateOnExit: { Action: string; OnExitCode?: string; OnStatusReason?: string }[];
+      };
+      expect(retry.Attempts, name).toBe(10);
+      expect(retry.EvaluateOnExit, name).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ Action: "RETRY", OnStatusReason: "Host EC2*" }),
+          expect.objectContaining({ Action: "RETRY", OnExitCode: "75" }),
+          expect.objectContaining({ Action: "EXIT", OnExitCode: "3" }),
+        ]),
+      );
+      expect(retry.EvaluateOnExit.at(-1)?.OnExitCode, name).toBe("*");
+    }
+    const [, mnp] = jobDef("RecipePipeline-train-sft-multinode");
+    const nodes = mnp.Properties!.NodeProperties as {
+      MainNode: number;
+      NodeRangeProperties: {
+        TargetNodes: string;
+        Container: { Environment: { Name: string; Value: string }[] };
+      }[];
+    };
+    expect(nodes.NodeRangeProperties.map((n) => n.TargetNodes)).toEqual(["0:"]);
+    const env = Object.fromEntries(
+      nodes.NodeRangeProperties[0]!.Container.Environment.map((e) => [e.Name, e.Value]),
+    );
+    expect(env.NCCL_SOCKET_IFNAME).toBe(env.GLOO_SOCKET_IFNAME);
+    expect(env.NCCL_SOCKET_IFNAME).toMatch(/^\^/);
+    for (const name of ["RecipePipeline-train-sft", "RecipePipeline-evaluate"]) {
+      const [, def] = jobDef(name);
+      expect(
+        JSON.stringify(
+          (def.Properties!.ContainerProperties as { ResourceRequirements: unknown }).ResourceRequirements,
+        ),
+      ).toContain('"Type":"GPU","Value":"8"');
+    }
+  });
+
+  it("trains SFT after write-sft-dataset inside the SFT branch, when the run asks, on the nodes it names", () => {
+    const written = state("WriteSftDataset") as { Next?: string };
+    expect(written.Next).toBe("TrainSftRequested?");
+    const asked = state("TrainSftRequested?") as unknown as {
+      Choices: { Variable: string; BooleanEquals: boolean; Next: string }[];
+      Default: string;
+    };
+    expect(asked.Choices[0]).toMatchObject({
+      Variable: "$.config.trainSft",
+      BooleanEquals: true,
+      Next: "TrainSftOnSeveralNodes?",
+    });
+    expect(asked.Default).toBe("NoTrainSft");
+    const several = state("TrainSftOnSeveralNodes?") as unknown as {
+      Choices: Record<string, unknown>[];
+      Default: string;
+    };
+    expect(several.Choices[0]).toMatchObject({
+      Variable: "$.config.trainSftNodes",
+      NumericGreaterThan: 1,
+      Next: "TrainSftMultiNode",
+    });
+    expect(several.Default).toBe("TrainSft");
+    const multi = state("TrainSftMultiNode") as unknown as Submit;
+    expect(multi.Parameters.NodeOverrides?.["NumNodes.$"]).toBe("$.config.trainSftNodes");
+    expect(JSON.stringify(multi.Parameters.NodeOverrides?.NodePropertyOverrides)).toContain(
+      '"Value":"train-sft"',
+    );
+    expect(JSON.stringify(multi.Parameters.JobQueue)).toContain("job-queue/RecipePipeline-train-multinode");
+    const single = state("TrainSft") as unknown as Submit;
+    expect(JSON.stringify(single.Parameters.ContainerOverrides)).toContain('"Value":"train-sft"');
+    expect(JSON.stringify(single.Parameters.JobQueue)).toContain("job-queue/RecipePipeline-gpu-large");
+    // The SFT branch is one of the Parallel's: RL training, after the Parallel, waits for it.
+    const parallel = state("SftAndRl") as { Next?: string; Branches?: { States: Record<string, State> }[] };
+    expect(parallel.Next).toBe("TrainRequested?");
+    expect(Object.keys(parallel.Branches![0]!.States)).toEqual(
+      expect.arrayContaining(["TrainSft", "TrainSftMultiNode"]),
+    );
+  });
+
+  it("evaluates after RL training, when the run asks, then reports", () => {
+    for (const before of ["TrainRl", "TrainRlMultiNode", "NoTraining"])
+      expect((state(before) as { Next?: string }).Next, before).toBe("EvaluateRequested?");
+    const asked = state("EvaluateRequested?") as unknown as {
+      Choices: { Variable: string; BooleanEquals: boolean; Next: string }[];
+      Default: string;
+    };
+    expect(asked.Choices[0]).toMatchObject({
+      Variable: "$.config.evaluate",
+      BooleanEquals: true,
+      Next: "Evaluate",
+    });
+    expect(asked.Default).toBe("NoEvaluation");
+    const evaluate = state("Evaluate") as unknown as Submit;
+    expect(evaluate.Next).toBe("Report");
+    expect((state("NoEvaluation") as { Next?: string }).Next).toBe("Report");
+    expect(JSON.stringify(evaluate.Parameters.ContainerOverrides)).toContain('"Value":"evaluate"');
+    expect(JSON.stringify(evaluate.Parameters.JobQueue)).toContain("job-queue/RecipePipeline-gpu-large");
+  });
+
+  it("gives train-sft and evaluate roles of their own with only their stage's keys (the local IAM decides)", () => {
+    const account = new LocalAccount(json as never);
+    const ref = localRef(json as never);
+    const role = (name: string) => account.jobPrincipal(ref(jobDef(name)[0]));
+    const obj = (key: string) => `arn:aws:s3:::recipe-local/${key}`;
+    const sft = role("RecipePipeline-train-sft");
+    expect(role("RecipePipeline-train-sft-multinode").arn).toBe(sft.arn);
+    expect(sft.arn).not.toBe(role("RecipePipeline-train-rl").arn);
+    for (const key of [
+      "runs/r1/config.json",
+      "runs/r1/write-sft-dataset/_SUCCESS",
+      "runs/r1/datasets/sft/lmms-engine/sft-00000.parquet",
+      "runs/r1/datasets/sft/images/ab.png",
+      "images/ab/cd.png",
+      "models/Qwen2.5-VL-7B-Instruct/config.json",
+      "runs/r1/train-sft/checkpoints/2000/_COMPLETE",
+    ])
+      expect(account.allows(sft, "s3:GetObject", obj(key)), key).toBe(true);
+    for (const key of [
+      "runs/r1/train-sft/checkpoints/2000/model.safetensors",
+      "runs/r1/train-sft/_SUCCESS",
+      "runs/r1/models/sft/config.json",
+    ])
+      expect(account.allows(sft, "s3:PutObject", obj(key)), key).toBe(true);
+    for (const key of [
+      "runs/r1/models/rl/config.json",
+      "runs/r1/datasets/sft/sft.jsonl.gz",
+      "runs/r1/eval/sft/x.json",
+      "cache/generate/ab.json.gz",
+    ])
+      expect(account.allows(sft, "s3:PutObject", obj(key)), key).toBe(false);
+    expect(account.allows(sft, "s3:GetObject", obj("cache/generate/ab.json.gz"))).toBe(false);
+    expect(account.allows(sft, "s3:DeleteObject", obj("runs/r1/train-sft/_SUCCESS"))).toBe(false);
+
+    const evaluate = role("RecipePipeline-evaluate");
+    for (const key of [
+      "runs/r1/config.json",
+      "runs/r1/models/sft/config.json",
+      "runs/r1/models/rl/model.safetensors",
+    ])
+      expect(account.allows(evaluate, "s3:GetObject", obj(key)), key).toBe(true);
+    for (const key of [
+      "runs/r1/eval/rl/mathvista_testmini.json",
+      "runs/r1/eval/rl/mathvista_testmini.samples.jsonl.gz",
+      "runs/r1/evaluate/_SUCCESS",
+    ])
+      expect(account.allows(evaluate, "s3:PutObject", obj(key)), key).toBe(true);
+    for (const key of [
+      "runs/r1/models/sft/config.json",
+      "runs/r1/train-sft/_SUCCESS",
+      "runs/r1/datasets/rl/train.parquet",
+    ])
+      expect(account.allows(evaluate, "s3:PutObject", obj(key)), key).toBe(false);
+    expect(account.allows(evaluate, "s3:GetObject", obj("runs/r1/datasets/sft/sft.jsonl.gz"))).toBe(false);
+  });
+
+  it("with judgeApiKeySecretArn, the evaluate job gets the judge's key as a Batch secret, and no job role may read it", () => {
+    const arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:judge-AbCdEf";
+    const app = new App({
+      outdir: tempOutdir(),
+      context: {
+        judgeApiKeySecretArn: arn,
+        judgeEndpointHost: "judge.example.com",
+        "aws:cdk:bundling-stacks": [],
+      },
+    });
+    const t = Template.fromStack(
+      new RecipePipelineStack(app, "WithJudge", { settings: settingsFrom(app.node) }),
+    ).toJSON() as typeof json;
+    const defs = Object.entries(t.Resources).filter(([, r]) => r.Type === "AWS::Batch::JobDefinition");
+    const withKey = defs.filter(([, r]) => JSON.stringify(r.Properties).includes("RECIPE_JUDGE_API_KEY"));
+    expect(withKey.map(([, r]) => r.Properties!.JobDefinitionName)).toEqual(["WithJudge-evaluate"]);
+    const container = withKey[0]![1].Properties!.ContainerProperties as {
+      Secrets: { Name: string; ValueFrom: unknown }[];
+      Environment: { Name: string; Value: unknown }[];
+    };
+    expect(container.Secrets).toEqual([{ Name: "RECIPE_JUDGE_API_KEY", ValueFrom: arn }]);
+    expect(container.Environment).toContainEqual({
+      Name: "RECIPE_JUDGE_KEY_HOST",
+      Value: "judge.example.com",
+    });
+    const account = new LocalAccount(t as never);
+    const ref = localRef(t as never);
+    for (const [id] of defs)
+      expect(account.allows(account.jobPrincipal(ref(id)), "secretsmanager:GetSecretValue", arn), id).toBe(
+        false,
+      );
+  }, 240_000);
 });
 
 describe("hosted endpoints and run settings on AWS (issue 12)", () => {

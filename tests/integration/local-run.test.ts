@@ -144,7 +144,7 @@ describe("training on several nodes", () => {
   it("runs train-rl as a multi-node parallel job: the main node starts a head, the other joins, verl is told both", async () => {
     const config = JSON.parse(readFileSync(SAMPLE, "utf8"));
     // The sample's RL set is a few prompts: batches of 2 give verl steps to take.
-    config.training = { enabled: true, nodes: 2, trainBatchSize: 2, ppoMiniBatchSize: 2 };
+    config.training = { rl: { enabled: true, nodes: 2, trainBatchSize: 2, ppoMiniBatchSize: 2 } };
     const out = new Map<string, string>();
     const { execution } = await runSample(
       {

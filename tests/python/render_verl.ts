@@ -1,7 +1,7 @@
 /**
  * Prints, as JSON, the verl overrides the launcher renders for a run.json (training on), for the
  * Python check that composes them against verl's own Hydra config.
- * Usage: node --import tsx tests/python/render_verl.ts <run.json> [training.algorithm]
+ * Usage: node --import tsx tests/python/render_verl.ts <run.json> [training.rl.algorithm]
  */
 import { readFileSync } from "node:fs";
 import { parseRunConfigText } from "../../core/config/index.ts";
@@ -10,16 +10,21 @@ import { verlOverrides } from "../../core/train/verl.ts";
 
 const file = process.argv[2];
 const algorithm = process.argv[3];
-if (!file) throw new Error("usage: render_verl.ts <run.json> [training.algorithm]");
-const raw = JSON.parse(readFileSync(file, "utf8")) as { training?: Record<string, unknown> };
-raw.training = { ...raw.training, enabled: true, ...(algorithm ? { algorithm } : {}) };
+if (!file) throw new Error("usage: render_verl.ts <run.json> [training.rl.algorithm]");
+const raw = JSON.parse(readFileSync(file, "utf8")) as {
+  training?: { rl?: Record<string, unknown> } & Record<string, unknown>;
+};
+raw.training = {
+  ...raw.training,
+  rl: { ...raw.training?.rl, enabled: true, ...(algorithm ? { algorithm } : {}) },
+};
 const parsed = parseRunConfigText(JSON.stringify(raw));
 if (!parsed.ok) throw new Error(`${file}: ${JSON.stringify(parsed.problems)}`);
 console.log(
   JSON.stringify({
-    lossMode: parsed.config.training.lossMode,
-    lossAggMode: parsed.config.training.lossAggMode,
-    training: parsed.config.training,
+    lossMode: parsed.config.training.rl.lossMode,
+    lossAggMode: parsed.config.training.rl.lossAggMode,
+    training: parsed.config.training.rl,
     verifyPreset: parsed.config.verification.extractionPreset,
     overrides: verlOverrides(
       parsed.config,

@@ -145,7 +145,7 @@ def test_verl_implements_the_loss_the_recipe_uses():
 
 
 # shared/RECIPE.md, "The repository's RL scripts for the algorithms it compares": what each
-# `training.algorithm` must reach verl as (GRPO and DAPO as published).
+# `training.rl.algorithm` must reach verl as (GRPO and DAPO as published).
 RECIPE_ALGORITHMS = {
     "gspo": {"loss_mode": "gspo", "loss_agg_mode": "seq-mean-token-mean", "clip_ratio_low": 3e-4, "clip_ratio_high": 4e-4},
     "grpo": {"loss_mode": "vanilla", "loss_agg_mode": "token-mean", "clip_ratio_low": 0.2, "clip_ratio_high": 0.2},

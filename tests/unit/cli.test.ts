@@ -127,7 +127,7 @@ describe("recipe validate", () => {
     expect(result.out).toMatch(/^examples\/run\.sample\.json: OK\n/);
     const resolved = JSON.parse(result.out.slice(result.out.indexOf("\n") + 1));
     expect(resolved.teacher.samplesPerQuestion).toBe(4);
-    expect(resolved.training.rolloutsPerPrompt).toBe(16);
+    expect(resolved.training.rl.rolloutsPerPrompt).toBe(16);
   });
 
   it("lists three independent mistakes with path, expected and found, exit 2", async () => {
@@ -207,6 +207,29 @@ describe("recipe estimate", () => {
     expect(result.out).toMatch(/^ESTIMATE/);
     expect(result.out).toContain("distill");
     expect(result.out).toContain("assumptions:");
+  });
+
+  it("prices the published recipe's SFT training, RL training and evaluation jobs", async () => {
+    const result = await cli([
+      "estimate",
+      "examples/openmmreasoner.run.json",
+      "--sft-questions",
+      "1000",
+      "--rl-questions",
+      "0",
+    ]);
+
+    expect(result.code).toBe(0);
+    const line = (stage: string) => result.out.split("\n").find((l) => l.startsWith(`${stage} `));
+    // 4,300 steps of one 61,440-token pack per GPU at 4,000 tokens/s: 18.3 h on 4 nodes of 8, before RL.
+    expect(result.out.indexOf("train-sft")).toBeLessThan(result.out.indexOf("train-rl"));
+    expect(result.out.indexOf("train-rl")).toBeLessThan(result.out.indexOf("evaluate"));
+    expect(line("train-sft")).toMatch(
+      /^train-sft\s+18\.3\s+\$4039\.20 {2}4300 SFT steps on 4 x 8 GPUs \(587 GPU hours, 61440-token packs\)$/,
+    );
+    expect(line("train-rl")).toContain("1500 GSPO steps on 8 x 8 GPU nodes");
+    expect(line("evaluate")).toContain("3 model(s) (base, sft, rl) x 14 benchmark(s) x 1000 questions");
+    expect(result.out).toContain("SFT tokens per GPU per second: 4,000");
   });
 
   it("scales the distillation cost with the question count", async () => {
@@ -395,7 +418,7 @@ describe("recipe run with a teacher that cannot answer", () => {
 
 describe("RL training from the base model", () => {
   const BASE_WARNING =
-    "warning: $.training.startModel is the base model Qwen/Qwen2.5-VL-7B-Instruct: RL starts from the base model, not from an SFT cold-start checkpoint as the recipe does; set training.startModel to your SFT checkpoint (s3://…)";
+    "warning: $.training.rl.startModel: RL starts from the base model Qwen/Qwen2.5-VL-7B-Instruct, not from an SFT cold-start checkpoint as the recipe does; set training.sft.enabled to train one in this run (RL then starts from it), or training.rl.startModel to your SFT checkpoint (s3://…)";
 
   async function sampleWithTraining(training: Record<string, unknown>): Promise<string> {
     const { symlinkSync } = await import("node:fs");
@@ -403,7 +426,7 @@ describe("RL training from the base model", () => {
     const folder = await mkdtemp(join(tmpdir(), "recipe-base-"));
     symlinkSync(resolve("examples/sample"), join(folder, "sample"));
     const sample = JSON.parse(readFileSync("examples/run.sample.json", "utf8"));
-    writeFileSync(join(folder, "run.json"), JSON.stringify({ ...sample, training }));
+    writeFileSync(join(folder, "run.json"), JSON.stringify({ ...sample, training: { rl: training } }));
     return join(folder, "run.json");
   }
 

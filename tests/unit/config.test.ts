@@ -30,13 +30,13 @@ describe("run config", () => {
     expect(c.teacher.temperature).toBe(1);
     expect(c.teacher.maxTokens).toBe(16384);
     expect(c.teacher.model).toBe("Qwen/Qwen3-VL-235B-A22B-Instruct");
-    expect(c.training.rolloutsPerPrompt).toBe(16);
-    expect(c.training.clipRatioLow).toBe(3e-4);
-    expect(c.training.clipRatioHigh).toBe(4e-4);
-    expect(c.training.learningRate).toBe(1e-6);
-    expect(c.training.maxResponseLength).toBe(28696);
-    expect(c.training.lossAggMode).toBe("seq-mean-token-mean");
-    expect(c.training.useKlLoss).toBe(false);
+    expect(c.training.rl.rolloutsPerPrompt).toBe(16);
+    expect(c.training.rl.clipRatioLow).toBe(3e-4);
+    expect(c.training.rl.clipRatioHigh).toBe(4e-4);
+    expect(c.training.rl.learningRate).toBe(1e-6);
+    expect(c.training.rl.maxResponseLength).toBe(28696);
+    expect(c.training.rl.lossAggMode).toBe("seq-mean-token-mean");
+    expect(c.training.rl.useKlLoss).toBe(false);
     expect(c.rl.rolloutsPerQuestion).toBe(8);
     expect(c.rl.topP).toBe(0.9);
     expect(c.verification.extractionPreset).toBe("strict");
@@ -169,7 +169,7 @@ describe("run config", () => {
       ...minimal,
       teacher: { model: omni },
       rl: { policyModel: omni },
-      training: { enabled: true, startModel: `s3://models/${omni.split("/")[1]}/` },
+      training: { rl: { enabled: true, startModel: `s3://models/${omni.split("/")[1]}/` } },
     });
 
     expect(found.map((p) => [p.path, p.message])).toEqual([
@@ -182,7 +182,7 @@ describe("run config", () => {
         `${omni} is a Qwen3OmniMoeForConditionalGeneration, which the generate image cannot load: not in both its transformers 4.57.1 and vLLM 0.11.0`,
       ],
       [
-        "$.training.startModel",
+        "$.training.rl.startModel",
         "s3://models/Qwen3-Omni-30B-A3B-Instruct/ is a Qwen3OmniMoeForConditionalGeneration, which the train-rl image cannot load: not in both its transformers 4.57.1 and vLLM 0.11.0",
       ],
     ]);
@@ -193,10 +193,59 @@ describe("run config", () => {
       ...minimal,
       teacher: { model: "Qwen/Qwen3-VL-235B-A22B-Instruct" },
       rl: { policyModel: "Qwen/Qwen3-VL-8B-Instruct" },
-      training: { enabled: true, startModel: "Qwen/Qwen2.5-VL-7B-Instruct" },
+      training: { rl: { enabled: true, startModel: "Qwen/Qwen2.5-VL-7B-Instruct" } },
     });
 
     expect(result.ok).toBe(true);
+  });
+
+  it("refuses RL training's old flat keys, naming where each moved (never ignores them)", () => {
+    const found = problems({
+      ...minimal,
+      training: { enabled: true, startModel: "s3://m/ck/", algorithm: "grpo" },
+    });
+
+    expect(found.map((p) => [p.path, p.message])).toEqual([
+      [
+        "$.training.enabled",
+        "moved: RL training's settings are under training.rl; write training.rl.enabled instead of training.enabled",
+      ],
+      [
+        "$.training.algorithm",
+        "moved: RL training's settings are under training.rl; write training.rl.algorithm instead of training.algorithm",
+      ],
+      [
+        "$.training.startModel",
+        "moved: RL training's settings are under training.rl; write training.rl.startModel instead of training.startModel",
+      ],
+    ]);
+  });
+
+  it("leaves RL's start model unset by default (train-rl starts from SFT's output, or the base model)", () => {
+    const c = resolveRunConfig(minimal);
+
+    expect(c.training.rl.startModel).toBeUndefined();
+    expect(c.training.sft.baseModel).toBe("Qwen/Qwen2.5-VL-7B-Instruct");
+    expect(Object.keys(c.training).sort()).toEqual(["rl", "sft"]);
+  });
+
+  it("refuses a base model train-rl cannot load when RL would start from it", () => {
+    const found = problems({
+      ...minimal,
+      training: { sft: { baseModel: "Qwen/Qwen3-Omni-30B-A3B-Instruct" }, rl: { enabled: true } },
+    });
+
+    expect(found.map((p) => p.path)).toEqual(["$.training.sft.baseModel"]);
+  });
+
+  it("refuses SFT training in a run with no SFT sources (nothing to train on)", () => {
+    const found = problems({
+      runId: "r",
+      sources: { rl: [{ name: "b", uri: "b.jsonl", format: "jsonl", domain: "chart", license: "x" }] },
+      training: { sft: { enabled: true } },
+    });
+
+    expect(found.map((p) => p.path)).toEqual(["$.training.sft.enabled"]);
   });
 
   it("throws a ConfigError carrying every problem from resolveRunConfig", () => {
@@ -234,7 +283,7 @@ describe("run config", () => {
     expect(c.teacher.samplesPerQuestion).toBe(8);
     expect(c.mixing.ratios).toEqual({ general_vqa: 0.659, image_math: 0.236, text_math: 0.105 });
     expect(c.mixing.totalRows).toBe(874357);
-    expect(c.training.rolloutsPerPrompt).toBe(16);
+    expect(c.training.rl.rolloutsPerPrompt).toBe(16);
     expect(c.sources.rl.map((s) => s.name)).toContain("thinklite-vl-hard");
   });
 });

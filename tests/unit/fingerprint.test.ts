@@ -52,7 +52,16 @@ function recomputed(edit: (c: RunConfigInput) => void): string[] {
     .map((d) => d.stage);
 }
 
-const AFTER_DISTILL = ["distill", "verify-traces", "select-and-mix", "write-sft-dataset", "report"];
+/** A retrained SFT model retrains RL, which may start from it, and both are evaluated again. */
+const AFTER_SFT_SET = ["train-sft", "train-rl", "evaluate"];
+const AFTER_DISTILL = [
+  "distill",
+  "verify-traces",
+  "select-and-mix",
+  "write-sft-dataset",
+  ...AFTER_SFT_SET,
+  "report",
+];
 
 describe("stage fingerprints", () => {
   it("cover every config field: each one is read by a stage or named operational", () => {
@@ -88,10 +97,12 @@ describe("stage fingerprints", () => {
       },
       [
         ...AFTER_DISTILL.slice(0, 4),
+        "train-sft",
         "estimate-difficulty",
         "filter-rl",
         "write-rl-dataset",
         "train-rl",
+        "evaluate",
         "report",
       ],
     ],
@@ -100,14 +111,14 @@ describe("stage fingerprints", () => {
       (c) => {
         c.mixing!.seed = 1;
       },
-      ["select-and-mix", "write-sft-dataset", "report"],
+      ["select-and-mix", "write-sft-dataset", ...AFTER_SFT_SET, "report"],
     ],
     [
       "a domain cap",
       (c) => {
         c.mixing!.caps = { chart: 6 };
       },
-      ["select-and-mix", "write-sft-dataset", "report"],
+      ["select-and-mix", "write-sft-dataset", ...AFTER_SFT_SET, "report"],
     ],
     [
       "the judge model",
@@ -118,9 +129,11 @@ describe("stage fingerprints", () => {
         "verify-traces",
         "select-and-mix",
         "write-sft-dataset",
+        "train-sft",
         "filter-rl",
         "write-rl-dataset",
         "train-rl",
+        "evaluate",
         "report",
       ],
     ],
@@ -129,7 +142,7 @@ describe("stage fingerprints", () => {
       (c) => {
         c.rl = { passRateBand: { min: 0.1 } };
       },
-      ["filter-rl", "write-rl-dataset", "train-rl", "report"],
+      ["filter-rl", "write-rl-dataset", "train-rl", "evaluate", "report"],
     ],
     [
       "the SFT sources",
@@ -142,11 +155,13 @@ describe("stage fingerprints", () => {
         "dedup-rl",
         "plan-distill",
         ...AFTER_DISTILL.slice(0, 4),
+        "train-sft",
         "plan-rollouts",
         "estimate-difficulty",
         "filter-rl",
         "write-rl-dataset",
         "train-rl",
+        "evaluate",
         "report",
       ],
     ],
@@ -158,11 +173,47 @@ describe("stage fingerprints", () => {
       ["write-sft-dataset", "write-rl-dataset", "report"],
     ],
     [
-      "a training setting",
+      "an RL training setting",
       (c) => {
-        c.training = { learningRate: 2e-6 };
+        c.training = { rl: { learningRate: 2e-6 } };
       },
-      ["train-rl", "report"],
+      ["train-rl", "evaluate", "report"],
+    ],
+    [
+      "an SFT training setting",
+      (c) => {
+        c.training = { sft: { learningRate: 1e-5 } };
+      },
+      AFTER_SFT_SET.concat("report"),
+    ],
+    [
+      "the SFT set's layout",
+      (c) => {
+        c.output = { sftLayouts: ["lmms-engine"] };
+      },
+      // write-rl-dataset reads output too (its layouts' settings).
+      ["write-sft-dataset", "train-sft", "write-rl-dataset", "train-rl", "evaluate", "report"],
+    ],
+    [
+      "whether RL starts from this run's SFT (its start model)",
+      (c) => {
+        c.training = { sft: { enabled: true } };
+      },
+      AFTER_SFT_SET.concat("report"),
+    ],
+    [
+      "an evaluation setting",
+      (c) => {
+        c.evaluation = { tasks: ["mathvista_testmini"], limit: 10 };
+      },
+      ["evaluate", "report"],
+    ],
+    [
+      "which models are evaluated",
+      (c) => {
+        c.evaluation = { models: ["sft", "rl"] };
+      },
+      ["evaluate", "report"],
     ],
   ])(
     "a change to %s recomputes exactly the stages that read it, and those after them",
@@ -188,6 +239,16 @@ describe("stage fingerprints", () => {
     [
       "the judge's endpoint",
       (c) => Object.assign(c.verification!.judge!, { endpoint: { url: "https://j/v1" } }),
+    ],
+    [
+      "how often checkpoints are saved and copied to S3",
+      (c) =>
+        void Object.assign(c, {
+          training: {
+            sft: { saveTotalLimit: 5, checkpointSyncMinutes: 5 },
+            rl: { saveFreq: 4, checkpointSyncMinutes: 5 },
+          },
+        }),
     ],
     [
       "the shard size and Map concurrency",

@@ -360,6 +360,23 @@ describe("the local account from the synthesized template", () => {
     expect(
       account.allows(sm, "batch:SubmitJob", "arn:aws:batch:us-east-1:000000000000:job-queue/other"),
     ).toBe(false);
+    // The training and evaluation jobs (issue 24), every revision of their definitions.
+    for (const name of ["train-sft", "train-sft-multinode", "evaluate", "train-rl", "train-rl-multinode"])
+      expect(
+        account.allows(
+          sm,
+          "batch:SubmitJob",
+          `arn:aws:batch:us-east-1:000000000000:job-definition/RecipePipeline-${name}:3`,
+        ),
+        name,
+      ).toBe(true);
+    expect(
+      account.allows(
+        sm,
+        "batch:SubmitJob",
+        "arn:aws:batch:us-east-1:000000000000:job-definition/RecipePipeline-other:1",
+      ),
+    ).toBe(false);
   });
 
   it("a denial names the principal, the action and the resource", () => {

@@ -1,8 +1,13 @@
+import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
+  entryProblem,
   jobDefinitions,
+  jobEntry,
+  jobImage,
   type LocalJobDefinition,
   localDefinition,
+  localJobEnv,
   retryAction,
   synthesizeTemplate,
 } from "../../local/runner.ts";
@@ -28,8 +33,16 @@ describe("local Batch retry rules (evaluateOnExit)", () => {
 
   it("with the stack's rules: retries reclaims, exit 75 and image pulls, and stops on any other exit", () => {
     const defs = [...jobDefinitions(synthesizeTemplate()).values()];
-    expect(defs.map((d) => d.image).sort()).toEqual(["generate", "train-rl", "train-rl"]);
+    expect(defs.map((d) => d.image).sort()).toEqual([
+      "evaluate",
+      "generate",
+      "train-rl",
+      "train-rl",
+      "train-sft",
+      "train-sft",
+    ]);
     expect(defs.filter((d) => d.multiNode).map((d) => d.multiNode)).toEqual([
+      { numNodes: 2, mainNode: 0, openRange: true },
       { numNodes: 2, mainNode: 0, openRange: true },
     ]);
     for (const d of defs) {
@@ -44,6 +57,55 @@ describe("local Batch retry rules (evaluateOnExit)", () => {
       expect(retryAction(d, 3, "Essential container in task exited")).toBe("EXIT");
     }
   }, 60_000);
+});
+
+describe("local Batch jobs of the training and evaluation images (no GPU here)", () => {
+  it("runs each job definition's own image", () => {
+    expect(
+      [
+        "GpuGenerate1A2B",
+        "GpuTrainSft1A2B",
+        "GpuTrainSftMultiNode1A2B",
+        "GpuTrainRl1A2B",
+        "GpuTrainRlMultiNode1A2B",
+        "GpuEvaluate1A2B",
+      ].map(jobImage),
+    ).toEqual(["generate", "train-sft", "train-sft", "train-rl", "train-rl", "evaluate"]);
+  });
+
+  it("runs train-sft and evaluate as dry runs unless the images' Pythons are given", () => {
+    const teacher = { RECIPE_SERVING: "endpoint", OPENAI_BASE_URL: "http://127.0.0.1:9/v1" };
+    expect(localJobEnv("train-sft", {}, teacher)).toEqual({ RECIPE_TRAIN_DRY_RUN: "1" });
+    expect(localJobEnv("train-sft", { RECIPE_SFT_PYTHON: "/venv/bin/python" }, teacher)).toEqual({});
+    expect(localJobEnv("evaluate", {}, teacher)).toEqual({ RECIPE_EVAL_DRY_RUN: "1" });
+    // The real lmms-eval asks the local teacher for every model's answers, or the URL given.
+    expect(localJobEnv("evaluate", { RECIPE_EVAL_PYTHON: "/venv/bin/python" }, teacher)).toEqual({
+      RECIPE_EVAL_MODEL_URL: "http://127.0.0.1:9/v1",
+    });
+    expect(
+      localJobEnv(
+        "evaluate",
+        { RECIPE_EVAL_PYTHON: "/p", RECIPE_EVAL_MODEL_URL: "http://127.0.0.1:7/v1" },
+        teacher,
+      ),
+    ).toEqual({ RECIPE_EVAL_MODEL_URL: "http://127.0.0.1:7/v1" });
+    expect(localJobEnv("train-rl", {}, teacher)).toEqual({ RECIPE_TRAIN_DRY_RUN: "1" });
+    // Only the generate jobs are pointed at the teacher (evaluate's OPENAI_BASE_URL is the judge's).
+    expect(localJobEnv("generate", {}, teacher)).toEqual(teacher);
+  });
+
+  it("fails a job whose image entry is not in the checkout, naming it, and finds those that are", () => {
+    for (const image of ["generate", "train-rl", "train-sft", "evaluate"] as const) {
+      const problem = entryProblem(image);
+      if (existsSync(jobEntry(image))) expect(problem, image).toBeNull();
+      else
+        expect(problem).toBe(
+          `batch-images/${image}/src/main.ts is missing from this checkout (the ${image} image's entry)`,
+        );
+    }
+    expect(entryProblem("generate")).toBeNull();
+    expect(entryProblem("train-rl")).toBeNull();
+  });
 });
 
 describe("local definition", () => {

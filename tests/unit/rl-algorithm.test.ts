@@ -4,15 +4,24 @@ import { resolveRunConfig, validateRunConfig } from "../../core/config/index.ts"
 import { configWarnings } from "../../core/config/warnings.ts";
 import { estimateCost } from "../../core/cost.ts";
 import { stageFingerprints } from "../../core/pipeline/fingerprint.ts";
+import { rlStartModel } from "../../core/train/start-model.ts";
 import { verlOverrides } from "../../core/train/verl.ts";
 
 const base = {
   runId: "r",
   sources: { rl: [{ name: "a", uri: "s3://b/a/", format: "parquet", domain: "puzzle", license: "x" }] },
 };
+/** SFT training needs an SFT set to train on. */
+const withSft = {
+  ...base,
+  sources: {
+    ...base.sources,
+    sft: [{ name: "s", uri: "s3://b/s/", format: "parquet", domain: "chart", license: "x" }],
+  },
+};
 
 function overrides(training: Record<string, unknown>): Map<string, string> {
-  const config = resolveRunConfig({ ...base, training });
+  const config = resolveRunConfig({ ...base, training: { rl: training } });
   const list = verlOverrides(config, {
     trainFiles: ["/d/a.parquet"],
     valFiles: ["/d/val.parquet"],
@@ -60,9 +69,9 @@ const RECIPE: Record<string, Record<string, string>> = {
   },
 };
 
-describe("training.algorithm", () => {
+describe("training.rl.algorithm", () => {
   it("defaults to GSPO", () => {
-    expect(resolveRunConfig(base).training.algorithm).toBe("gspo");
+    expect(resolveRunConfig(base).training.rl.algorithm).toBe("gspo");
   });
 
   for (const [algorithm, expected] of Object.entries(RECIPE)) {
@@ -92,7 +101,7 @@ describe("training.algorithm", () => {
   });
 
   it("the resolved config states the settings the algorithm chose", () => {
-    const t = resolveRunConfig({ ...base, training: { algorithm: "dapo" } }).training;
+    const t = resolveRunConfig({ ...base, training: { rl: { algorithm: "dapo" } } }).training.rl;
 
     expect([t.lossMode, t.lossAggMode, t.clipRatioLow, t.clipRatioHigh]).toEqual([
       "vanilla",
@@ -103,28 +112,28 @@ describe("training.algorithm", () => {
   });
 
   it("refuses an unknown algorithm, listing the known ones", () => {
-    const r = validateRunConfig({ ...base, training: { algorithm: "ppo" } });
+    const r = validateRunConfig({ ...base, training: { rl: { algorithm: "ppo" } } });
 
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.problems).toEqual([
-      expect.objectContaining({ path: "$.training.algorithm", expected: 'one of "gspo", "grpo", "dapo"' }),
+      expect.objectContaining({ path: "$.training.rl.algorithm", expected: 'one of "gspo", "grpo", "dapo"' }),
     ]);
   });
 
   it("still refuses token-level clip ratios under GSPO's sequence-level loss", () => {
-    const r = validateRunConfig({ ...base, training: { algorithm: "gspo", clipRatioHigh: 0.2 } });
+    const r = validateRunConfig({ ...base, training: { rl: { algorithm: "gspo", clipRatioHigh: 0.2 } } });
 
     expect(r.ok).toBe(false);
     if (r.ok) return;
-    expect(r.problems.map((p) => p.path)).toEqual(["$.training.clipRatioHigh"]);
+    expect(r.problems.map((p) => p.path)).toEqual(["$.training.rl.clipRatioHigh"]);
   });
 
   it("a changed algorithm retrains the policy", () => {
-    const gspo = stageFingerprints(resolveRunConfig({ ...base, training: { algorithm: "gspo" } }));
-    const grpo = stageFingerprints(resolveRunConfig({ ...base, training: { algorithm: "grpo" } }));
+    const gspo = stageFingerprints(resolveRunConfig({ ...base, training: { rl: { algorithm: "gspo" } } }));
+    const grpo = stageFingerprints(resolveRunConfig({ ...base, training: { rl: { algorithm: "grpo" } } }));
 
-    expect(grpo["train-rl"].reads["training.algorithm"]).toBe("grpo");
+    expect(grpo["train-rl"].reads["training.rl.algorithm"]).toBe("grpo");
     expect(grpo["train-rl"].fingerprint).not.toBe(gspo["train-rl"].fingerprint);
     expect(grpo["write-rl-dataset"].fingerprint).toBe(gspo["write-rl-dataset"].fingerprint);
   });
@@ -132,7 +141,7 @@ describe("training.algorithm", () => {
 
 describe("recipe estimate", () => {
   it("names the algorithm whose steps it prices", () => {
-    const config = resolveRunConfig({ ...base, training: { enabled: true, algorithm: "dapo" } });
+    const config = resolveRunConfig({ ...base, training: { rl: { enabled: true, algorithm: "dapo" } } });
 
     const e = estimateCost(config, {
       sftQuestions: 0,
@@ -146,31 +155,71 @@ describe("recipe estimate", () => {
 });
 
 describe("config warnings", () => {
-  it("warns when RL training starts from the default base model", () => {
-    const w = configWarnings(resolveRunConfig({ ...base, training: { enabled: true } }));
+  const WARNING =
+    "$.training.rl.startModel: RL starts from the base model Qwen/Qwen2.5-VL-7B-Instruct, not from an SFT cold-start checkpoint as the recipe does; set training.sft.enabled to train one in this run (RL then starts from it), or training.rl.startModel to your SFT checkpoint (s3://…)";
 
-    expect(w).toEqual([
-      "$.training.startModel is the base model Qwen/Qwen2.5-VL-7B-Instruct: RL starts from the base model, not from an SFT cold-start checkpoint as the recipe does; set training.startModel to your SFT checkpoint (s3://…)",
+  it("warns when RL training starts from the base model with SFT off", () => {
+    expect(configWarnings(resolveRunConfig({ ...base, training: { rl: { enabled: true } } }))).toEqual([
+      WARNING,
     ]);
+    // Named explicitly, it is still the base model.
+    expect(
+      configWarnings(
+        resolveRunConfig({
+          ...base,
+          training: { rl: { enabled: true, startModel: "Qwen/Qwen2.5-VL-7B-Instruct" } },
+        }),
+      ),
+    ).toEqual([WARNING]);
   });
 
-  it("says nothing when training is off or starts from a checkpoint", () => {
+  it("says nothing when training is off, starts from a checkpoint, or from this run's SFT", () => {
     expect(configWarnings(resolveRunConfig(base))).toEqual([]);
     expect(
       configWarnings(
         resolveRunConfig({
           ...base,
-          training: { enabled: true, startModel: "s3://my-bucket/models/sft/" },
+          training: { rl: { enabled: true, startModel: "s3://my-bucket/models/sft/" } },
         }),
+      ),
+    ).toEqual([]);
+    expect(
+      configWarnings(
+        resolveRunConfig({ ...withSft, training: { sft: { enabled: true }, rl: { enabled: true } } }),
       ),
     ).toEqual([]);
   });
 
-  it("the published example starts GSPO from the recipe's cold-start checkpoint, so it warns of nothing", () => {
+  it("the published example trains SFT, starts GSPO from it and evaluates, so it warns of nothing", () => {
     const c = resolveRunConfig(JSON.parse(readFileSync("examples/openmmreasoner.run.json", "utf8")));
 
-    expect([c.training.enabled, c.training.algorithm]).toEqual([true, "gspo"]);
-    expect(c.training.startModel).toMatch(/^s3:\/\/[^/]+\/models\/OpenMMReasoner-ColdStart\/$/);
+    expect([c.training.sft.enabled, c.training.rl.enabled, c.training.rl.algorithm]).toEqual([
+      true,
+      true,
+      "gspo",
+    ]);
+    expect(c.training.rl.startModel).toBeUndefined();
+    expect(rlStartModel(c, "pipeline", c.runId)).toBe(`s3://pipeline/runs/${c.runId}/models/sft/`);
+    expect(c.evaluation.enabled).toBe(true);
     expect(configWarnings(c)).toEqual([]);
+  });
+});
+
+describe("rlStartModel", () => {
+  const start = (training: Record<string, unknown>) =>
+    rlStartModel(resolveRunConfig({ ...withSft, training }), "pipeline", "r");
+
+  it("is the run's SFT output when train-sft runs", () => {
+    expect(start({ sft: { enabled: true }, rl: { enabled: true } })).toBe("s3://pipeline/runs/r/models/sft/");
+  });
+
+  it("is the base model SFT would train when SFT is off", () => {
+    expect(start({ rl: { enabled: true } })).toBe("Qwen/Qwen2.5-VL-7B-Instruct");
+    expect(start({ sft: { baseModel: "s3://m/base/" }, rl: { enabled: true } })).toBe("s3://m/base/");
+  });
+
+  it("an explicit startModel wins, SFT on or off", () => {
+    for (const sft of [{ enabled: true }, { enabled: false }])
+      expect(start({ sft, rl: { enabled: true, startModel: "s3://m/ck/" } })).toBe("s3://m/ck/");
   });
 });

@@ -19,7 +19,7 @@ async function runWithRlDataset(training: Record<string, unknown> = {}, more: Re
     ...more,
     rl: { passRateBand: { enabled: false } },
     // The sample's RL set is 7 prompts: batches of 2 give verl steps to take.
-    training: { enabled: true, trainBatchSize: 2, ppoMiniBatchSize: 2, ...training },
+    training: { rl: { enabled: true, trainBatchSize: 2, ppoMiniBatchSize: 2, ...training } },
   });
   await validateConfig(ctx.store, ctx.runId);
   await runDirect(ctx, (c, plan, out) => fakeGenerate(c, plan, out, 2).then(() => undefined));
@@ -151,7 +151,9 @@ describe("train-rl launcher", () => {
     const r = launch(ctx.store as FsStore, ctx.runId, ["--dry-run"]);
 
     expect(r.status).toBe(3);
-    expect(r.stdout).toContain("training.startModel s3://pipeline/models/missing: no config.json under it");
+    expect(r.stdout).toContain(
+      "training.rl.startModel s3://pipeline/models/missing: no config.json under it",
+    );
   });
 
   it("refuses an s3:// start model whose config.json names an architecture the image cannot load", async () => {
@@ -165,7 +167,7 @@ describe("train-rl launcher", () => {
 
     expect(r.status).toBe(3);
     expect(r.stdout).toContain(
-      "training.startModel s3://pipeline/models/sft-cold-start/ is a Qwen3OmniMoeForConditionalGeneration, which the train-rl image cannot load: not in both its transformers 4.57.1 and vLLM 0.11.0",
+      "training.rl.startModel s3://pipeline/models/sft-cold-start/ is a Qwen3OmniMoeForConditionalGeneration, which the train-rl image cannot load: not in both its transformers 4.57.1 and vLLM 0.11.0",
     );
   });
 
@@ -176,7 +178,7 @@ describe("train-rl launcher", () => {
 
     expect(r.status).toBe(3);
     expect(r.stdout).toMatch(
-      /problem: the RL set has \d+ prompts, fewer than one batch \(training\.trainBatchSize 128\)/,
+      /problem: the RL set has \d+ prompts, fewer than one batch \(training\.rl\.trainBatchSize 128\)/,
     );
   });
 
@@ -294,13 +296,13 @@ describe("multi-node training (an AWS Batch multi-node parallel job)", () => {
     expect(main.out).toContain("node(s) 1 never joined");
   }, 60_000);
 
-  it("refuses a job whose node count is not training.nodes", async () => {
+  it("refuses a job whose node count is not training.rl.nodes", async () => {
     const ctx = await runWithRlDataset({ nodes: 4 });
 
     const main = await node(ctx.store as FsStore, ctx.runId, 0, 2, ["--dry-run"]);
 
     expect(main.code).toBe(3);
-    expect(main.out).toContain("the job runs on 2 node(s) but training.nodes is 4");
+    expect(main.out).toContain("the job runs on 2 node(s) but training.rl.nodes is 4");
   }, 60_000);
 
   it("uploads every node's checkpoint shards and marks a step complete only when all nodes have", async () => {
@@ -374,7 +376,7 @@ describe("multi-node training (an AWS Batch multi-node parallel job)", () => {
     });
   }, 60_000);
 
-  it("every node keeps at most training.maxCheckpointsToKeep checkpoints on its disk; S3 has them all", async () => {
+  it("every node keeps at most training.rl.maxCheckpointsToKeep checkpoints on its disk; S3 has them all", async () => {
     const ctx = await runWithRlDataset({ nodes: 2, maxCheckpointsToKeep: 1 });
     const fakeVerl = { RECIPE_VERL_CMD: `${process.execPath} ${resolve("tests/helpers/fake-verl.mjs")}` };
     const noRay = { RECIPE_RAY_CMD: `${process.execPath} -e 0`, RECIPE_CLUSTER_JOIN_TIMEOUT_S: "40" };

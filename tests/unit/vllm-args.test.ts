@@ -79,7 +79,7 @@ describe("the vLLM engine arguments the train-rl launcher hands verl", () => {
     const config = RunConfig.parse({
       runId: "t",
       sources: { rl: [{ name: "a", uri: "a.jsonl", format: "jsonl", domain: "chart", license: "x" }] },
-      training: { enabled: true },
+      training: { rl: { enabled: true } },
     });
     const paths = {
       trainFiles: ["/d/a.parquet"],

@@ -12,6 +12,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
+import type { RunConfig } from "../../../core/config/schema.ts";
 import { ParquetParts, VERL_SCHEMA } from "../../../core/datasets/index.ts";
 import { EXIT_BAD_INPUT, EXIT_OK, EXIT_TRANSIENT, InputContractError } from "../../../core/errors.ts";
 import { keys } from "../../../core/layout/index.ts";
@@ -23,6 +24,7 @@ import { FsStore } from "../../../core/shards/fs-store.ts";
 import { parquetRowCount, readParquetRows } from "../../../core/shards/parquet.ts";
 import { stageSummary } from "../../../core/stages/stage.ts";
 import { checkNodeCount, type NodeRole, nodeRole, trainingEnv } from "../../../core/train/cluster.ts";
+import { rlStart } from "../../../core/train/start-model.ts";
 import { heldOutRows, validationCount } from "../../../core/train/validation.ts";
 import {
   newestCheckpoint,
@@ -305,6 +307,18 @@ export function plannedSteps(
     : { steps: t.totalSteps, endedBy: "totalSteps" as const, perEpoch };
 }
 
+/** The start model (core/train/start-model.ts): the run's SFT output is in the pipeline bucket. */
+function startModelOf(o: LauncherOptions, config: RunConfig): string {
+  const bucket = o.env?.RECIPE_BUCKET ?? process.env.RECIPE_BUCKET;
+  const start = rlStart(config, bucket ?? "", o.runId);
+  if (start.from === "sft" && !bucket)
+    throw new InputContractError("RECIPE_BUCKET is not set: RL starts from this run's SFT model in it");
+  o.out(
+    `start model (${start.from === "explicit" ? "training.rl.startModel" : start.from === "sft" ? "this run's train-sft output" : "training.sft.baseModel, SFT off"}): ${start.model}`,
+  );
+  return start.model;
+}
+
 /**
  * An `s3://bucket/prefix` start model is copied to local disk first: verl loads a model id or a
  * local path (it copies only hdfs:// paths itself). Every node of a multi-node job does this.
@@ -320,11 +334,12 @@ async function stageStartModel(o: LauncherOptions, uri: string, dir: string): Pr
     const modelConfig = await readJson<{ architectures?: string[] }>(store, `${folder.prefix}config.json`);
     const arch = modelConfig?.architectures?.[0];
     const problem = arch ? unloadable(uri, "train-rl", arch) : null;
-    if (problem) throw new InputContractError(`training.startModel ${problem}`);
+    if (problem) throw new InputContractError(`training.rl.startModel ${problem}`);
     const staged = await stageModelFolder(store, uri, dir, { copy: !o.dryRun });
     o.out(`start model: ${uri} (${staged.files} files, ${(staged.bytes / 1e9).toFixed(1)} GB) -> ${dir}`);
   } catch (err) {
-    if (err instanceof InputContractError) throw new InputContractError(`training.startModel ${err.message}`);
+    if (err instanceof InputContractError)
+      throw new InputContractError(`training.rl.startModel ${err.message}`);
     throw err;
   }
   return dir;
@@ -352,19 +367,19 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
       names.push(name);
     }
     const role = nodeRole(o.env ?? process.env);
-    if (role.nodes > 1) checkNodeCount(role, config.training.nodes);
-    const keep = config.training.maxCheckpointsToKeep;
-    const split = await splitValidation(o, dataDir, names, config.training);
+    if (role.nodes > 1) checkNodeCount(role, config.training.rl.nodes);
+    const keep = config.training.rl.maxCheckpointsToKeep;
+    const split = await splitValidation(o, dataDir, names, config.training.rl);
     const prompts = split.trainPrompts;
-    const plan = plannedSteps(config.training, prompts);
+    const plan = plannedSteps(config.training.rl, prompts);
     o.out(
       plan.endedBy === "epochs"
-        ? `steps: ${plan.steps} (${config.training.epochs} epochs of ${plan.perEpoch} steps over ${prompts} prompts end training before totalSteps ${config.training.totalSteps})`
+        ? `steps: ${plan.steps} (${config.training.rl.epochs} epochs of ${plan.perEpoch} steps over ${prompts} prompts end training before totalSteps ${config.training.rl.totalSteps})`
         : `steps: ${plan.steps} (totalSteps; ${prompts} prompts give ${plan.perEpoch} steps an epoch)`,
     );
     const noSteps =
       plan.steps === 0
-        ? `the RL set has ${prompts} prompts, fewer than one batch (training.trainBatchSize ${config.training.trainBatchSize}): verl would train 0 steps`
+        ? `the RL set has ${prompts} prompts, fewer than one batch (training.rl.trainBatchSize ${config.training.rl.trainBatchSize}): verl would train 0 steps`
         : null;
     if (noSteps && !o.dryRun) throw new InputContractError(noSteps);
     const paths: VerlPaths = {
@@ -372,7 +387,7 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
       valFiles: split.valFiles,
       checkpointDir,
       rewardPath: o.rewardPath,
-      modelPath: await stageStartModel(o, config.training.startModel, join(o.workdir, "model")),
+      modelPath: await stageStartModel(o, startModelOf(o, config), join(o.workdir, "model")),
     };
     // The run's settings and the network interfaces, for verl's driver and every Ray worker.
     const workerEnv = trainingEnv(o.env ?? process.env, {
@@ -383,7 +398,7 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
       store: o.store,
       runId: o.runId,
       role,
-      gpusPerNode: config.training.gpusPerNode,
+      gpusPerNode: config.training.rl.gpusPerNode,
       dryRun: o.dryRun,
       joinTimeoutMs: o.joinTimeoutMs ?? 20 * 60_000,
       pollMs: o.pollMs ?? 5_000,
@@ -415,7 +430,7 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
       for (const p of problems) o.out(`problem: ${p}`);
       o.out("verl command:");
       o.out([command.slice(0, 3).join(" "), ...command.slice(3).map(shellQuote)].join(" \\\n  "));
-      o.out(`config: ${JSON.stringify(config.training)}`);
+      o.out(`config: ${JSON.stringify(config.training.rl)}`);
       if (role.nodes > 1) await finishCluster(cluster, problems.length === 0 ? "succeeded" : "failed");
       return problems.length === 0 ? EXIT_OK : EXIT_BAD_INPUT;
     }
@@ -443,7 +458,7 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
       syncUp(o, checkpointDir, uploaded, role, keep).catch((err) =>
         o.out(`checkpoint sync failed (will retry): ${(err as Error).message}`),
       );
-    }, config.training.checkpointSyncMinutes * 60_000);
+    }, config.training.rl.checkpointSyncMinutes * 60_000);
     const code = await new Promise<number>((resolve) => child.on("exit", (c) => resolve(c ?? 1)));
     clearInterval(timer);
     process.removeListener("SIGTERM", onTerm);
