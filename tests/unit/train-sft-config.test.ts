@@ -247,7 +247,7 @@ describe("the SFT rows and the model card", () => {
       },
     });
     expect(card).toContain("s3://pipeline-bucket/runs/r/datasets/sft/README.md");
-    expect(card).toContain("- Steps: 4300 (over 2 attempts, resumed from step 2000)");
+    expect(card).toContain("- Steps: 4300 (2 attempts; resumed from step 2000)");
     expect(card).toContain("- GPU hours: 96.0");
     expect(card).toContain("| `packingLength` | 61440 |");
     expect(card).toContain("| 100 | 1.0100 | 5.000e-5 |  |");
