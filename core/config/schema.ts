@@ -494,9 +494,11 @@ export const SftTraining = z
       ),
     learningRate: z.number().positive().max(1e-2).default(5e-5).describe("lmms-engine `learning_rate`."),
     lrScheduler: z
-      .enum(["cosine", "linear", "constant_with_warmup"])
+      .enum(["cosine", "constant", "wsd"])
       .default("cosine")
-      .describe("lmms-engine `lr_scheduler_type`."),
+      .describe(
+        "lmms-engine `lr_scheduler_type`: the ones its fsdp2_trainer has (each after `warmupRatio` of linear warm-up; `wsd` is warm-up, stable, decay).",
+      ),
     warmupRatio: z.number().min(0).max(1).default(0.1).describe("lmms-engine `warmup_ratio`."),
     weightDecay: z.number().min(0).default(0).describe("lmms-engine `weight_decay`."),
     packingLength: positiveInt.default(61440).describe("Tokens per packed sequence (`packing_length`)."),
