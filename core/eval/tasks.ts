@@ -117,8 +117,8 @@ export const EVAL_BENCHMARKS: readonly EvalBenchmark[] = [
   },
 ];
 
-/** The benchmarks the evaluate job runs by default: every one defined above. */
-export const RECIPE_EVAL_TASKS = [
+/** Every task this project defines (what `evaluation.tasks` may name). */
+export const EVAL_TASK_NAMES = [
   "recipe_mathvista_testmini",
   "recipe_mathvision_testmini",
   "recipe_mathverse_testmini",
@@ -126,6 +126,9 @@ export const RECIPE_EVAL_TASKS = [
   "recipe_mmmu_pro_standard",
   "recipe_mmmu_pro_vision",
 ] as const;
+
+/** The benchmarks the evaluate job runs by default: every one defined. */
+export const RECIPE_EVAL_TASKS = EVAL_TASK_NAMES;
 
 export function evalBenchmark(task: string): EvalBenchmark | undefined {
   return EVAL_BENCHMARKS.find((b) => b.task === task);

@@ -34,6 +34,8 @@ function launch(store: FsStore, runId: string, args: string[], extra: Record<str
       RECIPE_RUN_ID: runId,
       RECIPE_WORKDIR: mkdtempSync(join(tmpdir(), "train-")),
       RECIPE_VERIFY_CMD: `${process.execPath} ${resolve("bin/recipe.mjs")} verify`,
+      // After training, the RL model's export (verl's model merger; tests/unit/evaluate-rl-export.test.ts).
+      RECIPE_MERGE_CMD: `${process.execPath} ${resolve("tests/helpers/fake-model-merger.mjs")}`,
       ...extra,
     },
     encoding: "utf8",
@@ -247,6 +249,7 @@ describe("multi-node training (an AWS Batch multi-node parallel job)", () => {
         RECIPE_RUN_ID: runId,
         RECIPE_WORKDIR: mkdtempSync(join(tmpdir(), `train-node${index}-`)),
         RECIPE_VERIFY_CMD: `${process.execPath} ${resolve("bin/recipe.mjs")} verify`,
+        RECIPE_MERGE_CMD: `${process.execPath} ${resolve("tests/helpers/fake-model-merger.mjs")}`,
         AWS_BATCH_JOB_ID: `job-1#${index}`,
         AWS_BATCH_JOB_ATTEMPT: "1",
         AWS_BATCH_JOB_NUM_NODES: String(nodes),

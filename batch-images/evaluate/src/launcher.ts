@@ -225,16 +225,17 @@ function findFiles(dir: string, match: (name: string) => boolean): string[] {
 }
 
 /** The verdicts lmms-eval logged, one per sample (the `verdict` metric of each). */
-export function verdictsOfSamples(jsonl: string): SampleVerdict[] {
-  const verdicts: SampleVerdict[] = [];
+export function verdictsOfSamples(jsonl: string): (SampleVerdict & { reason?: string })[] {
+  const verdicts: (SampleVerdict & { reason?: string })[] = [];
   for (const line of jsonl.split("\n")) {
     if (line.trim() === "") continue;
-    const s = JSON.parse(line) as { verdict?: SampleVerdict; format_score?: number };
+    const s = JSON.parse(line) as { verdict?: SampleVerdict & { reason?: string }; format_score?: number };
     if (!s.verdict) throw new Error("a logged sample has no verdict: not a task of this project");
     verdicts.push({
       correct: Boolean(s.verdict.correct),
       format: Number(s.format_score ?? 0),
       judged: Boolean(s.verdict.judged),
+      reason: s.verdict.reason,
     });
   }
   return verdicts;
@@ -278,7 +279,15 @@ async function evaluateTask(
   const samplesFile = findFiles(outputDir, (n) => n.endsWith(`_samples_${b.task}.jsonl`))[0];
   if (!samplesFile) throw new Error(`lmms-eval logged no samples for ${b.task} (${target.model})`);
   const text = readFileSync(samplesFile, "utf8");
-  const scored = aggregateVerdicts(verdictsOfSamples(text));
+  const verdicts = verdictsOfSamples(text);
+  // An answer the judge should have decided but could not reach is not a wrong answer: the benchmark
+  // fails (transient) rather than report a score the judge's outage lowered.
+  const unjudged = verdicts.filter((v) => v.reason?.startsWith("judge_unavailable")).length;
+  if (unjudged > 0)
+    throw new Error(
+      `${unjudged} answer(s) of ${b.task} (${target.model}) needed the judge, which was unavailable`,
+    );
+  const scored = aggregateVerdicts(verdicts);
   const samplesKey = keys.evalSamples(o.runId, target.model, b.task);
   await o.store.write(samplesKey, gzipSync(text));
   const result: EvalResult = {
