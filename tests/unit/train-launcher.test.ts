@@ -348,9 +348,15 @@ describe("multi-node training (an AWS Batch multi-node parallel job)", () => {
     };
     const fakeVerl = { RECIPE_VERL_CMD: `${process.execPath} ${resolve("tests/helpers/fake-verl.mjs")}` };
 
+    // verl writes each node's shards of a checkpoint on that node: the worker's of the step the fake
+    // verl saves on the main node, so the step completes and the main node can export the model.
+    const workerDir = mkdtempSync(join(tmpdir(), "train-node1-"));
+    mkdirSync(join(workerDir, "checkpoints", "global_step_16", "actor"), { recursive: true });
+    writeFileSync(join(workerDir, "checkpoints", "global_step_16", "actor", "shard-1.bin"), "rank 1");
+
     const [main, worker] = await Promise.all([
       node(ctx.store as FsStore, ctx.runId, 0, 2, [], { ...fakeVerl, ...ray }),
-      node(ctx.store as FsStore, ctx.runId, 1, 2, [], ray),
+      node(ctx.store as FsStore, ctx.runId, 1, 2, [], { ...ray, RECIPE_WORKDIR: workerDir }),
     ]);
 
     expect(main.code, main.out).toBe(0);
