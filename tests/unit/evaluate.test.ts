@@ -238,6 +238,17 @@ describe("the evaluate launcher (dry run)", () => {
     expect(await ctx.store.exists(keys.success(ctx.runId, "evaluate"))).toBe(false);
   });
 
+  it("exits 3 when a model names an architecture this image's transformers and vLLM cannot load", async () => {
+    const ctx = await sampleContext({ evaluation: { enabled: true, models: ["sft"] } });
+    await writeJson(ctx.store, keys.resolvedConfig(ctx.runId), ctx.config);
+    await writeJson(ctx.store, `${keys.modelPrefix(ctx.runId, "sft")}config.json`, {
+      architectures: ["LlavaLlamaForCausalLM"],
+    });
+    const r = launch((ctx.store as FsStore).root, ctx.runId);
+    expect(r.status).toBe(3);
+    expect(r.stdout).toContain("is a LlavaLlamaForCausalLM, which the evaluate image cannot load");
+  });
+
   it("exits 3 when evaluation.models names a model the run has not exported", async () => {
     const ctx = await sampleContext({ evaluation: { enabled: true, models: ["sft"] } });
     await writeJson(ctx.store, keys.resolvedConfig(ctx.runId), ctx.config);

@@ -36,6 +36,7 @@ import {
 import { type EvalBenchmark, renderTaskYaml, taskModule } from "../../../core/eval/tasks.ts";
 import { modelFacts, PROMPT_TOKENS, planServe } from "../../../core/generate/serve-plan.ts";
 import { keys, TRAINED_MODELS, type TrainedModel } from "../../../core/layout/index.ts";
+import { unloadable } from "../../../core/models/architectures.ts";
 import { s3Folder, stageModelFolder } from "../../../core/models/stage.ts";
 import { loadConfig } from "../../../core/pipeline/context.ts";
 import { sha256Hex } from "../../../core/records/index.ts";
@@ -121,6 +122,8 @@ function gpusOf(o: EvalLauncherOptions): { count: number; memoryMiB: number | nu
 async function localModel(o: EvalLauncherOptions, target: EvalTarget): Promise<string> {
   const folder = s3Folder(target.uri);
   if (!folder) {
+    const problem = unloadable(target.uri, "evaluate");
+    if (problem) throw new InputContractError(`${target.model}: ${problem}`);
     if (o.dryRun) return target.uri;
     const r = spawnSync(
       o.python,
@@ -135,6 +138,11 @@ async function localModel(o: EvalLauncherOptions, target: EvalTarget): Promise<s
     return r.stdout.trim().split("\n").at(-1)!;
   }
   const store = folder.bucket === o.bucket || !o.storeFor ? o.store : o.storeFor(folder.bucket);
+  // The architecture its config.json names must be one this image's transformers and vLLM load.
+  const modelConfig = await readJson<{ architectures?: string[] }>(store, `${folder.prefix}config.json`);
+  const arch = modelConfig?.architectures?.[0];
+  const problem = arch ? unloadable(target.uri, "evaluate", arch) : null;
+  if (problem) throw new InputContractError(`${target.model}: ${problem}`);
   const dir = join(o.workdir, "models", sha256Hex(target.uri).slice(0, 16));
   const staged = await stageModelFolder(store, target.uri, dir, { copy: !o.dryRun });
   o.out(
