@@ -6,7 +6,7 @@
  * Descriptions on each field are the source of docs/run-config.md (`npm run docs`).
  */
 import { z } from "zod";
-import { RECIPE_EVAL_TASKS } from "../eval/tasks.ts";
+import { EVAL_TASK_NAMES, RECIPE_EVAL_TASKS } from "../eval/tasks.ts";
 import { EVAL_MODELS } from "../layout/index.ts";
 import { type Image, unloadable } from "../models/architectures.ts";
 import { PRESET_NAMES, PRESETS } from "../stages/presets.ts";
@@ -765,10 +765,12 @@ export const Evaluation = z
         "Which models: `base`, `sft`, `rl`. Default: all the run has (the base model and those it trains).",
       ),
     tasks: z
-      .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "an lmms-eval task name"))
+      .array(z.enum(EVAL_TASK_NAMES))
       .min(1)
       .default([...RECIPE_EVAL_TASKS])
-      .describe("lmms-eval tasks. Default: the recipe's benchmarks."),
+      .describe(
+        "Benchmarks: this project's lmms-eval task definitions (core/eval/tasks.ts), each answer scored by its verifier. Default: every one defined.",
+      ),
     limit: positiveInt.optional().describe("Questions per task (a smoke test); all by default."),
     maxNewTokens: positiveInt.default(49152).describe("Generation limit per answer (the recipe's: 49,152)."),
     batchSize: positiveInt

@@ -6,7 +6,7 @@
  */
 import table from "./image-architectures.json" with { type: "json" };
 
-export type Image = "generate" | "train-rl";
+export type Image = "generate" | "train-rl" | "evaluate";
 
 /** Families by the model name's last path segment (a hub id or an s3:// folder), most specific first. */
 const FAMILIES: [RegExp, string][] = [

@@ -34,6 +34,8 @@ function launch(store: FsStore, runId: string, args: string[], extra: Record<str
       RECIPE_RUN_ID: runId,
       RECIPE_WORKDIR: mkdtempSync(join(tmpdir(), "train-")),
       RECIPE_VERIFY_CMD: `${process.execPath} ${resolve("bin/recipe.mjs")} verify`,
+      // After training, the RL model's export (verl's model merger; tests/unit/evaluate-rl-export.test.ts).
+      RECIPE_MERGE_CMD: `${process.execPath} ${resolve("tests/helpers/fake-model-merger.mjs")}`,
       ...extra,
     },
     encoding: "utf8",
@@ -249,6 +251,7 @@ describe("multi-node training (an AWS Batch multi-node parallel job)", () => {
         RECIPE_RUN_ID: runId,
         RECIPE_WORKDIR: mkdtempSync(join(tmpdir(), `train-node${index}-`)),
         RECIPE_VERIFY_CMD: `${process.execPath} ${resolve("bin/recipe.mjs")} verify`,
+        RECIPE_MERGE_CMD: `${process.execPath} ${resolve("tests/helpers/fake-model-merger.mjs")}`,
         AWS_BATCH_JOB_ID: `job-1#${index}`,
         AWS_BATCH_JOB_ATTEMPT: "1",
         AWS_BATCH_JOB_NUM_NODES: String(nodes),
@@ -347,9 +350,15 @@ describe("multi-node training (an AWS Batch multi-node parallel job)", () => {
     };
     const fakeVerl = { RECIPE_VERL_CMD: `${process.execPath} ${resolve("tests/helpers/fake-verl.mjs")}` };
 
+    // verl writes each node's shards of a checkpoint on that node: the worker's of the step the fake
+    // verl saves on the main node, so the step completes and the main node can export the model.
+    const workerDir = mkdtempSync(join(tmpdir(), "train-node1-"));
+    mkdirSync(join(workerDir, "checkpoints", "global_step_16", "actor"), { recursive: true });
+    writeFileSync(join(workerDir, "checkpoints", "global_step_16", "actor", "shard-1.bin"), "rank 1");
+
     const [main, worker] = await Promise.all([
       node(ctx.store as FsStore, ctx.runId, 0, 2, [], { ...fakeVerl, ...ray }),
-      node(ctx.store as FsStore, ctx.runId, 1, 2, [], ray),
+      node(ctx.store as FsStore, ctx.runId, 1, 2, [], { ...ray, RECIPE_WORKDIR: workerDir }),
     ]);
 
     expect(main.code, main.out).toBe(0);

@@ -57,6 +57,8 @@ export interface LauncherOptions {
   storeFor?: (bucket: string) => ByteStore;
   /** Replaces the `ray` executable (tests). */
   rayCommand?: string[];
+  /** Replaces `python3 -m verl.model_merger` (tests). */
+  mergeCommand?: string[];
 }
 
 const CHECKPOINT_DONE = "_COMPLETE";
@@ -228,6 +230,58 @@ async function completeSteps(o: LauncherOptions, role: NodeRole, uploaded: Set<s
       await new Promise((r) => setTimeout(r, o.pollMs ?? 5_000));
     }
   }
+}
+
+/**
+ * verl 0.6.1's model merger (verl/model_merger/base_model_merger.py): the FSDP shards of one
+ * checkpoint's actor (and its `huggingface/` config, tokenizer and processor) into a Hugging Face folder.
+ */
+export function modelMergerCommand(python: string, actorDir: string, targetDir: string): string[] {
+  return [
+    python,
+    "-m",
+    "verl.model_merger",
+    "merge",
+    "--backend",
+    "fsdp",
+    "--local_dir",
+    actorDir,
+    "--target_dir",
+    targetDir,
+  ];
+}
+
+/**
+ * The trained policy as a Hugging Face folder at `runs/<id>/models/rl/` (what the evaluate job
+ * serves): the newest complete checkpoint, every node's shards, merged by verl's model merger. Its
+ * config.json goes last, so a folder with one is whole.
+ */
+async function exportModel(
+  o: LauncherOptions,
+  checkpointDir: string,
+): Promise<{ step: number; files: number }> {
+  const step = await restoreNewest(o, checkpointDir);
+  if (step === null)
+    throw new InputContractError("training ended without a complete checkpoint: no RL model to export");
+  const target = join(o.workdir, "model-rl");
+  rmSync(target, { recursive: true, force: true });
+  const command = modelMergerCommand(o.python, join(checkpointDir, `global_step_${step}`, "actor"), target);
+  const argv = o.mergeCommand ? [...o.mergeCommand, ...command.slice(3)] : command;
+  o.out(`exporting global_step_${step}: ${argv.join(" ")}`);
+  const merged = spawnSync(argv[0]!, argv.slice(1), { stdio: "inherit" });
+  if (merged.status !== 0)
+    throw new Error(`verl's model merger exited with ${merged.status ?? merged.signal}`);
+  const walk = (p: string): string[] =>
+    statSync(p).isDirectory() ? readdirSync(p).flatMap((e) => walk(join(p, e))) : [p];
+  const files = walk(target).map((f) => relative(target, f).split("\\").join("/"));
+  if (!files.includes("config.json"))
+    throw new Error(`verl's model merger wrote no config.json in ${target}`);
+  const prefix = keys.modelPrefix(o.runId, "rl");
+  const local = new FsStore(target);
+  for (const rel of [...files.filter((f) => f !== "config.json"), "config.json"])
+    await o.store.write(`${prefix}${rel}`, await local.read(rel));
+  o.out(`RL model: ${files.length} files -> ${prefix}`);
+  return { step, files: files.length };
 }
 
 async function restoreNewest(o: LauncherOptions, checkpointDir: string): Promise<number | null> {
@@ -468,12 +522,20 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
       o.out(`verl exited with ${code}; checkpoints are in S3, a retry resumes from the newest`);
       return EXIT_TRANSIENT;
     }
+    const model = await exportModel(o, checkpointDir);
     await writeJson(
       o.store,
       keys.success(o.runId, "train-rl"),
       stageSummary("train-rl", {
-        extra: { checkpoints: uploaded.size, steps: plan.steps, prompts, nodes: role.nodes },
+        extra: {
+          checkpoints: uploaded.size,
+          steps: plan.steps,
+          prompts,
+          nodes: role.nodes,
+          exportedStep: model.step,
+        },
         checkpoints: checkpointsPrefix(o.runId),
+        model: keys.modelPrefix(o.runId, "rl"),
       }),
     );
     return EXIT_OK;

@@ -39,5 +39,6 @@ const code = await runLauncher({
   pollMs: Number(process.env.RECIPE_CLUSTER_POLL_MS ?? 5000),
   storeFor: (other) => (store instanceof FsStore ? store : new S3Store(createS3Client(), other)),
   rayCommand: process.env.RECIPE_RAY_CMD ? process.env.RECIPE_RAY_CMD.split(" ") : undefined,
+  mergeCommand: process.env.RECIPE_MERGE_CMD ? process.env.RECIPE_MERGE_CMD.split(" ") : undefined,
 });
 process.exit(code);
