@@ -200,6 +200,10 @@ describe.skipIf(!up)("the stack deployed on LocalStack", () => {
       "generateImageUri=public.ecr.aws/recipe-pipeline/generate:localstack",
       "-c",
       "trainImageUri=public.ecr.aws/recipe-pipeline/train-rl:localstack",
+      "-c",
+      "sftImageUri=public.ecr.aws/recipe-pipeline/train-sft:localstack",
+      "-c",
+      "evalImageUri=public.ecr.aws/recipe-pipeline/evaluate:localstack",
     ]);
     const out = JSON.parse(readFileSync(outputs, "utf8")).RecipePipeline as Record<string, string>;
     bucket = out.BucketName!;

@@ -14,12 +14,16 @@ import { verlOverrides } from "../../core/train/verl.ts";
 import { runDirect } from "../../local/direct-run.ts";
 import { fakeGenerate, sampleContext } from "../helpers/pipeline.ts";
 
-async function runWithRlDataset(training: Record<string, unknown> = {}, more: Record<string, unknown> = {}) {
+async function runWithRlDataset(
+  training: Record<string, unknown> = {},
+  more: Record<string, unknown> = {},
+  sft: Record<string, unknown> = {},
+) {
   const ctx = await sampleContext({
     ...more,
     rl: { passRateBand: { enabled: false } },
     // The sample's RL set is 7 prompts: batches of 2 give verl steps to take.
-    training: { rl: { enabled: true, trainBatchSize: 2, ppoMiniBatchSize: 2, ...training } },
+    training: { sft, rl: { enabled: true, trainBatchSize: 2, ppoMiniBatchSize: 2, ...training } },
   });
   await validateConfig(ctx.store, ctx.runId);
   await runDirect(ctx, (c, plan, out) => fakeGenerate(c, plan, out, 2).then(() => undefined));
@@ -145,6 +149,35 @@ describe("train-rl launcher", () => {
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/start model: s3:\/\/pipeline\/models\/sft-cold-start\/ \(3 files/);
     expect(r.stdout).toMatch(/"model":"\/[^"]+\/model"/);
+  });
+
+  it("starts from this run's SFT model when train-sft runs and no startModel is given", async () => {
+    const ctx = await runWithRlDataset({}, {}, { enabled: true });
+    const sft = `s3://pipeline/${keys.modelPrefix(ctx.runId, "sft")}`;
+    const fakeVerl = { RECIPE_VERL_CMD: `${process.execPath} ${resolve("tests/helpers/fake-verl.mjs")}` };
+
+    // Not exported (yet): a dry run says so and checks the rest; a real run fails, naming it.
+    const dry = launch(ctx.store as FsStore, ctx.runId, ["--dry-run"]);
+    expect(dry.status, dry.stdout + dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`start model, this run's SFT model (train-sft's output): ${sft}`);
+    expect(dry.stdout).toContain(
+      `start model: ${sft} has no model yet (train-sft ran as a dry run?): not checked`,
+    );
+    const missing = launch(ctx.store as FsStore, ctx.runId, [], fakeVerl);
+    expect(missing.status).toBe(3);
+    expect(missing.stdout).toContain(
+      `this run's SFT model (train-sft's output) ${sft}: no config.json under it`,
+    );
+
+    // Exported: staged to the node like any s3:// start model.
+    for (const [name, body] of [
+      ["config.json", '{"architectures":["Qwen2_5_VLForConditionalGeneration"]}'],
+      ["model.safetensors", "w"],
+    ])
+      await ctx.store.write(`${keys.modelPrefix(ctx.runId, "sft")}${name!}`, body!);
+    const r = launch(ctx.store as FsStore, ctx.runId, [], fakeVerl);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain(`start model: ${sft} (2 files`);
   });
 
   it("refuses an s3:// start model that is not a model folder, naming it", async () => {

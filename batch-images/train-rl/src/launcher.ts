@@ -24,7 +24,7 @@ import { FsStore } from "../../../core/shards/fs-store.ts";
 import { parquetRowCount, readParquetRows } from "../../../core/shards/parquet.ts";
 import { stageSummary } from "../../../core/stages/stage.ts";
 import { checkNodeCount, type NodeRole, nodeRole, trainingEnv } from "../../../core/train/cluster.ts";
-import { rlStart } from "../../../core/train/start-model.ts";
+import { type RlStart, rlStart } from "../../../core/train/start-model.ts";
 import { heldOutRows, validationCount } from "../../../core/train/validation.ts";
 import {
   newestCheckpoint,
@@ -361,23 +361,31 @@ export function plannedSteps(
     : { steps: t.totalSteps, endedBy: "totalSteps" as const, perEpoch };
 }
 
+/** What each start names in messages. */
+const START_LABEL: Record<RlStart["from"], string> = {
+  explicit: "training.rl.startModel",
+  sft: "this run's SFT model (train-sft's output)",
+  base: "training.sft.baseModel (SFT off)",
+};
+
 /** The start model (core/train/start-model.ts): the run's SFT output is in the pipeline bucket. */
-function startModelOf(o: LauncherOptions, config: RunConfig): string {
+function startModelOf(o: LauncherOptions, config: RunConfig): RlStart {
   const bucket = o.env?.RECIPE_BUCKET ?? process.env.RECIPE_BUCKET;
-  const start = rlStart(config, bucket ?? "", o.runId);
-  if (start.from === "sft" && !bucket)
+  if (!bucket && config.training.sft.enabled && config.training.rl.startModel === undefined)
     throw new InputContractError("RECIPE_BUCKET is not set: RL starts from this run's SFT model in it");
-  o.out(
-    `start model (${start.from === "explicit" ? "training.rl.startModel" : start.from === "sft" ? "this run's train-sft output" : "training.sft.baseModel, SFT off"}): ${start.model}`,
-  );
-  return start.model;
+  // A file:// folder (tests, local development) stands in for every bucket: any name reads it.
+  const start = rlStart(config, !bucket || bucket.startsWith("file://") ? "pipeline" : bucket, o.runId);
+  o.out(`start model, ${START_LABEL[start.from]}: ${start.model}`);
+  return start;
 }
 
 /**
  * An `s3://bucket/prefix` start model is copied to local disk first: verl loads a model id or a
  * local path (it copies only hdfs:// paths itself). Every node of a multi-node job does this.
  */
-async function stageStartModel(o: LauncherOptions, uri: string, dir: string): Promise<string> {
+async function stageStartModel(o: LauncherOptions, start: RlStart, dir: string): Promise<string> {
+  const uri = start.model;
+  const label = START_LABEL[start.from];
   const folder = s3Folder(uri);
   if (!folder) return uri;
   const pipelineBucket = o.env?.RECIPE_BUCKET ?? process.env.RECIPE_BUCKET;
@@ -386,14 +394,20 @@ async function stageStartModel(o: LauncherOptions, uri: string, dir: string): Pr
     // The architecture its config.json names must be one this image's transformers and vLLM load
     // (an SFT checkpoint's folder name says nothing about it).
     const modelConfig = await readJson<{ architectures?: string[] }>(store, `${folder.prefix}config.json`);
+    // A dry run after a dry-run train-sft (the embedded runtime without lmms-engine) has no SFT model
+    // to check: it says so and checks the rest. A real run fails below (no config.json under it).
+    if (!modelConfig && start.from === "sft" && o.dryRun) {
+      o.out(`start model: ${uri} has no model yet (train-sft ran as a dry run?): not checked`);
+      return dir;
+    }
     const arch = modelConfig?.architectures?.[0];
     const problem = arch ? unloadable(uri, "train-rl", arch) : null;
-    if (problem) throw new InputContractError(`training.rl.startModel ${problem}`);
+    if (problem) throw new InputContractError(`${label} ${problem}`);
     const staged = await stageModelFolder(store, uri, dir, { copy: !o.dryRun });
     o.out(`start model: ${uri} (${staged.files} files, ${(staged.bytes / 1e9).toFixed(1)} GB) -> ${dir}`);
   } catch (err) {
-    if (err instanceof InputContractError)
-      throw new InputContractError(`training.rl.startModel ${err.message}`);
+    if (err instanceof InputContractError && !err.message.startsWith(label))
+      throw new InputContractError(`${label} ${err.message}`);
     throw err;
   }
   return dir;
