@@ -220,3 +220,55 @@ def test_lmms_eval_scores_with_the_project_verifier(tmp_path):
     assert again.returncode == 0, again.stdout[-4000:]
     assert again.stdout.count("done before, skipped") == 2
     assert len(served.requests) == before
+
+
+def test_the_launcher_serves_a_staged_model_with_vllm_and_stops_it(tmp_path):
+    """Without RECIPE_EVAL_MODEL_URL the launcher stages the model's folder, starts `vllm serve` with the
+    serving plan (a stand-in vllm with the same CLI, /health and chat endpoint: tests/helpers/fake-vllm.mjs),
+    waits for /health, runs lmms-eval against it and stops it."""
+    import socket
+    import sys
+
+    judge = Served("Qwen/Qwen3-235B-A22B-Instruct-2507")
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    subprocess.run(
+        ["node", "--import", "tsx", "tests/images/evaluate/make_run.ts", str(bucket), "evalvllm", judge.url, TASK, "sft"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args_file = tmp_path / "vllm-args.json"
+    env = {
+        **os.environ,
+        "RECIPE_BUCKET": f"file://{bucket}",
+        "RECIPE_RUN_ID": "evalvllm",
+        "RECIPE_WORKDIR": str(tmp_path / "work"),
+        "RECIPE_EVAL_PYTHON": sys.executable,
+        "RECIPE_EVAL_DATASETS": str(make_dataset(tmp_path / "datasets")),
+        "RECIPE_VLLM_CMD": f"node {ROOT / 'tests' / 'helpers' / 'fake-vllm.mjs'}",
+        "RECIPE_VLLM_PORT": str(port),
+        "RECIPE_GPUS": "8",
+        "RECIPE_GPU_MEMORY_MIB": "81559",
+        "FAKE_VLLM_ARGS": str(args_file),
+        "HF_HOME": str(tmp_path / "hf"),
+    }
+    run = launcher(bucket, tmp_path / "work", env)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+
+    args = json.loads(args_file.read_text())
+    staged = Path(args[1])
+    assert args[0] == "serve" and (staged / "config.json").exists()  # the s3:// folder, copied to disk
+    assert args[args.index("--served-model-name") + 1] == "sft"
+    assert args[args.index("--gpu-memory-utilization") + 1] == "0.7"
+    # The recipe's layout: one engine per GPU (a 7B fits one), data parallel over the eight.
+    assert args[args.index("--tensor-parallel-size") + 1] == "1"
+    assert args[args.index("--data-parallel-size") + 1] == "8"
+    assert args[args.index("--max-model-len") + 1] == str(49152 + 16384)
+    result = json.loads((bucket / "runs" / "evalvllm" / "eval" / "sft" / f"{TASK}.json").read_text())
+    assert result["samples"] == 4 and result["tools"] == {"lmmsEval": "0.5.0", "vllm": "0.11.0"}
+    assert not (bucket / "runs" / "evalvllm" / "eval" / "base").exists()  # evaluation.models: sft only
+    # The server is gone once the job is done.
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
