@@ -35,6 +35,9 @@ UNDECLARED = {
     "generate": {
         "transformers": (">=4.57", "vLLM 0.11.0's qwen3_vl.py imports transformers.models.qwen3_vl (4.57+)"),
     },
+    "evaluate": {
+        "transformers": (">=4.57", "vLLM 0.11.0's qwen3_vl.py imports transformers.models.qwen3_vl (4.57+)"),
+    },
 }
 
 

@@ -19,6 +19,8 @@
  *   RECIPE_JUDGE_URL, RECIPE_JUDGE_API_KEY / RECIPE_JUDGE_API_KEY_SECRET_ARN, RECIPE_JUDGE_KEY_HOST
  *                           the judge, as the verify step reads them (verification.judge.endpoint wins)
  *   RECIPE_VLLM_STARTUP_SECONDS  how long vLLM may take to become healthy (default 2400)
+ *   RECIPE_VLLM_PORT        vLLM's port (default 8000)
+ *   RECIPE_VLLM_CMD, RECIPE_GPUS, RECIPE_GPU_MEMORY_MIB  replace `vllm` and nvidia-smi's answer (tests)
  * Exit codes: 0 done, 3 bad input, 75 transient.
  */
 import { existsSync } from "node:fs";
@@ -79,5 +81,13 @@ const code = await runEvalLauncher({
   out: (line) => console.log(line),
   storeFor: (other) => (local ? store : new S3Store(createS3Client(), other)),
   startupSeconds: Number(process.env.RECIPE_VLLM_STARTUP_SECONDS ?? 2400),
+  port: Number(process.env.RECIPE_VLLM_PORT ?? 8000),
+  vllmCommand: process.env.RECIPE_VLLM_CMD ? process.env.RECIPE_VLLM_CMD.split(" ") : undefined,
+  gpus: process.env.RECIPE_GPUS
+    ? {
+        count: Number(process.env.RECIPE_GPUS),
+        memoryMiB: process.env.RECIPE_GPU_MEMORY_MIB ? Number(process.env.RECIPE_GPU_MEMORY_MIB) : null,
+      }
+    : undefined,
 });
 process.exit(code);

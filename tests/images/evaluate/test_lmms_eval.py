@@ -15,30 +15,15 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import datasets
-from PIL import Image, ImageDraw
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixture import TASK, make_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
-TASK = "recipe_mathvista_testmini"
-
-# MathVista testmini's columns (AI4Math/MathVista), as lmms-eval's own mathvista task reads them.
-ROWS = [
-    dict(pid="1", question="What is 2 + 3?", choices=None, answer="5", question_type="free_form", answer_type="integer"),
-    dict(
-        pid="2",
-        question="Which shape is red?",
-        choices=["circle", "square", "triangle"],
-        answer="square",
-        question_type="multi_choice",
-        answer_type="text",
-    ),
-    dict(pid="3", question="How many dots are there?", choices=None, answer="7", question_type="free_form", answer_type="integer"),
-    dict(pid="4", question="Which bar is taller?", choices=None, answer="the left one", question_type="free_form", answer_type="text"),
-]
 
 # What the served models answer, by question; the SFT model also gets the dots right.
 ANSWERS = {
@@ -47,63 +32,6 @@ ANSWERS = {
     "How many dots are there?": {"base": "<think>I count them.</think><answer>8</answer>", "sft": "<think>I count them.</think><answer>7</answer>"},
     "Which bar is taller?": "<think>Compare the bars.</think><answer>the one on the left</answer>",
 }
-
-
-def make_dataset(root: Path) -> Path:
-    folder = root / TASK
-    (folder / "data").mkdir(parents=True)
-    images = []
-    for i, _ in enumerate(ROWS):
-        img = Image.new("RGB", (64 + 8 * i, 48), (255, 255, 255))
-        ImageDraw.Draw(img).rectangle([4, 4, 30, 30], fill=(200, 20 * i, 20))
-        images.append(img)
-    features = datasets.Features(
-        {
-            "pid": datasets.Value("string"),
-            "question": datasets.Value("string"),
-            "image": datasets.Value("string"),
-            "decoded_image": datasets.Image(),
-            "choices": datasets.Sequence(datasets.Value("string")),
-            "unit": datasets.Value("string"),
-            "precision": datasets.Value("float64"),
-            "answer": datasets.Value("string"),
-            "question_type": datasets.Value("string"),
-            "answer_type": datasets.Value("string"),
-            "metadata": {
-                "category": datasets.Value("string"),
-                "context": datasets.Value("string"),
-                "grade": datasets.Value("string"),
-                "img_height": datasets.Value("int64"),
-                "img_width": datasets.Value("int64"),
-                "language": datasets.Value("string"),
-                "skills": datasets.Sequence(datasets.Value("string")),
-                "source": datasets.Value("string"),
-                "split": datasets.Value("string"),
-                "task": datasets.Value("string"),
-            },
-            "query": datasets.Value("string"),
-        }
-    )
-    columns: dict[str, list] = {k: [] for k in features}
-    for row, img in zip(ROWS, images):
-        columns["pid"].append(row["pid"])
-        columns["question"].append(row["question"])
-        columns["image"].append(f"images/{row['pid']}.jpg")
-        columns["decoded_image"].append(img)
-        columns["choices"].append(row["choices"])
-        columns["unit"].append(None)
-        columns["precision"].append(None)
-        columns["answer"].append(row["answer"])
-        columns["question_type"].append(row["question_type"])
-        columns["answer_type"].append(row["answer_type"])
-        columns["metadata"].append(
-            dict(category="math-targeted-vqa", context="synthetic scene", grade="elementary school",
-                 img_height=img.height, img_width=img.width, language="english", skills=["arithmetic reasoning"],
-                 source="recipe-pipeline test", split="testmini", task="figure question answering")
-        )
-        columns["query"].append(row["question"])
-    datasets.Dataset.from_dict(columns, features=features).to_parquet(str(folder / "data" / "testmini-00000-of-00001.parquet"))
-    return root
 
 
 class Served:
@@ -162,8 +90,6 @@ def launcher(bucket: Path, work: Path, env: dict) -> subprocess.CompletedProcess
 
 
 def test_lmms_eval_scores_with_the_project_verifier(tmp_path):
-    import sys
-
     judge_model = "Qwen/Qwen3-235B-A22B-Instruct-2507"
     served = Served(judge_model)
     bucket = tmp_path / "bucket"
@@ -220,3 +146,54 @@ def test_lmms_eval_scores_with_the_project_verifier(tmp_path):
     assert again.returncode == 0, again.stdout[-4000:]
     assert again.stdout.count("done before, skipped") == 2
     assert len(served.requests) == before
+
+
+def test_the_launcher_serves_a_staged_model_with_vllm_and_stops_it(tmp_path):
+    """Without RECIPE_EVAL_MODEL_URL the launcher stages the model's folder, starts `vllm serve` with the
+    serving plan (a stand-in vllm with the same CLI, /health and chat endpoint: tests/helpers/fake-vllm.mjs),
+    waits for /health, runs lmms-eval against it and stops it."""
+    import socket
+
+    judge = Served("Qwen/Qwen3-235B-A22B-Instruct-2507")
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    subprocess.run(
+        ["node", "--import", "tsx", "tests/images/evaluate/make_run.ts", str(bucket), "evalvllm", judge.url, TASK, "sft"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args_file = tmp_path / "vllm-args.json"
+    env = {
+        **os.environ,
+        "RECIPE_BUCKET": f"file://{bucket}",
+        "RECIPE_RUN_ID": "evalvllm",
+        "RECIPE_WORKDIR": str(tmp_path / "work"),
+        "RECIPE_EVAL_PYTHON": sys.executable,
+        "RECIPE_EVAL_DATASETS": str(make_dataset(tmp_path / "datasets")),
+        "RECIPE_VLLM_CMD": f"node {ROOT / 'tests' / 'helpers' / 'fake-vllm.mjs'}",
+        "RECIPE_VLLM_PORT": str(port),
+        "RECIPE_GPUS": "8",
+        "RECIPE_GPU_MEMORY_MIB": "81559",
+        "FAKE_VLLM_ARGS": str(args_file),
+        "HF_HOME": str(tmp_path / "hf"),
+    }
+    run = launcher(bucket, tmp_path / "work", env)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+
+    args = json.loads(args_file.read_text())
+    staged = Path(args[1])
+    assert args[0] == "serve" and (staged / "config.json").exists()  # the s3:// folder, copied to disk
+    assert args[args.index("--served-model-name") + 1] == "sft"
+    assert args[args.index("--gpu-memory-utilization") + 1] == "0.7"
+    # The recipe's layout: one engine per GPU (a 7B fits one), data parallel over the eight.
+    assert args[args.index("--tensor-parallel-size") + 1] == "1"
+    assert args[args.index("--data-parallel-size") + 1] == "8"
+    assert args[args.index("--max-model-len") + 1] == str(49152 + 16384)
+    result = json.loads((bucket / "runs" / "evalvllm" / "eval" / "sft" / f"{TASK}.json").read_text())
+    assert result["samples"] == 4 and result["tools"] == {"lmmsEval": "0.5.0", "vllm": "0.11.0"}
+    assert not (bucket / "runs" / "evalvllm" / "eval" / "base").exists()  # evaluation.models: sft only
+    # The server is gone once the job is done.
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
