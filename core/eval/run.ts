@@ -14,9 +14,12 @@ export interface EvalTarget {
   uri: string;
 }
 
-/** The evaluated `base`: SFT's base model when SFT trains, else the model RL starts from. */
+/**
+ * The evaluated `base`: `training.sft.baseModel`, the model the recipe starts from, whether or not
+ * SFT trains here (an RL start model given explicitly is a trained checkpoint, not the base).
+ */
 export function baseModelOf(config: RunConfig): string {
-  return config.training.sft.enabled ? config.training.sft.baseModel : config.training.startModel;
+  return config.training.sft.baseModel;
 }
 
 /** `s3://<bucket>/runs/<id>/models/<m>/`, the folder train-sft and train-rl export to. */

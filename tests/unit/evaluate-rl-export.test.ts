@@ -30,7 +30,7 @@ function launch(store: FsStore, runId: string, merger: string) {
 async function rlRun() {
   const ctx = await sampleContext({
     rl: { passRateBand: { enabled: false } },
-    training: { enabled: true, trainBatchSize: 2, ppoMiniBatchSize: 2 },
+    training: { rl: { enabled: true, trainBatchSize: 2, ppoMiniBatchSize: 2 } },
   });
   await validateConfig(ctx.store, ctx.runId);
   await runDirect(ctx, (c, plan, out) => fakeGenerate(c, plan, out, 2).then(() => undefined));

@@ -204,7 +204,7 @@ describe("stage fingerprints", () => {
     [
       "an evaluation setting",
       (c) => {
-        c.evaluation = { tasks: ["mathvista_testmini"], limit: 10 };
+        c.evaluation = { tasks: ["recipe_mathvista_testmini"], limit: 10 };
       },
       ["evaluate", "report"],
     ],

@@ -121,12 +121,19 @@ describe("recipe estimate: training and evaluation", () => {
 
     const all = one({
       training: { sft: { enabled: true }, rl: { enabled: true } },
-      evaluation: { enabled: true, tasks: ["a", "b"], limit: 100 },
+      evaluation: { enabled: true, tasks: ["recipe_mathvista_testmini", "recipe_mmmu_val"], limit: 100 },
     })!;
-    const baseOnly = one({ evaluation: { enabled: true, tasks: ["a", "b"], limit: 100 } })!;
+    const baseOnly = one({
+      evaluation: { enabled: true, tasks: ["recipe_mathvista_testmini", "recipe_mmmu_val"], limit: 100 },
+    })!;
     const named = one({
       training: { sft: { enabled: true }, rl: { enabled: true } },
-      evaluation: { enabled: true, tasks: ["a", "b"], limit: 100, models: ["rl"] },
+      evaluation: {
+        enabled: true,
+        tasks: ["recipe_mathvista_testmini", "recipe_mmmu_val"],
+        limit: 100,
+        models: ["rl"],
+      },
     })!;
 
     expect(all.what).toMatch(/^3 model\(s\) \(base, sft, rl\) x 2 benchmark\(s\) x 100 questions/);
