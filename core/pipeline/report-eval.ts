@@ -3,10 +3,10 @@
  * evaluate job's `runs/<id>/eval/<model>/<task>.json` (core/eval/result.ts), side by side with the
  * paper's number for the task, where one is given, and the difference.
  *
- * The paper's numbers are passed in (`published`): the table of them belongs with the evaluation
- * code (core/eval); until that lands nothing is published here and the columns say so.
+ * The paper's per-task numbers are passed in (`published`); shared/RECIPE.md publishes only averages
+ * (core/eval/result.ts PUBLISHED_AVERAGES), which the table's last rows compare with our means.
  */
-import type { EvalResult } from "../eval/result.ts";
+import { type EvalResult, PUBLISHED_AVERAGES, PUBLISHED_NOTE } from "../eval/result.ts";
 import { EVAL_MODELS, type EvalModel, runPrefix } from "../layout/index.ts";
 import { type ByteStore, listAll, readJson } from "../shards/byte-store.ts";
 
@@ -71,14 +71,31 @@ export function evalRows(
     });
 }
 
-/** The mean accuracy per model over the tasks every one of them was evaluated on. */
+/**
+ * The mean accuracy per model over the tasks every evaluated model has, so the models compare on the
+ * same questions (empty when no task has them all).
+ */
 export function evalMeans(rows: readonly EvalRow[]): Partial<Record<EvalModel, number>> {
+  const models = modelsOf(rows);
+  const common = rows.filter((r) => models.every((m) => r.models[m] !== undefined));
   const out: Partial<Record<EvalModel, number>> = {};
-  for (const m of EVAL_MODELS) {
-    const cells = rows.map((r) => r.models[m]).filter((c): c is EvalCell => c !== undefined);
-    if (cells.length > 0) out[m] = cells.reduce((a, c) => a + c.accuracy, 0) / cells.length;
-  }
+  if (common.length === 0) return out;
+  for (const m of models) out[m] = common.reduce((a, r) => a + r.models[m]!.accuracy, 0) / common.length;
   return out;
+}
+
+/** The paper's published average (0..1) per model, and our mean minus it, where both exist. */
+function paperAverages(rows: readonly EvalRow[]) {
+  const means = evalMeans(rows);
+  const paper: Partial<Record<EvalModel, number>> = {};
+  const difference: Partial<Record<EvalModel, number>> = {};
+  for (const m of modelsOf(rows)) {
+    const published = PUBLISHED_AVERAGES[m];
+    if (published === undefined) continue;
+    paper[m] = published / 100;
+    if (means[m] !== undefined) difference[m] = means[m]! - published / 100;
+  }
+  return { means, paper, difference };
 }
 
 const pct = (v: number | undefined) => (v === undefined ? "-" : (100 * v).toFixed(1));
@@ -103,12 +120,14 @@ export function evalTableText(rows: readonly EvalRow[]): string {
     pct(r.published),
     signed(r.difference),
   ]);
-  const means = evalMeans(rows);
-  body.push(["mean", ...models.map((m) => pct(means[m])), "", ""]);
+  const { means, paper, difference } = paperAverages(rows);
+  body.push(["mean (tasks all have)", ...models.map((m) => pct(means[m])), "", ""]);
+  body.push(["paper average", ...models.map((m) => pct(paper[m])), "", ""]);
+  body.push(["mean - paper", ...models.map((m) => signed(difference[m])), "", ""]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  return `${[line(head), ...body.map(line)].join("\n")}\n(accuracy %, scored by this project's verifier; paper: the published number where one is given; diff: the last model trained minus the paper, in points)\n`;
+  return `${[line(head), ...body.map(line)].join("\n")}\n(accuracy %, scored by this project's verifier; paper, diff: the published number of a task where one is given, and the last model trained minus it, in points; ${PUBLISHED_NOTE})\n`;
 }
 
 function esc(s: string): string {
@@ -119,7 +138,7 @@ function esc(s: string): string {
 export function evalTableHtml(rows: readonly EvalRow[]): string {
   if (rows.length === 0) return "<p>no model evaluated in this run</p>";
   const models = modelsOf(rows);
-  const means = evalMeans(rows);
+  const { means, paper, difference } = paperAverages(rows);
   const cell = (c: EvalCell | undefined) =>
     c === undefined
       ? "<td>-</td>"
@@ -131,5 +150,5 @@ export function evalTableHtml(rows: readonly EvalRow[]): string {
     )
     .join(
       "",
-    )}<tr><td>mean</td>${models.map((m) => `<td>${pct(means[m])}</td>`).join("")}<td></td><td></td></tr></table><p class="legend">Accuracy in %, every answer scored by this project's verifier (the judge deciding what it leaves undecided); hover a score for its format score and question count. Paper: the published number where one is given; difference: the last model trained minus the paper, in points.</p>`;
+    )}<tr><td>mean (tasks all have)</td>${models.map((m) => `<td>${pct(means[m])}</td>`).join("")}<td></td><td></td></tr><tr><td>paper average</td>${models.map((m) => `<td>${pct(paper[m])}</td>`).join("")}<td></td><td></td></tr><tr><td>mean - paper</td>${models.map((m) => `<td>${signed(difference[m])}</td>`).join("")}<td></td><td></td></tr></table><p class="legend">Accuracy in %, every answer scored by this project's verifier (the judge deciding what it leaves undecided); hover a score for its format score and question count. Paper, difference: a task's published number where one is given, and the last model trained minus it, in points; ${esc(PUBLISHED_NOTE)}.</p>`;
 }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { resolveRunConfig } from "../../core/config/index.ts";
 import { ConfigError, InputContractError } from "../../core/errors.ts";
-import { aggregateVerdicts, type EvalResult, evalTable, PUBLISHED_AVERAGES } from "../../core/eval/result.ts";
+import { aggregateVerdicts } from "../../core/eval/result.ts";
 import { evalBenchmarks, evalTargets, lmmsEvalCommand, maxImagesPerPrompt } from "../../core/eval/run.ts";
 import { scoreAnswer } from "../../core/eval/score.ts";
 import {
@@ -180,27 +180,6 @@ describe("scoring and the report's table", () => {
       ]),
     ).toEqual({ samples: 4, accuracy: 0.5, format: 0.7, judged: { asked: 2, correct: 1 } });
     expect(() => aggregateVerdicts([])).toThrow(/no scored answers/);
-  });
-
-  it("tables each benchmark by model, and the average beside the paper's published one", () => {
-    const r = (model: EvalResult["model"], task: string, accuracy: number) =>
-      ({ model, task, accuracy }) as EvalResult;
-    const t = evalTable(
-      [r("base", "a", 0.4), r("sft", "a", 0.5), r("rl", "a", 0.6), r("base", "b", 0.2), r("rl", "b", 0.5)],
-      ["base", "sft", "rl"],
-    );
-    expect(t.models).toEqual(["base", "sft", "rl"]);
-    expect(t.rows[0]).toMatchObject({ task: "a", scores: { base: 40, sft: 50, rl: 60 } });
-    expect(t.rows[1]).toMatchObject({ task: "b", scores: { base: 20, sft: null, rl: 50 } });
-    // The average is over the tasks every model has (only "a" here).
-    expect(t.rows[2]).toEqual({
-      task: "average",
-      scores: { base: 40, sft: 50, rl: 60 },
-      paper: { sft: PUBLISHED_AVERAGES.sft, rl: PUBLISHED_AVERAGES.rl },
-      difference: { sft: 0.6, rl: 5.7 },
-    });
-    expect(t.note).toMatch(/RECIPE\.md/);
-    expect(evalTable([], ["base"]).rows).toEqual([]);
   });
 });
 
