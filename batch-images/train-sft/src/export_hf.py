@@ -14,6 +14,7 @@ safetensors with the processor, in bfloat16 (the training parameter dtype).
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -76,6 +77,14 @@ def main(checkpoint: str, out: str) -> None:
         raise SystemExit(f"weights do not fit {type(model).__name__}: missing {result.missing_keys[:5]}, unexpected {unexpected[:5]}")
     model.save_pretrained(out, safe_serialization=True)
     AutoProcessor.from_pretrained(ckpt).save_pretrained(out)
+    # transformers 4.57.1's Qwen2_5_VLConfig.to_dict() drops `architectures` (save_pretrained sets it,
+    # the JSON loses it), and vLLM and train-rl's check pick the model class by config.json's
+    # architectures[0], as in the released Qwen2.5-VL folders: written back here.
+    config_file = Path(out) / "config.json"
+    saved = json.loads(config_file.read_text())
+    if not saved.get("architectures"):
+        saved = {"architectures": [type(model).__name__], **saved}
+        config_file.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     n = sum(p.numel() for p in model.parameters())
     print(f"exported {type(model).__name__} ({n} parameters, {len(state)} tensors) from {ckpt} to {out}")
 

@@ -400,7 +400,7 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
         ...(previous?.attempts ?? []),
         { startedAt: new Date(started).toISOString(), seconds: 0, fromStep: resumed ?? 0 },
       ],
-      metrics: (previous?.metrics ?? []).filter((m) => resumed !== null && m.step < resumed),
+      metrics: (previous?.metrics ?? []).filter((m) => resumed !== null && m.step <= resumed),
     };
     const saveLog = async () => {
       if (!role.isMain) return;
