@@ -7,8 +7,10 @@
  * Under chaos, each kill is drawn from the seed: its kind (SIGKILL or SIGINT of the whole `recipe run`
  * process group, or SIGKILL of one Batch child as a Spot reclaim would) and its moment, an event count
  * (the n-th teacher request, or the n-th S3 write of the attempt). Before a kill the teacher stops
- * answering and the harness waits until every answer it delivered is in the generation cache, so a
- * request asked again afterwards is a defect, not an answer lost in flight. Faults inside the runtime
+ * letting requests through and the harness waits until it is quiet: the requests it had let through
+ * are answered and every answer it delivered is in the generation cache, so a request asked again
+ * afterwards is a defect, not an answer lost in flight. The run trains (the trainer's dry run), and
+ * the trainer's launcher is killed once, the first time it runs. Faults inside the runtime
  * (S3 500/503 and dropped connections, Lambda throttles and crashed environments) come from
  * RECIPE_CHAOS (local/faults.ts); the teacher's (429, 500, reset, cut-short answers) from the teacher.
  */
