@@ -5,6 +5,7 @@
  * (head up, node joined, training done), scoped to the job and its attempt, so a retried attempt
  * never reads the last one's. Pure: the launcher does the I/O.
  */
+import { networkInterfaces } from "node:os";
 import { InputContractError } from "../errors.ts";
 import { keys } from "../layout/index.ts";
 
@@ -16,16 +17,41 @@ import { keys } from "../layout/index.ts";
  */
 export const DEFAULT_SOCKET_IFNAME = "^lo,docker,ecs";
 
+/** A host's network interfaces, as `os.networkInterfaces()` gives them. */
+export type Interfaces = Record<string, { family: string | number; internal: boolean }[] | undefined>;
+
+/**
+ * Gloo's interface: Gloo takes interface names only, not NCCL's `^lo,docker,ecs` exclusion list (given
+ * it, creating a Gloo group fails "Unable to find address for: ^lo"), so an exclusion list picks the
+ * first non-loopback IPv4 interface whose name none of its prefixes begins; a plain name given in the
+ * environment wins. Null when none qualifies (Gloo then resolves the host name itself).
+ */
+export function glooInterface(given: string, interfaces: Interfaces): string | null {
+  if (given && !given.startsWith("^")) return given;
+  const excluded = given.startsWith("^") ? given.slice(1).split(",").filter(Boolean) : [];
+  for (const [name, addrs] of Object.entries(interfaces)) {
+    if (excluded.some((p) => name.startsWith(p))) continue;
+    if (addrs?.some((a) => (a.family === "IPv4" || a.family === 4) && !a.internal)) return name;
+  }
+  return null;
+}
+
 /**
  * The environment every process of a training job needs, on every node: `ray start` (whose Ray
- * workers inherit it), verl's driver, and verl's `ray.init` runtime environment. Ray workers do not
- * inherit the driver's environment, so the run's settings (the verifier preset the reward reads) must
- * travel here, not only in the driver's.
+ * workers inherit it), verl's driver and verl's `ray.init` runtime environment, or every lmms-engine
+ * process. Ray workers do not inherit the driver's environment, so the run's settings (the verifier
+ * preset the reward reads) must travel here, not only in the driver's. NCCL's interfaces as given
+ * (NCCL reads the exclusion list); Gloo's resolved to this host's interface name (glooInterface).
  */
-export function trainingEnv(env: NodeJS.ProcessEnv, run: { verifyPreset: string }): Record<string, string> {
+export function trainingEnv(
+  env: NodeJS.ProcessEnv,
+  run: { verifyPreset: string },
+  interfaces: Interfaces = networkInterfaces(),
+): Record<string, string> {
+  const gloo = glooInterface(env.GLOO_SOCKET_IFNAME || DEFAULT_SOCKET_IFNAME, interfaces);
   return {
     NCCL_SOCKET_IFNAME: env.NCCL_SOCKET_IFNAME || DEFAULT_SOCKET_IFNAME,
-    GLOO_SOCKET_IFNAME: env.GLOO_SOCKET_IFNAME || DEFAULT_SOCKET_IFNAME,
+    ...(gloo ? { GLOO_SOCKET_IFNAME: gloo } : {}),
     RECIPE_VERIFY_PRESET: run.verifyPreset,
   };
 }

@@ -193,33 +193,11 @@ export function torchrunCommand(
 }
 
 /**
- * Gloo's interface: Gloo takes interface names only, not NCCL's `^lo,docker,ecs` exclusion list (with
- * it, creating a Gloo group fails "Unable to find address for: ^lo"), so the exclusion list picks the
- * first up, non-loopback IPv4 interface whose name none of its prefixes begins; a plain name given in
- * the environment wins.
- */
-export function glooInterface(
-  given: string,
-  interfaces: Record<string, { family: string | number; internal: boolean }[] | undefined>,
-): string | null {
-  if (given && !given.startsWith("^")) return given;
-  const excluded = given.startsWith("^") ? given.slice(1).split(",").filter(Boolean) : [];
-  for (const [name, addrs] of Object.entries(interfaces)) {
-    if (excluded.some((p) => name.startsWith(p))) continue;
-    if (addrs?.some((a) => (a.family === "IPv4" || a.family === 4) && !a.internal)) return name;
-  }
-  return null;
-}
-
-/**
  * The environment of every lmms-engine process (the repository's launch script's, plus the network
- * interfaces of core/train/cluster.ts trainingEnv: NCCL's as given, Gloo's resolved by glooInterface).
+ * interfaces of core/train/cluster.ts trainingEnv: NCCL's exclusion list, Gloo's resolved name).
  */
-export function lmmsEngineEnv(
-  clusterEnv: Record<string, string>,
-  interfaces: Parameters<typeof glooInterface>[1] = {},
-): Record<string, string> {
-  const gloo = glooInterface(clusterEnv.GLOO_SOCKET_IFNAME ?? "", interfaces);
+export function lmmsEngineEnv(clusterEnv: Record<string, string>): Record<string, string> {
+  const gloo = clusterEnv.GLOO_SOCKET_IFNAME;
   return {
     HF_HUB_OFFLINE: "1",
     NCCL_BLOCKING_WAIT: "0",

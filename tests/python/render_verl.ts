@@ -38,7 +38,12 @@ console.log(
         rewardPath: "/opt/recipe/recipe_reward.py",
         modelPath: "/workspace/model",
       },
-      trainingEnv({}, { verifyPreset: parsed.config.verification.extractionPreset }),
+      // A host with one network interface, eth0 (the launcher reads the real host's).
+      trainingEnv(
+        {},
+        { verifyPreset: parsed.config.verification.extractionPreset },
+        { lo: [{ family: "IPv4", internal: true }], eth0: [{ family: "IPv4", internal: false }] },
+      ),
     ),
   }),
 );

@@ -3,7 +3,7 @@ import { checkRow } from "../../batch-images/train-sft/src/launcher.ts";
 import { modelCard, sampleCurve, sparkline } from "../../batch-images/train-sft/src/model-card.ts";
 import { resolveRunConfig } from "../../core/config/index.ts";
 import { lmmsCheckpoint, newestCompleteStep, nodeRanks } from "../../core/train/checkpoints.ts";
-import { nodeRole } from "../../core/train/cluster.ts";
+import { nodeRole, trainingEnv } from "../../core/train/cluster.ts";
 import {
   lmmsEngineConfig,
   lmmsEngineEnv,
@@ -149,13 +149,19 @@ describe("lmms-engine SFT configuration", () => {
       "ecs-eth0": [{ family: "IPv4", internal: false }],
       eth0: [{ family: "IPv4", internal: false }],
     };
-    // Gloo takes names, not NCCL's exclusion list: the list picks the interface.
-    expect(
-      lmmsEngineEnv({ NCCL_SOCKET_IFNAME: "^lo,docker,ecs", GLOO_SOCKET_IFNAME: "^lo,docker,ecs" }, nics),
-    ).toMatchObject({
+    // Gloo takes names, not NCCL's exclusion list: the list picks the interface (trainingEnv, for
+    // both trainers), and a plain name given wins.
+    expect(lmmsEngineEnv(trainingEnv({}, { verifyPreset: "strict" }, nics))).toMatchObject({
       NCCL_SOCKET_IFNAME: "^lo,docker,ecs",
       GLOO_SOCKET_IFNAME: "eth0",
     });
+    expect(
+      trainingEnv({ GLOO_SOCKET_IFNAME: "ens5" }, { verifyPreset: "strict" }, nics).GLOO_SOCKET_IFNAME,
+    ).toBe("ens5");
+    // No interface but loopback: Gloo is left to resolve the host name itself.
+    expect(trainingEnv({}, { verifyPreset: "strict" }, { lo: nics.lo })).not.toHaveProperty(
+      "GLOO_SOCKET_IFNAME",
+    );
     expect(lmmsEngineEnv({ NCCL_SOCKET_IFNAME: "eth0", GLOO_SOCKET_IFNAME: "eth0" })).toMatchObject({
       HF_HUB_OFFLINE: "1",
       NCCL_BLOCKING_WAIT: "0",

@@ -13,7 +13,6 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { networkInterfaces } from "node:os";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -328,7 +327,7 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
     const clusterEnv = trainingEnv(o.env ?? process.env, {
       verifyPreset: config.verification.extractionPreset,
     });
-    const env = lmmsEngineEnv(clusterEnv, networkInterfaces());
+    const env = lmmsEngineEnv(clusterEnv);
     const render = (modelPath: string) =>
       lmmsEngineConfig(
         sft,

@@ -103,7 +103,8 @@ def test_verls_ray_workers_read_the_runs_verifier_preset_and_interfaces(publishe
     assert seen["pid"] != os.getpid()
     assert seen["RECIPE_VERIFY_PRESET"] == published_verl["verifyPreset"] == "recipe"
     assert seen["reward_preset"] == "recipe"
-    assert seen["NCCL_SOCKET_IFNAME"] == seen["GLOO_SOCKET_IFNAME"] == "^lo,docker,ecs"
+    assert seen["NCCL_SOCKET_IFNAME"] == "^lo,docker,ecs"
+    assert seen["GLOO_SOCKET_IFNAME"] == "eth0"
 
 
 def test_without_the_runtime_env_a_worker_falls_back_to_the_strict_preset(published_verl, ray_head, tmp_path, monkeypatch):
