@@ -228,7 +228,7 @@ describe("recipe estimate", () => {
       /^train-sft\s+18\.3\s+\$4039\.20 {2}4300 SFT steps on 4 x 8 GPUs \(587 GPU hours, 61440-token packs\)$/,
     );
     expect(line("train-rl")).toContain("1500 GSPO steps on 8 x 8 GPU nodes");
-    expect(line("evaluate")).toContain("3 model(s) (base, sft, rl) x 14 benchmark(s) x 1000 questions");
+    expect(line("evaluate")).toContain("3 model(s) (base, sft, rl) x 6 benchmark(s) x 1000 questions");
     expect(result.out).toContain("SFT tokens per GPU per second: 4,000");
   });
 
