@@ -695,8 +695,24 @@ export const RlTraining = z
 /** RL training's settings, which were flat under `training` before `training.sft` came. */
 export const RL_TRAINING_KEYS = Object.keys(RlTraining.in.shape) as (keyof typeof RlTraining.in.shape)[];
 
+/**
+ * An old run.json's flat RL field, refused with its new place, never silently ignored; refused by the
+ * field itself, so it is listed with every other problem of the config, not only once they are fixed.
+ */
 const movedToRl = (key: string) =>
-  z.unknown().optional().describe(`Refused: moved to \`training.rl.${key}\`.`);
+  z
+    .unknown()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value === undefined) return;
+      ctx.addIssue({
+        code: "custom",
+        message: `moved: RL training's settings are under training.rl; write training.rl.${key} instead of training.${key}`,
+        params: { expected: `absent: moved to training.rl.${key}` },
+        input: value,
+      });
+    })
+    .describe(`Refused: moved to \`training.rl.${key}\`.`);
 
 export const Training = z
   .strictObject({
@@ -711,18 +727,6 @@ export const Training = z
     // Without SFT and a startModel, RL trains the base model: train-rl's image must load it.
     if (t.rl.enabled && t.rl.startModel === undefined && !t.sft.enabled)
       loadableBy(ctx, ["sft", "baseModel"], t.sft.baseModel, "train-rl");
-    // An old run.json's flat RL field is refused with its new place, never silently ignored.
-    for (const key of RL_TRAINING_KEYS) {
-      const value = (t as Record<string, unknown>)[key];
-      if (value === undefined) continue;
-      ctx.addIssue({
-        code: "custom",
-        path: [key],
-        message: `moved: RL training's settings are under training.rl; write training.rl.${key} instead of training.${key}`,
-        params: { expected: `absent: moved to training.rl.${key}` },
-        input: value,
-      });
-    }
   })
   // The resolved config holds only the two sections: code reading a moved key does not compile.
   .transform(({ sft, rl }) => ({ sft, rl }))

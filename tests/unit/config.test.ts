@@ -221,6 +221,20 @@ describe("run config", () => {
     ]);
   });
 
+  it("lists a moved key with every other problem of the config, not only once the others are fixed", () => {
+    const found = problems({
+      ...minimal,
+      training: { enabled: true, sft: { nodes: 0 } },
+      evaluation: { models: ["xl"] },
+    });
+
+    expect(found.map((p) => p.path).sort()).toEqual([
+      "$.evaluation.models[0]",
+      "$.training.enabled",
+      "$.training.sft.nodes",
+    ]);
+  });
+
   it("leaves RL's start model unset by default (train-rl starts from SFT's output, or the base model)", () => {
     const c = resolveRunConfig(minimal);
 
