@@ -373,6 +373,9 @@ export async function runCommand(file: string, opts: RunCommandOptions, out: Out
           ? `  RL dataset:  ${join(exportDir, "datasets", "rl")}\n`
           : "",
         `  report:      ${join(exportDir, "report", "report.html")}\n`,
+        // The Batch jobs' output (CloudWatch Logs in AWS): the training and evaluation jobs' dry runs
+        // print there what they checked and the exact commands a GPU host runs.
+        `  job logs:    ${join(dataDir, "logs")}${config.training.sft.enabled || config.training.rl.enabled || config.evaluation.enabled ? " (no GPU here: training and evaluation ran as dry runs, each log has what it checked and the exact command; RECIPE_SFT_PYTHON / RECIPE_EVAL_PYTHON run them on CPU)" : ""}\n`,
       ].join(""),
     );
     out(

@@ -9,7 +9,7 @@
  */
 import "./polyfills.ts";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { App } from "aws-cdk-lib";
@@ -370,6 +370,11 @@ export interface RunnerOptions {
   /** How long a stopped job's containers get between SIGTERM and SIGKILL. @default 30000 */
   stopGraceMs?: number;
   log?: (line: string) => void;
+  /**
+   * Where each Batch child's output goes, as CloudWatch Logs keeps a container's: one file per job,
+   * array index and attempt (`<jobLogDir>/<job name>/<index>.attempt-<n>.log`). Discarded when unset.
+   */
+  jobLogDir?: string;
   /** Test hook: runs before a Lambda step is invoked (may throw to inject faults). */
   beforeStep?: (step: string, event: unknown) => void | Promise<void>;
   /** Test hook: called with each Batch child process (to kill it mid-shard). */
@@ -379,6 +384,11 @@ export interface RunnerOptions {
     attempt: number,
     jobName: string,
   ) => void;
+}
+
+/** A Batch child's log file: `<dir>/<job name>/<index>.attempt-<n>.log`. */
+export function jobLogPath(dir: string, jobName: string, index: number, attempt: number): string {
+  return join(dir, jobName.replace(/[^A-Za-z0-9._-]/g, "_"), `${index}.attempt-${attempt}.log`);
 }
 
 export const STEPS = [
@@ -743,9 +753,16 @@ export class LocalRunner {
               timedOut = true;
               p.kill("SIGKILL");
             }, attemptSeconds * 1000);
-      p.stdout?.on("data", () => undefined);
-      p.stderr?.on("data", (d) => this.o.log?.(String(d).trim()));
+      const logFile = this.o.jobLogDir ? jobLogPath(this.o.jobLogDir, jobName, index, attempt) : null;
+      if (logFile) mkdirSync(join(logFile, ".."), { recursive: true });
+      const logStream = logFile ? createWriteStream(logFile, { flags: "a" }) : null;
+      p.stdout?.on("data", (d) => logStream?.write(d));
+      p.stderr?.on("data", (d) => {
+        logStream?.write(d);
+        this.o.log?.(String(d).trim());
+      });
       p.on("exit", (code, signal) => {
+        logStream?.end();
         this.live.delete(p);
         clearTimeout(timer);
         resolve(timedOut ? "timeout" : signal ? null : code);

@@ -201,6 +201,7 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     batchParallelism: options.batchParallelism,
     accountConcurrency: lambdaConcurrency,
     log: options.log,
+    jobLogDir: join(dataDir, "logs"),
     beforeStep: options.beforeStep,
     onBatchChild: options.onBatchChild,
     stopGraceMs: options.stopGraceMs,

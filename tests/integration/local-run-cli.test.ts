@@ -2,7 +2,7 @@
  * The embedded runtime end to end, as a user drives it: recipe run --fresh, traces and rated
  * sources, recipe rejects, runs that produce nothing, a run killed mid-distill, the environment.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -243,6 +243,10 @@ describe("recipe rejects", () => {
     const { rejectsCommand } = await import("../../cli/rejects.ts");
     const dataDir = mkdtempSync(join(tmpdir(), "recipe-rejects-"));
     await runSample({ dataDir });
+    // Each Batch job attempt's output is kept, as CloudWatch Logs keeps a container's.
+    const distillLogs = readdirSync(join(dataDir, "logs")).filter((d) => d.startsWith("Distill-"));
+    expect(distillLogs.length).toBeGreaterThan(0);
+    expect(readdirSync(join(dataDir, "logs", distillLogs[0]!))).toContain("0.attempt-1.log");
     await local.rt!.stop();
     local.rt = null;
     const list = async (opts: { stage?: string; reason?: string; limit?: string }) => {
