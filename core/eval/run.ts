@@ -91,7 +91,9 @@ export function lmmsEvalCommand(
     "api_key=EMPTY",
     `max_new_tokens=${e.maxNewTokens}`,
     "max_retries=5",
+    // lmms-eval's pause between retries (s); the HTTP timeout of one answer is request_timeout (s).
     "timeout=10",
+    "request_timeout=3600",
   ].join(",");
   return [
     python,

@@ -111,7 +111,7 @@ describe("which models the evaluate job serves", () => {
       "recipe_openai_compatible",
     ]);
     expect(cmd[cmd.indexOf("--model_args") + 1]).toBe(
-      "model_version=sft,base_url=http://127.0.0.1:8000/v1,api_key=EMPTY,max_new_tokens=49152,max_retries=5,timeout=10",
+      "model_version=sft,base_url=http://127.0.0.1:8000/v1,api_key=EMPTY,max_new_tokens=49152,max_retries=5,timeout=10,request_timeout=3600",
     );
     expect(cmd).toContain("--log_samples");
     expect(cmd[cmd.indexOf("--batch_size") + 1]).toBe("64");

@@ -60,9 +60,12 @@ class _Client:
 
 
 class RecipeOpenAICompatible(OpenAICompatible):
-    def __init__(self, max_new_tokens: int | None = None, **kwargs) -> None:
+    def __init__(self, max_new_tokens: int | None = None, request_timeout: float = 3600.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self._failed: set = set()
+        # lmms-eval's `timeout` is the pause between retries; the HTTP timeout is the OpenAI client's
+        # default, 600 s, less than one 49,152-token answer can take: each request gets request_timeout.
+        self.client = self.client.with_options(timeout=float(request_timeout))
         completions = _Completions(
             self.client.chat.completions,
             int(max_new_tokens) if max_new_tokens is not None else None,

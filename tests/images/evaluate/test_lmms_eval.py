@@ -197,3 +197,15 @@ def test_the_launcher_serves_a_staged_model_with_vllm_and_stops_it(tmp_path):
     # The server is gone once the job is done.
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_one_answer_may_take_an_hour_not_the_openai_clients_ten_minutes():
+    """lmms-eval's `timeout` is its pause between retries; the HTTP timeout was the OpenAI client's
+    default 600 s, less than a 49,152-token answer can take, so long answers failed every retry."""
+    sys.path.insert(0, str(ROOT / "batch-images" / "evaluate" / "python"))
+    from recipe_eval_model import RecipeOpenAICompatible
+
+    model = RecipeOpenAICompatible(
+        model_version="base", base_url="http://127.0.0.1:9/v1", api_key="EMPTY", request_timeout=3600
+    )
+    assert model.client.timeout == 3600.0
