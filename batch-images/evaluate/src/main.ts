@@ -26,29 +26,15 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { FsStore } from "../../../core/shards/fs-store.ts";
-import { createS3Client, missingRegion, S3Store } from "../../../core/shards/s3-store.ts";
-import { EXIT_BAD_INPUT, EXIT_TRANSIENT, runEvalLauncher } from "./launcher.ts";
+import { jobStore } from "../../../core/shards/job-store.ts";
+import { EXIT_TRANSIENT, runEvalLauncher } from "./launcher.ts";
 
-const bucket = process.env.RECIPE_BUCKET;
-const runId = process.env.RECIPE_RUN_ID;
-if (!bucket || !runId) {
-  console.error("RECIPE_BUCKET and RECIPE_RUN_ID must be set");
-  process.exit(EXIT_BAD_INPUT);
-}
-const noRegion = bucket.startsWith("file://") ? null : missingRegion();
-if (noRegion) {
-  console.error(noRegion);
-  process.exit(EXIT_BAD_INPUT);
-}
+const { bucket, runId, store, local, storeFor } = jobStore();
 const here = dirname(fileURLToPath(import.meta.url));
 // The image has everything beside launcher.mjs; from a checkout (the local runtime, tests) the
 // Python files, the verifier entry and the reward glue are where the repository keeps them.
 const bundled = existsSync(join(here, "run_lmms_eval.py"));
 const repo = join(here, "..", "..", "..");
-const local = bucket.startsWith("file://");
-// file:// (tests, local development): a folder stands in for S3, for the pipeline bucket and any other.
-const store = local ? new FsStore(bucket.slice(7)) : new S3Store(createS3Client(), bucket);
 const env = {
   ...process.env,
   RECIPE_VERIFY_CMD:
@@ -79,7 +65,7 @@ const code = await runEvalLauncher({
   datasetsDir: process.env.RECIPE_EVAL_DATASETS || undefined,
   env,
   out: (line) => console.log(line),
-  storeFor: (other) => (local ? store : new S3Store(createS3Client(), other)),
+  storeFor,
   startupSeconds: Number(process.env.RECIPE_VLLM_STARTUP_SECONDS ?? 2400),
   port: Number(process.env.RECIPE_VLLM_PORT ?? 8000),
   vllmCommand: process.env.RECIPE_VLLM_CMD ? process.env.RECIPE_VLLM_CMD.split(" ") : undefined,

@@ -11,7 +11,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { parseArgs } from "node:util";
 import type { RunConfig } from "../../../core/config/schema.ts";
 import { ParquetParts, VERL_SCHEMA } from "../../../core/datasets/index.ts";
 import { EXIT_BAD_INPUT, EXIT_OK, EXIT_TRANSIENT, InputContractError } from "../../../core/errors.ts";
@@ -559,10 +558,4 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
   }
 }
 
-export function parseLauncherArgs(argv: string[]): { dryRun: boolean; rows: number } {
-  const { values } = parseArgs({
-    args: argv,
-    options: { "dry-run": { type: "boolean", default: false }, rows: { type: "string", default: "8" } },
-  });
-  return { dryRun: values["dry-run"] ?? false, rows: Number(values.rows) };
-}
+export { parseLauncherArgs } from "../../../core/train/launcher-args.ts";

@@ -15,7 +15,6 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
-import { parseArgs } from "node:util";
 import pLimit from "p-limit";
 import type { RunConfig } from "../../../core/config/schema.ts";
 import { EXIT_BAD_INPUT, EXIT_OK, EXIT_TRANSIENT, InputContractError } from "../../../core/errors.ts";
@@ -526,10 +525,4 @@ export async function runLauncher(o: LauncherOptions): Promise<number> {
   }
 }
 
-export function parseLauncherArgs(argv: string[]): { dryRun: boolean; rows: number } {
-  const { values } = parseArgs({
-    args: argv,
-    options: { "dry-run": { type: "boolean", default: false }, rows: { type: "string", default: "8" } },
-  });
-  return { dryRun: values["dry-run"] ?? false, rows: Number(values.rows) };
-}
+export { parseLauncherArgs } from "../../../core/train/launcher-args.ts";

@@ -1,27 +1,12 @@
 /** Container entry of the `train-sft` image: the launcher over the Batch container contract (README.md). */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { FsStore } from "../../../core/shards/fs-store.ts";
-import { createS3Client, missingRegion, S3Store } from "../../../core/shards/s3-store.ts";
-import { EXIT_BAD_INPUT, parseLauncherArgs, runLauncher } from "./launcher.ts";
+import { jobStore } from "../../../core/shards/job-store.ts";
+import { parseLauncherArgs, runLauncher } from "./launcher.ts";
 
-const bucket = process.env.RECIPE_BUCKET;
-const runId = process.env.RECIPE_RUN_ID;
-if (!bucket || !runId) {
-  console.error("RECIPE_BUCKET and RECIPE_RUN_ID must be set");
-  process.exit(EXIT_BAD_INPUT);
-}
-const noRegion = bucket.startsWith("file://") ? null : missingRegion();
-if (noRegion) {
-  console.error(noRegion);
-  process.exit(EXIT_BAD_INPUT);
-}
+const { runId, store, storeFor } = jobStore();
 const args = parseLauncherArgs(process.argv.slice(2));
 const here = dirname(fileURLToPath(import.meta.url));
-// file:// (tests, local development): a folder stands in for S3, for the pipeline bucket and any other.
-const store = bucket.startsWith("file://")
-  ? new FsStore(bucket.slice(7))
-  : new S3Store(createS3Client(), bucket);
 const seconds = (name: string) => (process.env[name] ? Number(process.env[name]) * 1000 : undefined);
 // RECIPE_SFT_PYTHON: a Python with lmms-engine outside the image (tests/images' CPU environment):
 // the same lmms-engine, on CPU (one process, gloo).
@@ -41,6 +26,6 @@ const code = await runLauncher({
   pollMs: Number(process.env.RECIPE_CLUSTER_POLL_MS ?? 5000),
   syncMs: seconds("RECIPE_SFT_SYNC_SECONDS"),
   settleMs: seconds("RECIPE_SFT_SETTLE_SECONDS"),
-  storeFor: (other) => (store instanceof FsStore ? store : new S3Store(createS3Client(), other)),
+  storeFor,
 });
 process.exit(code);
