@@ -924,6 +924,19 @@ export const RunConfig = z
           "train-sft trains on this run's SFT set, but sources.sft is empty: add SFT sources, or turn it off and give training.rl.startModel",
         input: true,
       });
+    // A model named for evaluation that this run never trains would fail the evaluate job at the
+    // end of the run: refuse it before anything starts.
+    const trains = { base: true, sft: c.training.sft.enabled, rl: c.training.rl.enabled };
+    if (c.evaluation.enabled)
+      (c.evaluation.models ?? []).forEach((m, i) => {
+        if (!trains[m])
+          ctx.addIssue({
+            code: "custom",
+            path: ["evaluation", "models", i],
+            message: `this run does not train the ${m} model (training.${m}.enabled is false): leave it out or turn that training on`,
+            input: m,
+          });
+      });
   })
   .describe("A recipe-pipeline run.");
 

@@ -235,6 +235,24 @@ describe("run config", () => {
     ]);
   });
 
+  it("refuses evaluating a model the run does not train, before anything starts", () => {
+    const found = problems({ ...minimal, evaluation: { enabled: true, models: ["base", "rl"] } });
+
+    expect(found.map((p) => [p.path, p.message])).toEqual([
+      [
+        "$.evaluation.models[1]",
+        "this run does not train the rl model (training.rl.enabled is false): leave it out or turn that training on",
+      ],
+    ]);
+    expect(
+      validateRunConfig({
+        ...minimal,
+        training: { rl: { enabled: true } },
+        evaluation: { enabled: true, models: ["rl"] },
+      }).ok,
+    ).toBe(true);
+  });
+
   it("leaves RL's start model unset by default (train-rl starts from SFT's output, or the base model)", () => {
     const c = resolveRunConfig(minimal);
 
