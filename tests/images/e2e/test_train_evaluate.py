@@ -132,11 +132,14 @@ def test_sft_checkpoint_kill_resume_rl_start_evaluate_report(tmp_path):
     first_out = open(tmp_path / "first.log", "w")
     first = subprocess.Popen(command, cwd=work, env=env, stdout=first_out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 1200
-    while not (data / "s3" / BUCKET / ckpts).exists() or not complete_steps(data, ckpts):
-        assert first.poll() is None, f"recipe run ended ({first.returncode}) before a checkpoint: {(tmp_path / 'first.log').read_text()[-3000:]}"
-        assert time.monotonic() < deadline, "no complete checkpoint within 20 minutes"
-        time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)
+    try:
+        while not (data / "s3" / BUCKET / ckpts).exists() or not complete_steps(data, ckpts):
+            assert first.poll() is None, f"recipe run ended ({first.returncode}) before a checkpoint: {(tmp_path / 'first.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "no complete checkpoint within 20 minutes"
+            time.sleep(0.2)
+    finally:
+        # The run, its Batch children and their trainers: the kill under test, or nothing left behind.
+        os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     first_out.close()
     at_kill = complete_steps(data, ckpts)[-1]
@@ -146,9 +149,14 @@ def test_sft_checkpoint_kill_resume_rl_start_evaluate_report(tmp_path):
     assert "starting from " + base_uri in sft_log.read_text()
 
     # 2. The same command: the run goes on, train-sft resumes from its checkpoint.
-    second = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=1800)
-    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:] + sft_log.read_text()[-4000:]
-    assert "starting run e2e again" in second.stdout
+    second = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = second.communicate(timeout=1800)
+    finally:
+        if second.poll() is None:
+            os.killpg(second.pid, signal.SIGKILL)
+    assert second.returncode == 0, out[-4000:] + err[-4000:] + sft_log.read_text()[-4000:]
+    assert "starting run e2e again" in out
 
     # The second train-sft attempt (the log's last one) restored a checkpoint and lmms-engine loaded it.
     attempts = re.split(rf"^=== TrainSft-{RUN} \[0\] attempt \d+ started .*$", sft_log.read_text(), flags=re.M)[1:]
