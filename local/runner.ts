@@ -9,7 +9,7 @@
  */
 import "./polyfills.ts";
 import { spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, type WriteStream } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { App } from "aws-cdk-lib";
@@ -229,6 +229,41 @@ export function jobDefinitions(template: TemplateLike): Map<string, LocalJobDefi
   return out;
 }
 
+/** A job name as a file or folder name (job names are letters, digits, hyphens and underscores). */
+function fileName(jobName: string): string {
+  return jobName.replace(/[^A-Za-z0-9_.-]/g, "_");
+}
+
+/** A job's scratch folder under the runtime's (RECIPE_WORKDIR): one per job, per array child. */
+export function jobWorkdir(root: string, jobName: string, arrayIndex?: number): string {
+  return join(root, fileName(jobName), ...(arrayIndex === undefined ? [] : [String(arrayIndex)]));
+}
+
+/**
+ * A container attempt's start, locally. Its scratch disk (RECIPE_WORKDIR) is empty, as a new
+ * container's is on AWS: neither a killed attempt's leftovers nor an earlier run's are there. Its
+ * output log (`<logDir>/<job name>/<index>.log`, appended, CloudWatch Logs' stream on AWS) is opened
+ * under a line naming the attempt; the caller writes stdout and stderr to it and ends it.
+ */
+export function startContainer(
+  env: NodeJS.ProcessEnv,
+  logDir: string | undefined,
+  jobName: string,
+  index: number,
+  attempt: number,
+): WriteStream | undefined {
+  if (env.RECIPE_WORKDIR) {
+    rmSync(env.RECIPE_WORKDIR, { recursive: true, force: true });
+    mkdirSync(env.RECIPE_WORKDIR, { recursive: true });
+  }
+  if (!logDir) return undefined;
+  const dir = join(logDir, fileName(jobName));
+  mkdirSync(dir, { recursive: true });
+  const output = createWriteStream(join(dir, `${index}.log`), { flags: "a" });
+  output.write(`=== ${jobName} [${index}] attempt ${attempt} started ${new Date().toISOString()}\n`);
+  return output;
+}
+
 function glob(pattern: string, value: string): boolean {
   return new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`).test(value);
 }
@@ -367,14 +402,15 @@ export interface RunnerOptions {
   accountConcurrency?: number;
   /** Retry intervals are shortened locally (ms). @default 50 */
   retryIntervalMs?: number;
+  /**
+   * Where each Batch container's output goes, as Batch sends it to CloudWatch Logs: stdout and stderr
+   * of every attempt, appended to `<logDir>/<job name>/<index or node>.log` under a line naming the
+   * attempt. None kept when not given (stderr still goes to `log`).
+   */
+  logDir?: string;
   /** How long a stopped job's containers get between SIGTERM and SIGKILL. @default 30000 */
   stopGraceMs?: number;
   log?: (line: string) => void;
-  /**
-   * Where each Batch child's output goes, as CloudWatch Logs keeps a container's: one file per job,
-   * array index and attempt (`<jobLogDir>/<job name>/<index>.attempt-<n>.log`). Discarded when unset.
-   */
-  jobLogDir?: string;
   /** Test hook: runs before a Lambda step is invoked (may throw to inject faults). */
   beforeStep?: (step: string, event: unknown) => void | Promise<void>;
   /** Test hook: called with each Batch child process (to kill it mid-shard). */
@@ -384,11 +420,6 @@ export interface RunnerOptions {
     attempt: number,
     jobName: string,
   ) => void;
-}
-
-/** A Batch child's log file: `<dir>/<job name>/<index>.attempt-<n>.log`. */
-export function jobLogPath(dir: string, jobName: string, index: number, attempt: number): string {
-  return join(dir, jobName.replace(/[^A-Za-z0-9._-]/g, "_"), `${index}.attempt-${attempt}.log`);
 }
 
 export const STEPS = [
@@ -608,6 +639,8 @@ export class LocalRunner {
       : (input.ContainerOverrides?.Environment ?? []);
     for (const e of overrides) env[e.Name] = e.Value;
     Object.assign(env, localJobEnv(def.image, env, this.o.teacherEnv));
+    // Each job its own scratch disk (each child and node below it its own, emptied per attempt).
+    if (env.RECIPE_WORKDIR) env.RECIPE_WORKDIR = jobWorkdir(env.RECIPE_WORKDIR, input.JobName);
     const attemptSeconds = input.Timeout?.AttemptDurationSeconds ?? def.attemptSeconds;
     const size = input.ArrayProperties?.Size ?? 0;
     const indexes = size >= 2 ? Array.from({ length: size }, (_, i) => i) : [0];
@@ -631,7 +664,13 @@ export class LocalRunner {
         for (let attempt = 1; ; attempt++) {
           const code = await this.child(
             entry,
-            { ...env, AWS_BATCH_JOB_ARRAY_INDEX: String(index) },
+            {
+              ...env,
+              AWS_BATCH_JOB_ARRAY_INDEX: String(index),
+              ...(size >= 2 && env.RECIPE_WORKDIR
+                ? { RECIPE_WORKDIR: join(env.RECIPE_WORKDIR, String(index)) }
+                : {}),
+            },
             index,
             attempt,
             input.JobName,
@@ -736,6 +775,7 @@ export class LocalRunner {
     attemptSeconds?: number,
     onSpawn?: (kill: () => void) => void,
   ): Promise<number | null | "timeout"> {
+    const output = startContainer(env, this.o.logDir, jobName, index, attempt);
     return new Promise((resolve) => {
       // tsx by its own path: the working directory may be a user's data folder without node_modules.
       const p = spawn(process.execPath, ["--import", TSX, entry], {
@@ -753,16 +793,16 @@ export class LocalRunner {
               timedOut = true;
               p.kill("SIGKILL");
             }, attemptSeconds * 1000);
-      const logFile = this.o.jobLogDir ? jobLogPath(this.o.jobLogDir, jobName, index, attempt) : null;
-      if (logFile) mkdirSync(join(logFile, ".."), { recursive: true });
-      const logStream = logFile ? createWriteStream(logFile, { flags: "a" }) : null;
-      p.stdout?.on("data", (d) => logStream?.write(d));
+      p.stdout?.on("data", (d) => output?.write(d));
       p.stderr?.on("data", (d) => {
-        logStream?.write(d);
+        output?.write(d);
         this.o.log?.(String(d).trim());
       });
+      // After the pipes are drained (exit may come first).
+      p.on("close", (code, signal) =>
+        output?.end(`=== ${jobName} [${index}] attempt ${attempt} ended: ${signal ?? `exit ${code}`}\n`),
+      );
       p.on("exit", (code, signal) => {
-        logStream?.end();
         this.live.delete(p);
         clearTimeout(timer);
         resolve(timedOut ? "timeout" : signal ? null : code);

@@ -201,7 +201,8 @@ export async function startLocalRuntime(options: LocalOptions = {}): Promise<Loc
     batchParallelism: options.batchParallelism,
     accountConcurrency: lambdaConcurrency,
     log: options.log,
-    jobLogDir: join(dataDir, "logs"),
+    // Each Batch container's output (CloudWatch Logs on AWS).
+    logDir: join(dataDir, "logs"),
     beforeStep: options.beforeStep,
     onBatchChild: options.onBatchChild,
     stopGraceMs: options.stopGraceMs,

@@ -246,7 +246,7 @@ describe("recipe rejects", () => {
     // Each Batch job attempt's output is kept, as CloudWatch Logs keeps a container's.
     const distillLogs = readdirSync(join(dataDir, "logs")).filter((d) => d.startsWith("Distill-"));
     expect(distillLogs.length).toBeGreaterThan(0);
-    expect(readdirSync(join(dataDir, "logs", distillLogs[0]!))).toContain("0.attempt-1.log");
+    expect(readdirSync(join(dataDir, "logs", distillLogs[0]!))).toContain("0.log");
     await local.rt!.stop();
     local.rt = null;
     const list = async (opts: { stage?: string; reason?: string; limit?: string }) => {

@@ -1,14 +1,18 @@
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   entryProblem,
   jobDefinitions,
   jobEntry,
   jobImage,
+  jobWorkdir,
   type LocalJobDefinition,
   localDefinition,
   localJobEnv,
   retryAction,
+  startContainer,
   synthesizeTemplate,
 } from "../../local/runner.ts";
 
@@ -179,5 +183,30 @@ describe("local definition", () => {
     localDefinition(deployed as never, 3);
 
     expect(JSON.stringify(deployed)).toBe(before);
+  });
+});
+
+describe("a local Batch container's disk and output", () => {
+  it("starts each attempt on an empty scratch folder of its own job, and appends its output to the job's log", async () => {
+    const root = mkdtempSync(join(tmpdir(), "recipe-container-"));
+    const workdir = jobWorkdir(join(root, "train"), "TrainSft-run1");
+    expect(workdir).toBe(join(root, "train", "TrainSft-run1"));
+    expect(jobWorkdir(join(root, "train"), "Distill/x", 3)).toBe(join(root, "train", "Distill_x", "3"));
+    // A killed attempt's leftovers (a half-written checkpoint) are not on the next attempt's disk.
+    mkdirSync(join(workdir, "output", "checkpoint-2"), { recursive: true });
+    writeFileSync(join(workdir, "output", "checkpoint-2", "half.pt"), "x");
+    const logs = join(root, "logs");
+    const ended = (s: NonNullable<ReturnType<typeof startContainer>>, text: string) =>
+      new Promise<void>((r) => s.end(text, () => r()));
+    const first = startContainer({ RECIPE_WORKDIR: workdir }, logs, "TrainSft-run1", 0, 1)!;
+    expect(readdirSync(workdir)).toEqual([]);
+    await ended(first, "resuming from checkpoint 1\n");
+    await ended(startContainer({ RECIPE_WORKDIR: workdir }, logs, "TrainSft-run1", 0, 2)!, "done\n");
+    const log = readFileSync(join(logs, "TrainSft-run1", "0.log"), "utf8");
+    expect(log).toMatch(
+      /^=== TrainSft-run1 \[0\] attempt 1 started .*\nresuming from checkpoint 1\n=== TrainSft-run1 \[0\] attempt 2 started .*\ndone\n$/,
+    );
+    // No log folder given: none written; no scratch folder: nothing removed.
+    expect(startContainer({}, undefined, "TrainSft-run1", 0, 3)).toBeUndefined();
   });
 });
