@@ -87,7 +87,8 @@ describe("which models the evaluate job serves", () => {
   });
 
   it("named models must exist: a missing one is refused, not skipped", () => {
-    const c = config({ models: ["rl"] });
+    // validate refuses naming a model the run never trains; one it trains may still be missing.
+    const c = config({ models: ["rl"] }, { rl: { enabled: true } });
     expect(() => evalTargets(c, "bkt", "e1", new Set(["sft"]))).toThrow(InputContractError);
     expect(() => evalTargets(c, "bkt", "e1", new Set(["sft"]))).toThrow(
       /runs\/e1\/models\/rl\/ has no config.json/,
@@ -218,7 +219,10 @@ describe("the evaluate launcher (dry run)", () => {
   });
 
   it("exits 3 when a model names an architecture this image's transformers and vLLM cannot load", async () => {
-    const ctx = await sampleContext({ evaluation: { enabled: true, models: ["sft"] } });
+    const ctx = await sampleContext({
+      training: { sft: { enabled: true } },
+      evaluation: { enabled: true, models: ["sft"] },
+    });
     await writeJson(ctx.store, keys.resolvedConfig(ctx.runId), ctx.config);
     await writeJson(ctx.store, `${keys.modelPrefix(ctx.runId, "sft")}config.json`, {
       architectures: ["LlavaLlamaForCausalLM"],
@@ -229,7 +233,10 @@ describe("the evaluate launcher (dry run)", () => {
   });
 
   it("exits 3 when evaluation.models names a model the run has not exported", async () => {
-    const ctx = await sampleContext({ evaluation: { enabled: true, models: ["sft"] } });
+    const ctx = await sampleContext({
+      training: { sft: { enabled: true } },
+      evaluation: { enabled: true, models: ["sft"] },
+    });
     await writeJson(ctx.store, keys.resolvedConfig(ctx.runId), ctx.config);
     const r = launch((ctx.store as FsStore).root, ctx.runId);
     expect(r.status).toBe(3);
