@@ -209,6 +209,8 @@ def test_train_rl_starts_from_the_exported_sft_model(bucket, tmp_path):
             "RECIPE_RUN_ID": RUN,
             "RECIPE_WORKDIR": str(tmp_path / "rl"),
             "RECIPE_VERL_CMD": f"node {ROOT / 'tests' / 'helpers' / 'fake-verl.mjs'}",
+            # After training, train-rl exports the policy with verl's model merger (not in this image).
+            "RECIPE_MERGE_CMD": f"node {ROOT / 'tests' / 'helpers' / 'fake-model-merger.mjs'}",
         },
         capture_output=True,
         text=True,
