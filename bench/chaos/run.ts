@@ -117,7 +117,7 @@ function writeRunFolder(): string {
   // RL training as the embedded runtime runs it (the trainer's dry run: its launcher checks the RL set,
   // the reward glue and verl's command), so that its launcher can be killed as a Spot reclaim would.
   // Batches of 2: the RL set of a short run gives verl steps to take.
-  config.training = { enabled: true, trainBatchSize: 2, ppoMiniBatchSize: 2 };
+  config.training = { rl: { enabled: true, trainBatchSize: 2, ppoMiniBatchSize: 2 } };
   const file = join(folder, "run.json");
   writeFileSync(file, JSON.stringify(config, null, 2));
   return file;
