@@ -346,29 +346,7 @@ export class GpuBatch extends Construct {
         );
       }
     };
-    for (const b of props.sourceBuckets) {
-      // Listing: a staged model folder (weightsUri, startModel) is read by its prefix.
-      jobRole.addToPolicy(
-        new iam.PolicyStatement({
-          actions: ["s3:ListBucket"],
-          resources: [Stack.of(this).formatArn({ service: "s3", region: "", account: "", resource: b })],
-        }),
-      );
-      jobRole.addToPolicy(
-        new iam.PolicyStatement({
-          actions: ["s3:GetObject"],
-          resources: [
-            Stack.of(this).formatArn({
-              service: "s3",
-              region: "",
-              account: "",
-              resource: b,
-              resourceName: "*",
-            }),
-          ],
-        }),
-      );
-    }
+    readSourceBuckets(jobRole);
     props.key?.grant(jobRole, "kms:Decrypt", "kms:GenerateDataKey");
     /**
      * A job role with only its stage's keys (run ids are known only at run time, so `runs/*` stands
